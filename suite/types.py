@@ -1,0 +1,108 @@
+"""Frozen value types shared by tasks, optimizers, the runner and reports."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from ConfigSpace import ConfigurationSpace
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """Epochs as the fidelity: trials train between `min_epochs` and `max_epochs`.
+
+    `eta` is the reduction factor used by successive-halving optimizers.
+    """
+
+    min_epochs: int = 1
+    max_epochs: int = 27
+    eta: int = 3
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_epochs <= self.max_epochs:
+            raise ValueError(f"need 1 <= min_epochs <= max_epochs, got {self}")
+        if self.eta < 2:
+            raise ValueError(f"eta must be >= 2, got {self.eta}")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """The objective a task reports: its name in `EpochResult.metrics` and its direction."""
+
+    name: str = "val_loss"
+    minimize: bool = True
+
+    def loss(self, value: float) -> float:
+        """The value oriented so that lower is better, as optimizers see it."""
+        return value if self.minimize else -value
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    """What a task reports after each newly trained epoch.
+
+    Attributes:
+        epoch: 1-based epoch index counted from the start of training (not of this call).
+        metrics: the task's validation metrics, including the objective `Metric.name`.
+        device_seconds: wall time the device spent on this epoch (training and validation).
+        checkpoint: where the state after this epoch was saved, if `save_to` was given.
+    """
+
+    epoch: int
+    metrics: Mapping[str, float]
+    device_seconds: float
+    checkpoint: Path | None = None
+
+    def value(self, metric: Metric) -> float:
+        return float(self.metrics[metric.name])
+
+    @property
+    def is_finite(self) -> bool:
+        return all(math.isfinite(v) for v in self.metrics.values())
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """A task's static description, for listings and run metadata."""
+
+    name: str
+    description: str
+    metric: Metric
+    fidelity: Fidelity
+    extra_metrics: tuple[str, ...] = field(default=())
+
+
+@runtime_checkable
+class Task(Protocol):
+    """A training job the suite can tune. Knows nothing of optimizers or budgets."""
+
+    info: TaskInfo
+
+    def config_space(self, seed: int | None = None) -> ConfigurationSpace:
+        """The search space (ConfigSpace), seeded for sampling."""
+        ...
+
+    def default_config(self) -> dict[str, Any]:
+        """The baseline configuration every comparison should include."""
+        ...
+
+    def train(
+        self,
+        config: Mapping[str, Any],
+        *,
+        epochs: int,
+        seed: int,
+        resume_from: Path | None = None,
+        save_to: Path | None = None,
+        device: str = "auto",
+    ) -> Iterator[EpochResult]:
+        """Train up to `epochs` (absolute), yielding one result per newly trained epoch."""
+        ...
+
+    def evaluate(self, checkpoint: Path, *, device: str = "auto") -> dict[str, float]:
+        """Held-out test metrics of the model saved in `checkpoint`."""
+        ...

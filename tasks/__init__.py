@@ -1,0 +1,1 @@
+"""The suite's real training tasks. Each knows nothing of optimizers or budgets."""
