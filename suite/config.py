@@ -11,6 +11,7 @@ import numpy as np
 from ConfigSpace import Configuration, ConfigurationSpace
 from ConfigSpace.hyperparameters import (
     CategoricalHyperparameter,
+    IntegerHyperparameter,
     NumericalHyperparameter,
     OrdinalHyperparameter,
 )
@@ -77,7 +78,7 @@ def _check_value(hp: Any, value: Any) -> Any:
             raise ConfigError(f"{hp.name}={value!r}: expected a number")
         if not hp.lower <= value <= hp.upper:
             raise ConfigError(f"{hp.name}={value!r} is out of range [{hp.lower}, {hp.upper}]")
-        if type(hp).__name__.startswith("Integer"):
+        if isinstance(hp, IntegerHyperparameter):
             if float(value) != int(value):
                 raise ConfigError(f"{hp.name}={value!r}: expected an integer")
             return int(value)

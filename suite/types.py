@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -106,3 +107,49 @@ class Task(Protocol):
     def evaluate(self, checkpoint: Path, *, device: str = "auto") -> dict[str, float]:
         """Held-out test metrics of the model saved in `checkpoint`."""
         ...
+
+
+class Status(StrEnum):
+    """How a trial ended: `ok` (reached its target), `failed` (error, NaN or inf), or `cut`
+    (stopped by the end of the budget; never told to the optimizer as complete)."""
+
+    OK = "ok"
+    FAILED = "failed"
+    CUT = "cut"
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One unit of work an optimizer asks for.
+
+    Attributes:
+        trial_id: unique within a run, assigned by the optimizer in ask order (0, 1, ...).
+        config: hyperparameter values (plain Python, only active hyperparameters).
+        epochs: absolute epoch target.
+        config_id: the same for every trial of one configuration (promotions share it).
+        resume_from: for a promotion, the `trial_id` whose checkpoint this trial continues.
+    """
+
+    trial_id: int
+    config: Mapping[str, Any]
+    epochs: int
+    config_id: int
+    resume_from: int | None = None
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """What the runner tells the optimizer when a trial ends.
+
+    Attributes:
+        trial: the trial as asked.
+        status: OK or FAILED (CUT trials are logged, never told).
+        loss: the objective at the last trained epoch, oriented so lower is better
+            (`Metric.loss`); `math.inf` for a failed trial.
+        epochs: absolute epochs the trial reached.
+    """
+
+    trial: Trial
+    status: Status
+    loss: float
+    epochs: int

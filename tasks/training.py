@@ -17,7 +17,7 @@ from suite.errors import CheckpointError, SuiteError
 
 __all__ = [
     "resolve_device", "autocast", "rng_state", "set_rng_state", "save_checkpoint",
-    "load_checkpoint", "EpochTimer", "seed_everything", "check_epochs",
+    "load_checkpoint", "read_checkpoint", "EpochTimer", "seed_everything", "check_epochs",
 ]
 
 CHECKPOINT_FORMAT = 1
@@ -86,8 +86,8 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
     return path
 
 
-def load_checkpoint(path: Path, *, task: str, config: Mapping[str, Any], scale: str) -> dict:
-    """Load a checkpoint and check it belongs to this task, scale and configuration."""
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a suite checkpoint from disk, with one clear error for anything unreadable."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
@@ -98,6 +98,12 @@ def load_checkpoint(path: Path, *, task: str, config: Mapping[str, Any], scale: 
                               "delete it and train from scratch") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"checkpoint {path} is not a suite checkpoint")
+    return state
+
+
+def load_checkpoint(path: Path, *, task: str, config: Mapping[str, Any], scale: str) -> dict:
+    """Load a checkpoint and check it belongs to this task, scale and configuration."""
+    state = read_checkpoint(path)
     if state["task"] != task or state["scale"] != scale:
         raise CheckpointError(f"checkpoint {path} is from {state['task']} ({state['scale']}), "
                               f"not {task} ({scale})")

@@ -1,0 +1,8 @@
+"""One module per CLI subcommand; each function takes the parsed arguments, returns an exit code."""
+
+from suite.commands.tasks_cmd import list_tasks
+from suite.commands.train_cmd import train
+
+COMMANDS = {"tasks": list_tasks, "train": train}
+
+__all__ = ["COMMANDS"]

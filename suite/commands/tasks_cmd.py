@@ -1,0 +1,32 @@
+"""`suite tasks`: every task's search space, default configuration and fidelity."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+from rich.table import Table
+
+from suite.config import describe_space
+from suite.registry import TASKS, get_task
+
+
+def list_tasks(args: argparse.Namespace) -> int:
+    console = Console()
+    names = [args.task] if args.task else sorted(TASKS)
+    for name in names:
+        task = get_task(name)
+        info, default = task.info, task.default_config()
+        fid = info.fidelity
+        table = Table(title=f"{info.name}: {info.description}", title_justify="left")
+        for column in ("hyperparameter", "domain", "default", "active when"):
+            table.add_column(column)
+        for hp, domain, condition in describe_space(task.config_space()):
+            active = condition.split("|", 1)[1].strip() if "|" in condition else "always"
+            table.add_row(hp, domain, str(default.get(hp, "—")), active)
+        console.print(table)
+        direction = "minimize" if info.metric.minimize else "maximize"
+        console.print(f"  objective: {info.metric.name} ({direction}); also "
+                      f"{', '.join(info.extra_metrics)}\n  fidelity: epochs "
+                      f"{fid.min_epochs}..{fid.max_epochs}, eta {fid.eta}\n")
+    return 0

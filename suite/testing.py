@@ -1,0 +1,131 @@
+"""A torch-free toy task: analytic learning curves for optimizer and runner tests.
+
+The space mixes a log-scale float, an integer, a categorical with a conditional child,
+and an ordinal, like the real tasks. Curves are `floor(config) + gap(config) / epoch**rate`
+where a large learning rate converges fast to a worse floor, so curves cross between low
+and high fidelities (what makes multi-fidelity optimization non-trivial). Observation noise
+shrinks as 1/sqrt(epoch) and is a pure function of (seed, configuration, epoch), so
+resuming from a checkpoint is exact. Each epoch "costs" a configuration-dependent number
+of device-seconds without sleeping.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import zlib
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ConfigSpace import (
+    Categorical,
+    ConfigurationSpace,
+    EqualsCondition,
+    Float,
+    Integer,
+    OrdinalHyperparameter,
+)
+
+from suite.config import validate_config
+from suite.errors import CheckpointError, SuiteError
+from suite.types import EpochResult, Fidelity, Metric, TaskInfo
+
+__all__ = ["ToyTask", "Fault"]
+
+# A fault hook: given (config, epoch) return None, or "nan", "inf" or "raise".
+Fault = Callable[[Mapping[str, Any], int], str | None]
+
+
+class ToyTask:
+    """Analytic learning curves behind the Task protocol (see the module docstring)."""
+
+    info = TaskInfo(
+        name="toy",
+        description="analytic crossing learning curves with shrinking noise (no torch)",
+        metric=Metric("val_loss", minimize=True),
+        fidelity=Fidelity(1, 27, 3),
+        extra_metrics=("val_accuracy",),
+    )
+
+    def __init__(self, scale: str = "full", *, noise: float = 0.02,
+                 fault: Fault | None = None) -> None:
+        self.scale, self.noise, self.fault = scale, noise, fault
+
+    def config_space(self, seed: int | None = None) -> ConfigurationSpace:
+        cs = ConfigurationSpace(seed=seed)
+        kind = Categorical("kind", ["plain", "momentum"], default="plain")
+        beta = Float("beta", (0.5, 0.99), default=0.9)
+        cs.add([Float("lr", (1e-3, 1.0), log=True, default=0.05),
+                Integer("width", (1, 16), default=4),
+                OrdinalHyperparameter("batch_size", [16, 32, 64], default_value=32),
+                kind, beta])
+        cs.add(EqualsCondition(beta, kind, "momentum"))
+        return cs
+
+    def default_config(self) -> dict[str, Any]:
+        return validate_config(self.config_space(), {})
+
+    def curve(self, config: Mapping[str, Any], epoch: int, seed: int) -> float:
+        """Noisy validation loss after `epoch` epochs."""
+        lr, width = config["lr"], config["width"]
+        floor = 0.1 + 0.15 * (math.log10(lr) + 1.7) ** 2 + 0.01 * (width - 10) ** 2 / 4
+        floor += 0.02 * math.log2(config["batch_size"] / 16)
+        if config["kind"] == "momentum":
+            floor += 0.4 * (config["beta"] - 0.9) ** 2 - 0.03
+        rate = 0.3 + 2.0 * lr ** 0.5  # large steps converge fast, to a worse floor
+        value = floor + 2.0 / epoch ** rate
+        rng = np.random.default_rng([seed, _config_hash(config), epoch])
+        return float(value + self.noise * rng.standard_normal() / math.sqrt(epoch))
+
+    def epoch_seconds(self, config: Mapping[str, Any]) -> float:
+        return 0.5 + 0.1 * config["width"] * 32 / config["batch_size"]
+
+    def train(self, config: Mapping[str, Any], *, epochs: int, seed: int,
+              resume_from: Path | None = None, save_to: Path | None = None,
+              device: str = "auto") -> Iterator[EpochResult]:
+        cfg = validate_config(self.config_space(), config)
+        if not 1 <= epochs <= self.info.fidelity.max_epochs:
+            raise SuiteError(f"epochs={epochs} is outside 1..{self.info.fidelity.max_epochs}")
+        done = _load(resume_from, cfg) if resume_from is not None else 0
+        for epoch in range(done + 1, epochs + 1):
+            loss = self.curve(cfg, epoch, seed)
+            fault = self.fault(cfg, epoch) if self.fault else None
+            if fault == "raise":
+                raise RuntimeError(f"injected fault at epoch {epoch}")
+            if fault in ("nan", "inf"):
+                loss = float(fault)
+            if save_to is not None:
+                _save(save_to, cfg, epoch)
+            accuracy = 1.0 / (1.0 + math.exp(loss - 0.5)) if math.isfinite(loss) else 0.0
+            yield EpochResult(epoch, {"val_loss": loss, "val_accuracy": accuracy},
+                              self.epoch_seconds(cfg), Path(save_to) if save_to else None)
+
+    def evaluate(self, checkpoint: Path, *, device: str = "auto") -> dict[str, float]:
+        state = json.loads(Path(checkpoint).read_text())
+        return {"test_loss": self.curve(state["config"], state["epoch"], seed=10**6)}
+
+
+def _config_hash(config: Mapping[str, Any]) -> int:
+    # crc32 of canonical JSON: stable across processes, unlike hash() of a str.
+    return zlib.crc32(json.dumps(config, sort_keys=True).encode())
+
+
+def _save(path: Path, config: Mapping[str, Any], epoch: int) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"task": "toy", "config": dict(config), "epoch": epoch}))
+    os.replace(tmp, path)
+
+
+def _load(path: Path, config: Mapping[str, Any]) -> int:
+    try:
+        state = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        raise CheckpointError(f"checkpoint {path} is missing or unreadable") from None
+    if state.get("task") != "toy" or state.get("config") != dict(config):
+        raise CheckpointError(f"checkpoint {path} is from another task or configuration")
+    return int(state["epoch"])

@@ -1,0 +1,375 @@
+"""Small LM: a character-level GPT on tiny shakespeare.
+
+Data: `input.txt` split by position into train (first 90%), validation (next 5%) and
+test (last 5%); the issue's 90/10 split with its held-out tenth halved, so that test
+metrics stay untouched by tuning. An epoch is one pass over the training characters: the
+text is cut into non-overlapping windows of `context` characters at a random offset,
+shuffled, and consumed in `steps_per_epoch` batches (a fixed count per batch size, so
+every schedule has a fixed horizon).
+
+Search space (defaults in brackets):
+
+- `lr` 1e-4..1e-1 log [2e-3]: peak learning rate; SGD needs the upper part of the range.
+- `warmup_frac` 0..0.2 [0.05]: linear warm-up, as a fraction of all `max_epochs` steps.
+- `weight_decay` 1e-4..0.5 log [0.1]: decoupled for AdamW, L2 for SGD; matrices only.
+- `dropout` 0..0.3 [0.1]: attention, residual and embedding dropout.
+- `batch_size` (32, 64, 128) [64] windows per step; `width` (128, 256, 384) [256];
+  `depth` (2, 4, 6) [4] transformer blocks with 64-wide heads.
+- `schedule` {constant, cosine, cyclic} [cosine]. Cosine decays to lr/10 at `max_epochs`.
+  Cyclic is Smith's triangular CLR between lr/`clr_ratio` and lr, with knobs active only
+  when `schedule == cyclic`: `clr_ratio` 2..20 log [4], `clr_half_cycle` 1..9 epochs [3].
+- `optimizer` {adamw, sgd} [adamw]; `momentum` 0.5..0.99 [0.9] only when `sgd`.
+
+Every schedule is a pure function of the global step and of `max_epochs`, never of the
+`epochs` argument, so training 3 epochs and resuming to 9 is the same computation as
+training 9 (bit for bit on the CPU).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from ConfigSpace import (
+    Categorical,
+    ConfigurationSpace,
+    EqualsCondition,
+    Float,
+    Integer,
+    OrdinalHyperparameter,
+)
+from torch import nn
+from torch.nn import functional as F
+
+from suite.config import validate_config
+from suite.errors import DataError
+from suite.types import EpochResult, Fidelity, Metric, TaskInfo
+from tasks import data
+from tasks.training import (
+    EpochTimer,
+    autocast,
+    check_epochs,
+    load_checkpoint,
+    read_checkpoint,
+    resolve_device,
+    rng_state,
+    save_checkpoint,
+    seed_everything,
+    set_rng_state,
+)
+
+__all__ = ["SmallLM", "GPT", "lr_at"]
+
+DATA_FILE = "tinyshakespeare/input.txt"
+
+
+@dataclass(frozen=True)
+class Scale:
+    """What `--scale` changes: data and context size, never the search space."""
+
+    context: int
+    train_chars: int | None  # None: the whole training split
+    eval_chars: int | None
+
+
+SCALES = {
+    "full": Scale(context=256, train_chars=None, eval_chars=None),
+    "tiny": Scale(context=32, train_chars=8_192, eval_chars=4_096),
+}
+
+
+@dataclass(frozen=True)
+class Corpus:
+    vocab: str
+    train: torch.Tensor
+    val: torch.Tensor
+    test: torch.Tensor
+
+
+@functools.lru_cache(maxsize=2)
+def load_corpus(scale: str) -> Corpus:
+    """Read, check and encode the text once per process (as CPU int64 tensors)."""
+    path = data.fetch(DATA_FILE)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text; replace it with a fresh download") from None
+    if len(text) < 100_000:
+        raise DataError(f"{path}: only {len(text)} characters, expected about 1.1 million")
+    ids, vocab = _encode(text)
+    n_train, n_val = int(0.9 * len(ids)), int(0.05 * len(ids))
+    train, val, test = ids[:n_train], ids[n_train:n_train + n_val], ids[n_train + n_val:]
+    spec = SCALES[scale]
+    if spec.train_chars:
+        train = train[:spec.train_chars]
+    if spec.eval_chars:
+        val, test = val[:spec.eval_chars], test[:spec.eval_chars]
+    return Corpus(vocab, train, val, test)
+
+
+def _encode(text: str) -> tuple[torch.Tensor, str]:
+    """Characters → ids in sorted-vocabulary order (a byte lookup table: ASCII is common)."""
+    vocab = "".join(sorted(set(text)))
+    if text.isascii():
+        table = np.zeros(128, dtype=np.int64)
+        table[[ord(ch) for ch in vocab]] = np.arange(len(vocab))
+        return torch.from_numpy(table[np.frombuffer(text.encode(), dtype=np.uint8)]), vocab
+    index = {ch: i for i, ch in enumerate(vocab)}
+    return torch.tensor([index[ch] for ch in text], dtype=torch.long), vocab
+
+
+class Block(nn.Module):
+    def __init__(self, width: int, dropout: float) -> None:
+        super().__init__()
+        self.heads = max(1, width // 64)
+        self.dropout = dropout
+        self.ln1, self.ln2 = nn.LayerNorm(width), nn.LayerNorm(width)
+        self.qkv = nn.Linear(width, 3 * width)
+        self.proj = nn.Linear(width, width)
+        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(),
+                                 nn.Linear(4 * width, width))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, c = x.shape
+        q, k, v = self.qkv(self.ln1(x)).split(c, dim=2)
+        q, k, v = (z.view(b, t, self.heads, c // self.heads).transpose(1, 2) for z in (q, k, v))
+        p = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
+        x = x + self.drop(self.proj(y.transpose(1, 2).reshape(b, t, c)))
+        return x + self.drop(self.mlp(self.ln2(x)))
+
+
+class GPT(nn.Module):
+    """A pre-LayerNorm decoder-only transformer with tied input/output embeddings."""
+
+    def __init__(self, vocab: int, context: int, width: int, depth: int, dropout: float):
+        super().__init__()
+        self.tok = nn.Embedding(vocab, width)
+        self.pos = nn.Embedding(context, width)
+        self.drop = nn.Dropout(dropout)
+        self.blocks = nn.Sequential(*(Block(width, dropout) for _ in range(depth)))
+        self.ln = nn.LayerNorm(width)
+        self.head = nn.Linear(width, vocab, bias=False)
+        self.head.weight = self.tok.weight
+        self.apply(_init_weights)
+        for name, p in self.named_parameters():  # GPT-2's scaled init of residual outputs
+            if name.endswith(("proj.weight", "mlp.2.weight")):
+                nn.init.normal_(p, std=0.02 / math.sqrt(2 * depth))
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        pos = torch.arange(idx.shape[1], device=idx.device)
+        return self.head(self.ln(self.blocks(self.drop(self.tok(idx) + self.pos(pos)))))
+
+
+def _init_weights(module: nn.Module) -> None:
+    if isinstance(module, nn.Linear | nn.Embedding):
+        nn.init.normal_(module.weight, std=0.02)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        nn.init.zeros_(module.bias)
+
+
+def lr_at(step: int, cfg: Mapping[str, Any], *, steps_per_epoch: int, max_epochs: int) -> float:
+    """Learning rate at a global step; the horizon is always `max_epochs`."""
+    total = steps_per_epoch * max_epochs
+    warmup = int(cfg["warmup_frac"] * total)
+    peak = cfg["lr"]
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    if cfg["schedule"] == "cosine":
+        progress = (step - warmup) / max(1, total - warmup)
+        floor = peak / 10
+        return floor + 0.5 * (peak - floor) * (1 + math.cos(math.pi * min(progress, 1.0)))
+    if cfg["schedule"] == "cyclic":
+        half = cfg["clr_half_cycle"] * steps_per_epoch
+        t = step - warmup
+        x = abs(t / half - 2 * math.floor(1 + t / (2 * half)) + 1)
+        base = peak / cfg["clr_ratio"]
+        return base + (peak - base) * max(0.0, 1 - x)
+    return peak
+
+
+class SmallLM:
+    """The character-level GPT task (see the module docstring for data, space, schedule)."""
+
+    info = TaskInfo(
+        name="small_lm",
+        description="character-level GPT on tiny shakespeare (next-character prediction)",
+        metric=Metric("val_loss", minimize=True),
+        fidelity=Fidelity(1, 27, 3),
+        extra_metrics=("val_bpc",),
+    )
+
+    def __init__(self, scale: str = "full") -> None:
+        self.scale = scale
+        self.context = SCALES[scale].context
+
+    def config_space(self, seed: int | None = None) -> ConfigurationSpace:
+        cs = ConfigurationSpace(seed=seed)
+        schedule = Categorical("schedule", ["constant", "cosine", "cyclic"], default="cosine")
+        clr_ratio = Float("clr_ratio", (2.0, 20.0), log=True, default=4.0)
+        clr_half = Integer("clr_half_cycle", (1, 9), default=3)
+        optimizer = Categorical("optimizer", ["adamw", "sgd"], default="adamw")
+        momentum = Float("momentum", (0.5, 0.99), default=0.9)
+        cs.add([
+            Float("lr", (1e-4, 1e-1), log=True, default=2e-3),
+            Float("warmup_frac", (0.0, 0.2), default=0.05),
+            Float("weight_decay", (1e-4, 0.5), log=True, default=0.1),
+            Float("dropout", (0.0, 0.3), default=0.1),
+            OrdinalHyperparameter("batch_size", [32, 64, 128], default_value=64),
+            OrdinalHyperparameter("width", [128, 256, 384], default_value=256),
+            OrdinalHyperparameter("depth", [2, 4, 6], default_value=4),
+            schedule, clr_ratio, clr_half, optimizer, momentum,
+        ])
+        cs.add([
+            EqualsCondition(clr_ratio, schedule, "cyclic"),
+            EqualsCondition(clr_half, schedule, "cyclic"),
+            EqualsCondition(momentum, optimizer, "sgd"),
+        ])
+        return cs
+
+    def default_config(self) -> dict[str, Any]:
+        return validate_config(self.config_space(), {})
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        """Batches per epoch: full windows at the worst-case offset, so it never varies."""
+        windows = (len(load_corpus(self.scale).train) - 1 - self.context) // self.context
+        return max(1, windows // batch_size)
+
+    def train(
+        self,
+        config: Mapping[str, Any],
+        *,
+        epochs: int,
+        seed: int,
+        resume_from: Path | None = None,
+        save_to: Path | None = None,
+        device: str = "auto",
+    ) -> Iterator[EpochResult]:
+        """Train to `epochs` (absolute), yielding one `EpochResult` per new epoch."""
+        cfg = validate_config(self.config_space(), config)
+        check_epochs(epochs, self.info.fidelity.max_epochs)
+        dev = resolve_device(device)
+        run = _Run(self, cfg, seed, dev)
+        if resume_from is not None:
+            run.restore(load_checkpoint(resume_from, task=self.info.name, config=cfg,
+                                        scale=self.scale))
+        check_epochs(epochs, self.info.fidelity.max_epochs, done=run.epoch)
+        timer = EpochTimer(dev)
+        while run.epoch < epochs:
+            with timer.measure() as elapsed:
+                train_loss = run.train_epoch()
+                val_loss = run.evaluate(run.corpus.val)
+            metrics = {
+                "val_loss": val_loss.item(),
+                "val_bpc": val_loss.item() / math.log(2),
+                "train_loss": train_loss.item(),
+                "lr": run.current_lr(),
+            }
+            ckpt = save_checkpoint(save_to, run.state()) if save_to else None
+            yield EpochResult(run.epoch, metrics, elapsed[0], ckpt)
+
+    def evaluate(self, checkpoint: Path, *, device: str = "auto") -> dict[str, float]:
+        """Test loss (nats/char) and bits per character of a checkpoint's model."""
+        cfg = validate_config(self.config_space(), read_checkpoint(checkpoint)["config"])
+        state = load_checkpoint(checkpoint, task=self.info.name, config=cfg, scale=self.scale)
+        run = _Run(self, cfg, 0, resolve_device(device))
+        run.restore(state)
+        loss = run.evaluate(run.corpus.test).item()
+        return {"test_loss": loss, "test_bpc": loss / math.log(2)}
+
+
+class _Run:
+    """The mutable state of one training run: model, optimizer, step, data order."""
+
+    def __init__(self, task: SmallLM, cfg: dict, seed: int, device: torch.device) -> None:
+        self.task, self.cfg, self.device = task, cfg, device
+        corpus = load_corpus(task.scale)
+        self.corpus = Corpus(corpus.vocab, corpus.train.to(device), corpus.val.to(device),
+                             corpus.test.to(device))
+        seed_everything(seed)
+        self.model = GPT(len(corpus.vocab), task.context, cfg["width"], cfg["depth"],
+                         cfg["dropout"]).to(device)
+        self.optimizer = _make_optimizer(self.model, cfg, device)
+        self.order = torch.Generator().manual_seed(seed)  # data order, CPU for portability
+        self.steps_per_epoch = task.steps_per_epoch(cfg["batch_size"])
+        self.epoch, self.step = 0, 0
+
+    def current_lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    def train_epoch(self) -> torch.Tensor:
+        ctx, bs = self.task.context, self.cfg["batch_size"]
+        offset = int(torch.randint(ctx, (1,), generator=self.order))
+        n_windows = (len(self.corpus.train) - 1 - offset) // ctx
+        starts = (offset + ctx * torch.randperm(n_windows, generator=self.order)).to(self.device)
+        span = torch.arange(ctx + 1, device=self.device)
+        max_epochs = self.task.info.fidelity.max_epochs
+        self.model.train()
+        total = torch.zeros((), device=self.device)
+        for i in range(self.steps_per_epoch):
+            lr = lr_at(self.step, self.cfg, steps_per_epoch=self.steps_per_epoch,
+                       max_epochs=max_epochs)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            chunk = self.corpus.train[starts[i * bs:(i + 1) * bs, None] + span]
+            with autocast(self.device):
+                logits = self.model(chunk[:, :-1])
+                loss = F.cross_entropy(logits.flatten(0, 1).float(), chunk[:, 1:].flatten())
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+            self.optimizer.step()
+            total += loss.detach()
+            self.step += 1
+        self.epoch += 1
+        return total / self.steps_per_epoch
+
+    @torch.no_grad()
+    def evaluate(self, ids: torch.Tensor, batch: int = 256) -> torch.Tensor:
+        """Mean next-character loss over non-overlapping windows (nats per character)."""
+        ctx = self.task.context
+        starts = torch.arange(0, len(ids) - ctx - 1, ctx, device=self.device)
+        span = torch.arange(ctx + 1, device=self.device)
+        self.model.eval()
+        total = torch.zeros((), device=self.device)
+        for i in range(0, len(starts), batch):
+            chunk = ids[starts[i:i + batch, None] + span]
+            with autocast(self.device):
+                logits = self.model(chunk[:, :-1])
+            total += F.cross_entropy(logits.flatten(0, 1).float(), chunk[:, 1:].flatten(),
+                                     reduction="sum")
+        return total / (len(starts) * ctx)
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "task": self.task.info.name, "scale": self.task.scale, "config": self.cfg,
+            "epoch": self.epoch, "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "scheduler": {"step": self.step},
+            "rng": rng_state(), "data_rng": self.order.get_state(),
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step, self.epoch = state["scheduler"]["step"], state["epoch"]
+        self.order.set_state(state["data_rng"])
+        set_rng_state(state["rng"])
+
+
+def _make_optimizer(model: nn.Module, cfg: Mapping[str, Any], device: torch.device):
+    """Decay matrices only; biases, LayerNorm gains and positions are left undecayed."""
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and not n.startswith("pos")]
+    rest = [p for n, p in model.named_parameters() if p.dim() < 2 or n.startswith("pos")]
+    groups = [{"params": decay, "weight_decay": cfg["weight_decay"]},
+              {"params": rest, "weight_decay": 0.0}]
+    if cfg["optimizer"] == "sgd":
+        return torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg["momentum"])
+    return torch.optim.AdamW(groups, lr=cfg["lr"], betas=(0.9, 0.99),
+                             fused=device.type == "cuda")

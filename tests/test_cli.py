@@ -1,0 +1,64 @@
+"""The CLI: help, listings, a tiny training run, and bad input as one line with exit 2."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from suite.cli import main
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "suite.cli", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=300)
+
+
+def test_help_lists_subcommands(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "tasks" in out and "train" in out
+
+
+def test_tasks_lists_spaces_defaults_and_fidelity(capsys):
+    assert main(["tasks"]) == 0
+    out = capsys.readouterr().out
+    for expected in ("small_lm", "text_classifier", "clr_ratio", "schedule == 'cyclic'",
+                     "lr_patience", "epochs 1..27, eta 3"):
+        assert expected in out
+
+
+def test_train_tiny_prints_every_epoch_and_test_metrics(capsys, tmp_path):
+    cfg = json.dumps({"width": 128, "depth": 2, "batch_size": 32})
+    code = main(["train", "--task", "small_lm", "--scale", "tiny", "--epochs", "2",
+                 "--device", "cpu", "--config", cfg, "--save", str(tmp_path / "m.pt"), "--test"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "epoch   1/2" in out and "epoch   2/2" in out and "test: test_loss" in out
+
+
+BAD_INPUT = [
+    (["train", "--task", "nope"], "unknown task 'nope'"),
+    (["train", "--task", "small_lm", "--config", '{"colour": 1}'], "unknown hyperparameter"),
+    (["train", "--task", "small_lm", "--config", '{"lr": 5}'], "out of range"),
+    (["train", "--task", "small_lm", "--config", '{"momentum": 0.9}'], "inactive"),
+    (["train", "--task", "small_lm", "--epochs", "0"], "outside 1..27"),
+    (["train", "--task", "text_classifier", "--epochs", "28"], "outside 1..27"),
+    (["train", "--task", "small_lm", "--config", "{oops"], "invalid JSON"),
+    (["train", "--task", "small_lm", "--epochs", "three"], "invalid int value"),
+    (["train", "--task", "small_lm", "--resume-from", "missing.pt", "--epochs", "2"],
+     "does not exist"),
+    (["frobnicate"], "invalid choice"),
+]
+
+
+@pytest.mark.parametrize("args, message", BAD_INPUT)
+def test_bad_input_is_one_line_exit_2(args, message, tmp_path):
+    proc = run_cli(*args, "--scale", "tiny", "--device", "cpu", cwd=tmp_path) if args[0] == \
+        "train" else run_cli(*args, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert message in proc.stderr
