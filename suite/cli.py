@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume-from", metavar="PATH", help="continue from this checkpoint")
     train.add_argument("--test", action="store_true",
                        help="evaluate the final model on the held-out test set")
+    from suite.commands.run_cmd import add_arguments
+
+    add_arguments(sub.add_parser("run", help="compare optimizers × seeds under one budget"))
     return parser
 
 

@@ -15,6 +15,7 @@ __all__ = ["TASKS", "get_task", "SCALES"]
 TASKS: dict[str, str] = {
     "text_classifier": "tasks.text_classifier:TextClassifier",
     "small_lm": "tasks.small_lm:SmallLM",
+    "toy": "suite.testing:ToyTask",  # analytic curves, no torch: for tests and demos
 }
 
 SCALES = ("tiny", "full")

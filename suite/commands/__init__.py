@@ -1,8 +1,9 @@
 """One module per CLI subcommand; each function takes the parsed arguments, returns an exit code."""
 
+from suite.commands.run_cmd import run
 from suite.commands.tasks_cmd import list_tasks
 from suite.commands.train_cmd import train
 
-COMMANDS = {"tasks": list_tasks, "train": train}
+COMMANDS = {"tasks": list_tasks, "train": train, "run": run}
 
 __all__ = ["COMMANDS"]

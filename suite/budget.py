@@ -1,0 +1,112 @@
+"""The budget ledger: one account for every optimizer, in three units at once.
+
+Every trained epoch is charged as 1 epoch, its measured device-seconds, and
+1/max_epochs full-fidelity equivalents. The unit the user chose (`600s`, `300e`, `20x`)
+decides when the run stops. A promotion that resumes from a checkpoint trains, and so
+pays for, only its new epochs; under the retrain policy it trains and pays for all of them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from suite.errors import SuiteError
+
+__all__ = ["Unit", "Budget", "Totals", "Ledger", "parse_budget"]
+
+
+class Unit(StrEnum):
+    SECONDS = "s"
+    EPOCHS = "e"
+    FULL = "x"
+
+
+UNIT_NAMES = {Unit.SECONDS: "device-seconds", Unit.EPOCHS: "epochs",
+              Unit.FULL: "full-fidelity equivalents"}
+
+
+@dataclass(frozen=True)
+class Budget:
+    amount: float
+    unit: Unit
+
+    def __str__(self) -> str:
+        return f"{self.amount:g}{self.unit.value}"
+
+    def full_trials(self, max_epochs: int, seconds_per_epoch: float | None = None) -> int:
+        """How many full-fidelity trials this budget pays for (a hint for grid resolution)."""
+        if self.unit is Unit.FULL:
+            return int(self.amount)
+        if self.unit is Unit.EPOCHS:
+            return int(self.amount // max_epochs)
+        if seconds_per_epoch:
+            return int(self.amount // (seconds_per_epoch * max_epochs))
+        return 0
+
+
+_BUDGET = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([sex])\s*$")
+
+
+def parse_budget(text: str) -> Budget:
+    """Parse `600s` (device-seconds), `300e` (epochs) or `20x` (full-fidelity equivalents)."""
+    match = _BUDGET.match(text or "")
+    if not match:
+        raise SuiteError(f"malformed budget {text!r}: expected a positive number followed by "
+                         "s (device-seconds), e (epochs) or x (full-fidelity equivalents), "
+                         "e.g. 600s, 300e or 20x")
+    amount = float(match.group(1))
+    if amount <= 0:
+        raise SuiteError(f"budget {text!r} must be positive")
+    return Budget(amount, Unit(match.group(2)))
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Cumulative charges: what was spent, in every unit."""
+
+    epochs: int = 0
+    device_seconds: float = 0.0
+    full: float = 0.0
+
+    def in_unit(self, unit: Unit) -> float:
+        return {Unit.SECONDS: self.device_seconds, Unit.EPOCHS: float(self.epochs),
+                Unit.FULL: self.full}[unit]
+
+
+class Ledger:
+    """Charges trained epochs against a budget.
+
+    The check is made after each charge: the epoch that crosses the boundary is charged in
+    full (it was trained), so a run overshoots its budget by less than one epoch, and the
+    trial that trained it is stopped there and logged `cut`.
+    """
+
+    def __init__(self, budget: Budget, *, max_epochs: int, totals: Totals | None = None):
+        self.budget = budget
+        self.max_epochs = max_epochs
+        self.totals = totals or Totals()
+
+    def charge(self, *, epochs: int = 1, device_seconds: float) -> Totals:
+        """Charge trained epochs and the device time they took; return the new totals."""
+        if epochs < 0 or device_seconds < 0:
+            raise ValueError("charges are never negative")
+        t = self.totals
+        # Full equivalents derive from the integer epoch count, never from a float sum.
+        self.totals = replace(t, epochs=t.epochs + epochs,
+                              device_seconds=t.device_seconds + device_seconds,
+                              full=(t.epochs + epochs) / self.max_epochs)
+        return self.totals
+
+    @property
+    def spent(self) -> float:
+        return self.totals.in_unit(self.budget.unit)
+
+    @property
+    def exhausted(self) -> bool:
+        return self.spent >= self.budget.amount - 1e-12 * self.budget.amount
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.spent / self.budget.amount)

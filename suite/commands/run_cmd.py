@@ -1,0 +1,125 @@
+"""`suite run`: a whole comparison (optimizers × seeds) into one folder, with progress."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+from suite.budget import UNIT_NAMES, parse_budget
+from suite.errors import SuiteError
+from suite.study import StudySpec, load_study, parse_seeds, run_study
+
+# Flags that define a study; with --resume they come from the study's plan instead.
+PLAN_FLAGS = ("task", "optimizer", "budget", "seed", "seeds", "scale", "promotion", "workers",
+              "devices", "executor")
+
+
+def add_arguments(run: argparse.ArgumentParser) -> None:
+    run.add_argument("--task")
+    run.add_argument("--optimizer", help="one or more, comma-separated (e.g. random,bohb)")
+    run.add_argument("--budget", help="600s (device-seconds), 300e (epochs) or 20x "
+                                      "(full-fidelity equivalents)")
+    run.add_argument("--seed", type=int, help="one seed (default 0)")
+    run.add_argument("--seeds", help="several seeds: 0-4 or 0,2,5-7")
+    run.add_argument("--workers", type=int)
+    run.add_argument("--devices", help="comma-separated, round-robin over workers, "
+                                       "e.g. cuda:0,cuda:0 (default auto)")
+    run.add_argument("--out", help="study folder (default runs/<task>-<time>)")
+    run.add_argument("--scale", choices=["tiny", "full"])
+    run.add_argument("--promotion", choices=["resume", "retrain"])
+    run.add_argument("--include-default", action="store_true",
+                     help="make the task's default configuration one of the first trials")
+    run.add_argument("--executor", choices=["local", "inprocess"],
+                     help="local: subprocess workers (default); inprocess: this process")
+    run.add_argument("--resume", metavar="DIR", help="continue an interrupted study")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.resume:
+        given = [f"--{f}" for f in PLAN_FLAGS if getattr(args, f, None) is not None]
+        if given or args.out:
+            raise SuiteError(f"--resume takes its settings from the study; drop "
+                             f"{', '.join(given + (['--out'] if args.out else []))}")
+        spec, out = load_study(Path(args.resume)), Path(args.resume)
+    else:
+        spec, out = _spec_from_args(args), None
+        out = Path(args.out or f"runs/{spec.task}-{time.strftime('%Y%m%d-%H%M%S')}")
+    _fix_hash_seed_for_smac(spec)
+    console = Console()
+    outcomes = _run_with_progress(spec, out, bool(args.resume), console)
+    _print_summary(console, spec, out, outcomes)
+    return 0
+
+
+def _spec_from_args(args: argparse.Namespace) -> StudySpec:
+    from suite.registry import TASKS
+
+    for flag in ("task", "optimizer", "budget"):
+        if getattr(args, flag) is None:
+            raise SuiteError(f"--{flag} is required (or --resume DIR)")
+    if args.task not in TASKS:
+        raise SuiteError(f"unknown task {args.task!r}; choose from {', '.join(sorted(TASKS))}")
+    if args.seed is not None and args.seeds is not None:
+        raise SuiteError("give --seed or --seeds, not both")
+    seeds = parse_seeds(args.seeds) if args.seeds else (args.seed or 0,)
+    optimizers = tuple(o.strip() for o in args.optimizer.split(",") if o.strip())
+    from suite.optimizers import OPTIMIZERS
+
+    unknown = [o for o in optimizers if o not in OPTIMIZERS]
+    if unknown:
+        raise SuiteError(f"unknown optimizer(s) {', '.join(unknown)}; choose from "
+                         f"{', '.join(sorted(OPTIMIZERS))}")
+    parse_budget(args.budget)
+    devices = tuple(d.strip() for d in (args.devices or "auto").split(",") if d.strip())
+    return StudySpec(task=args.task, optimizers=optimizers, seeds=seeds, budget=args.budget,
+                     scale=args.scale or "full", promotion=args.promotion or "resume",
+                     include_default=args.include_default, workers=args.workers or 1,
+                     devices=devices, executor=args.executor or "local")
+
+
+def _fix_hash_seed_for_smac(spec: StudySpec) -> None:
+    """SMAC's random forest is reproducible only with PYTHONHASHSEED fixed at start-up."""
+    if "smac" in spec.optimizers and os.environ.get("PYTHONHASHSEED") != "0":
+        env = dict(os.environ, PYTHONHASHSEED="0")
+        os.execve(sys.executable, [sys.executable, "-m", "suite.cli", *sys.argv[1:]], env)
+
+
+def _run_with_progress(spec: StudySpec, out: Path, resume: bool, console: Console):
+    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+               TextColumn("{task.fields[info]}"), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        def on_run(name: str, seed: int, runner) -> None:
+            bar = progress.add_task(f"{name} seed {seed}", total=1.0, info="")
+
+            def on_row(row: dict, runner) -> None:
+                best = runner.state.incumbent
+                info = (f"{runner.state.trials} trials, incumbent "
+                        f"{best.loss:.4g} @ {best.epochs} ep" if best else
+                        f"{runner.state.trials} trials")
+                progress.update(bar, completed=runner.ledger.fraction, info=info)
+            runner.on_row = on_row
+        return run_study(spec, out, resume=resume, on_run=on_run)
+
+
+def _print_summary(console: Console, spec: StudySpec, out: Path, outcomes) -> None:
+    unit = parse_budget(spec.budget).unit
+    console.print(f"\n[bold]{spec.task}[/] budget {spec.budget} ({UNIT_NAMES[unit]}), "
+                  f"promotion {spec.promotion}: {out}")
+    for o in outcomes:
+        t, best = o.ledger.totals, o.state.incumbent
+        spent = (f"{t.epochs} epochs, {t.device_seconds:.1f} device-s, {t.full:.2f}x "
+                 f"({o.state.trials} trials, stopped by {o.reason})")
+        console.print(f"[bold]{o.optimizer}[/] seed {o.seed}: {spent}")
+        if best is None:
+            console.print("  no trial completed")
+            continue
+        metrics = "  ".join(f"{k} {v:.4g}" for k, v in best.metrics.items())
+        console.print(f"  incumbent (trial {best.trial_id}, {best.epochs} epochs): {metrics}")
+        console.print(f"  {json.dumps(dict(best.config), sort_keys=True)}")

@@ -1,0 +1,81 @@
+"""Jobs, events and the executor protocol the runner drives."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Protocol
+
+from suite.types import EpochResult, Task, Trial
+
+
+@dataclass(frozen=True)
+class Job:
+    """A trial as the executor sees it: what to train, from where, and where to save."""
+
+    trial: Trial
+    seed: int
+    save_to: Path
+    resume_from: Path | None = None
+
+
+@dataclass(frozen=True)
+class EpochDone:
+    trial_id: int
+    result: EpochResult
+    worker: int
+
+
+@dataclass(frozen=True)
+class TrialEnded:
+    """A job stopped producing epochs: normally (`error` None) or by an exception/crash."""
+
+    trial_id: int
+    worker: int
+    error: str | None = None
+
+
+Event = EpochDone | TrialEnded
+
+
+class Executor(Protocol):
+    workers: int
+
+    def free_slots(self) -> int: ...
+    def submit(self, job: Job) -> None: ...
+    def next_event(self) -> Event: ...
+    def cancel(self, trial_id: int) -> None: ...
+    def close(self) -> None: ...
+
+
+def snapshot_path(save_to: Path, epoch: int) -> Path:
+    return Path(save_to).with_name(f"{Path(save_to).stem}.e{epoch}{Path(save_to).suffix}")
+
+
+def run_job(task: Task, job: Job, device: str) -> Iterator[EpochResult]:
+    """Train a job, pinning each epoch's checkpoint under an epoch-numbered name.
+
+    The task overwrites `save_to` every epoch; the runner needs the checkpoint that
+    matches the last *logged* epoch to resume after a crash, so each one is kept (as a
+    hard link, free of copying) until the runner has logged the next.
+    """
+    trial = job.trial
+    for result in task.train(trial.config, epochs=trial.epochs, seed=job.seed,
+                             resume_from=job.resume_from, save_to=job.save_to, device=device):
+        if result.checkpoint is not None:
+            pinned = snapshot_path(job.save_to, result.epoch)
+            pinned.unlink(missing_ok=True)
+            try:
+                os.link(result.checkpoint, pinned)
+            except OSError:  # file systems without hard links
+                shutil.copy2(result.checkpoint, pinned)
+            result = replace(result, checkpoint=pinned)
+        yield result
+
+
+def describe_error(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

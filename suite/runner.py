@@ -1,0 +1,215 @@
+"""The runner: the only owner of the loop, time, I/O and failures.
+
+ask → submit → wait → charge the ledger → append to the log → tell, until the budget is
+spent or the optimizer has nothing left to propose. The log has three kinds of rows:
+`start` (a trial was submitted), `epoch` (one per trained epoch, with the ledger totals
+after its charge) and `end` (a trial ended without an epoch row saying so: an exception,
+a dead worker, or the budget running out while it trained). An epoch row's `status` is
+`running`, `ok` (the target was reached; told to the optimizer), `failed` (NaN or inf;
+told as a failure) or `cut` (the epoch that spent the budget; never told).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from suite.budget import Ledger, Totals
+from suite.executors import EpochDone, Executor, Job, TrialEnded
+from suite.executors._base import snapshot_path
+from suite.log import RunLog
+from suite.types import Metric, Status, Trial, TrialResult
+
+__all__ = ["Runner", "RunState", "Incumbent", "training_seed", "PROMOTION_POLICIES"]
+
+PROMOTION_POLICIES = ("resume", "retrain")
+
+
+def training_seed(run_seed: int, config_id: int) -> int:
+    """One training seed per configuration, so a promotion retrained from scratch repeats
+    the lower rung's epochs exactly (and resuming equals retraining, except in cost)."""
+    return (run_seed * 1_000_003 + config_id) % 2**31
+
+
+@dataclass(frozen=True)
+class Incumbent:
+    trial_id: int
+    config: Mapping[str, Any]
+    epochs: int
+    loss: float
+    metrics: Mapping[str, float]
+
+    def better_than(self, other: Incumbent | None) -> bool:
+        """More epochs first (a higher fidelity is more trustworthy), then lower loss."""
+        return other is None or (self.epochs, -self.loss) > (other.epochs, -other.loss)
+
+
+@dataclass
+class _Active:
+    trial: Trial
+    start_epoch: int
+    last_epoch: int
+
+
+@dataclass
+class RunState:
+    """What the runner knows; rebuilt from the log by `suite.resume` after a crash."""
+
+    tells: int = 0
+    wall_offset: float = 0.0
+    active: dict[int, _Active] = field(default_factory=dict)
+    finals: dict[int, tuple[int, Path]] = field(default_factory=dict)  # trial → (epochs, ckpt)
+    incumbent: Incumbent | None = None
+    trials: int = 0
+
+
+class Runner:
+    """Drives one optimizer on one task through an executor, charging one ledger."""
+
+    def __init__(self, *, optimizer, executor: Executor, ledger: Ledger, log: RunLog,
+                 metric: Metric, seed: int, checkpoints: Path, promotion: str = "resume",
+                 state: RunState | None = None,
+                 on_row: Callable[[dict, Runner], None] | None = None) -> None:
+        self.optimizer, self.executor, self.ledger, self.log = optimizer, executor, ledger, log
+        self.metric, self.seed, self.checkpoints = metric, seed, Path(checkpoints)
+        self.promotion, self.on_row = promotion, on_row
+        self.state = state or RunState()
+        self._jobs: set[int] = set()  # submitted, TrialEnded not yet received
+        self._t0 = time.monotonic()
+
+    def run(self, resubmit: list[tuple[Trial, int, Path | None]] = ()) -> str:
+        """Run until the budget is spent; returns why it stopped (`budget` or `optimizer`)."""
+        try:
+            for trial, done, ckpt in resubmit:
+                self._submit(trial, resume_ckpt=ckpt, start_epoch=done, log_start=False)
+            reason = self._loop()
+        finally:
+            self.executor.close()
+        self._append({"event": "finish", "reason": reason,
+                      "ledger": _totals(self.ledger.totals)})
+        return reason
+
+    def _loop(self) -> str:
+        while not self.ledger.exhausted:
+            self._fill()
+            if not self._jobs:
+                return "optimizer"
+            self._handle(self.executor.next_event())
+        self._cut_active()
+        return "budget"
+
+    def _fill(self) -> None:
+        while self.executor.free_slots() > 0:
+            trial = self.optimizer.ask()
+            if trial is None:
+                return
+            start, ckpt = self._promotion_source(trial)
+            self._submit(trial, resume_ckpt=ckpt, start_epoch=start, log_start=True)
+
+    def _promotion_source(self, trial: Trial) -> tuple[int, Path | None]:
+        if trial.resume_from is None or self.promotion == "retrain":
+            return 0, None
+        parent = self.state.finals.get(trial.resume_from)
+        return parent if parent is not None else (0, None)
+
+    def _submit(self, trial: Trial, *, resume_ckpt: Path | None, start_epoch: int,
+                log_start: bool) -> None:
+        save_to = self.checkpoints / f"{trial.trial_id}.pt"
+        job = Job(trial, training_seed(self.seed, trial.config_id), save_to, resume_ckpt)
+        self.state.active[trial.trial_id] = _Active(trial, start_epoch, start_epoch)
+        self._jobs.add(trial.trial_id)
+        if log_start:
+            self.state.trials += 1
+            self._append({"event": "start", **_trial_fields(trial), "start_epoch": start_epoch,
+                          "asked_after": self.state.tells, "seed": job.seed,
+                          "resumed_checkpoint": str(resume_ckpt) if resume_ckpt else None})
+        self.executor.submit(job)
+
+    def _handle(self, event: EpochDone | TrialEnded) -> None:
+        if isinstance(event, TrialEnded):
+            self._jobs.discard(event.trial_id)
+            active = self.state.active.pop(event.trial_id, None)
+            if active is not None:  # ended without a terminal epoch row
+                self._end(active, Status.FAILED, event.error or "stopped before its target")
+            return
+        active = self.state.active.get(event.trial_id)
+        if active is not None:  # else: an epoch of a trial already stopped; not charged
+            self._epoch(active, event)
+
+    def _epoch(self, active: _Active, event: EpochDone) -> None:
+        result, trial = event.result, active.trial
+        totals = self.ledger.charge(epochs=1, device_seconds=result.device_seconds)
+        value = result.metrics.get(self.metric.name, math.nan)
+        loss = self.metric.loss(value)
+        if not math.isfinite(loss):
+            status = Status.FAILED
+        elif result.epoch >= trial.epochs:
+            status = Status.OK
+        elif self.ledger.exhausted:
+            status = Status.CUT
+        else:
+            status = "running"
+        self._append({"event": "epoch", **_trial_fields(trial), "epoch": result.epoch,
+                      "metrics": dict(result.metrics), "loss": loss,
+                      "device_seconds": result.device_seconds, "ledger": _totals(totals),
+                      "status": str(status), "worker": event.worker})
+        if active.last_epoch > active.start_epoch:  # the previous pin is no longer needed
+            snapshot_path(self.checkpoints / f"{trial.trial_id}.pt",
+                          active.last_epoch).unlink(missing_ok=True)
+        active.last_epoch = result.epoch
+        if status != "running":
+            self._finish(active, status, loss, result)
+
+    def _finish(self, active: _Active, status: Status, loss: float, result) -> None:
+        trial = active.trial
+        del self.state.active[trial.trial_id]
+        if status is Status.CUT:
+            return
+        if status is Status.FAILED:
+            self.executor.cancel(trial.trial_id)
+        else:
+            self.state.finals[trial.trial_id] = (result.epoch, result.checkpoint)
+            candidate = Incumbent(trial.trial_id, trial.config, result.epoch, loss,
+                                  dict(result.metrics))
+            if candidate.better_than(self.state.incumbent):
+                self.state.incumbent = candidate
+        self._tell(trial, status, loss if status is Status.OK else math.inf, result.epoch)
+
+    def _tell(self, trial: Trial, status: Status, loss: float, epochs: int) -> None:
+        self.optimizer.tell(TrialResult(trial, status, loss, epochs))
+        self.state.tells += 1
+
+    def _end(self, active: _Active, status: Status, error: str | None) -> None:
+        trial = active.trial
+        self._append({"event": "end", **_trial_fields(trial), "status": str(status),
+                      "epoch": active.last_epoch, "error": error,
+                      "ledger": _totals(self.ledger.totals)})
+        if status is Status.FAILED:
+            self._tell(trial, status, math.inf, active.last_epoch)
+
+    def _cut_active(self) -> None:
+        """The budget is spent: stop what is still training; never tell it as complete."""
+        for trial_id in list(self.state.active):
+            self.executor.cancel(trial_id)
+            self._end(self.state.active.pop(trial_id), Status.CUT, None)
+
+    def _append(self, row: dict) -> None:
+        row["wall_time"] = round(self.state.wall_offset + time.monotonic() - self._t0, 6)
+        self.log.append(row)
+        if self.on_row is not None:
+            self.on_row(row, self)
+
+
+def _trial_fields(trial: Trial) -> dict[str, Any]:
+    return {"trial_id": trial.trial_id, "config_id": trial.config_id,
+            "config": dict(trial.config), "target_epochs": trial.epochs,
+            "resumed_from": trial.resume_from}
+
+
+def _totals(totals: Totals) -> dict[str, float]:
+    return {"epochs": totals.epochs, "device_seconds": totals.device_seconds,
+            "full": totals.full}
