@@ -56,7 +56,8 @@ def rebuild(rows: list[dict[str, Any]], optimizer, *, ledger: Ledger,
         if tid in last_epoch:
             ckpt = snapshot_path(checkpoints / f"{tid}.pt", done)
         else:
-            ckpt = Path(start["resumed_checkpoint"]) if start["resumed_checkpoint"] else None
+            name = start["resumed_checkpoint"]
+            ckpt = checkpoints / name if name else None
         state.active[tid] = _Active(trial, done, done)
         resubmit.append((trial, done, ckpt))
     state.trials = len(trials)

@@ -126,7 +126,8 @@ class Runner:
             self.state.trials += 1
             self._append({"event": "start", **_trial_fields(trial), "start_epoch": start_epoch,
                           "asked_after": self.state.tells, "seed": job.seed,
-                          "resumed_checkpoint": str(resume_ckpt) if resume_ckpt else None})
+                          # relative to the run's checkpoint folder: runs can be moved
+                          "resumed_checkpoint": resume_ckpt.name if resume_ckpt else None})
         self.executor.submit(job)
 
     def _handle(self, event: EpochDone | TrialEnded) -> None:
