@@ -1,0 +1,42 @@
+"""Ask/tell optimizers behind one protocol, wrapping the reference libraries.
+
+`make_optimizer(name, space=..., fidelity=..., seed=...)` builds one of `OPTIMIZERS`:
+grid and random (ConfigSpace), tpe (Optuna), hyperband and bohb (hpbandster's own objects,
+without Pyro), smac (SMAC3 multi-fidelity) and asha (asynchronous successive halving).
+Heavy libraries are imported when an optimizer is built, not on import.
+"""
+
+from suite.optimizers._asha import ASHA, asha_rungs
+from suite.optimizers._grid import GridSearch, grid_steps
+from suite.optimizers._hpbandster import (
+    BOHBOptimizer,
+    HyperbandOptimizer,
+    hpbandster_budgets,
+    hpbandster_iteration,
+)
+from suite.optimizers._random import RandomSearch
+from suite.optimizers._registry import OPTIMIZERS, make_optimizer
+from suite.optimizers._smac import SMACOptimizer
+from suite.optimizers._spaces import OrdinalCodec
+from suite.optimizers._tpe import TPE
+from suite.optimizers.base import FAILED_LOSS_PENALTY, Optimizer, TrialBook
+
+__all__ = [
+    "ASHA",
+    "BOHBOptimizer",
+    "FAILED_LOSS_PENALTY",
+    "GridSearch",
+    "HyperbandOptimizer",
+    "OPTIMIZERS",
+    "Optimizer",
+    "OrdinalCodec",
+    "RandomSearch",
+    "SMACOptimizer",
+    "TPE",
+    "TrialBook",
+    "asha_rungs",
+    "grid_steps",
+    "hpbandster_budgets",
+    "hpbandster_iteration",
+    "make_optimizer",
+]

@@ -1,0 +1,45 @@
+"""Random search: ConfigSpace sampling from a seeded copy of the space, at full fidelity."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ConfigSpace import ConfigurationSpace
+
+from suite.optimizers._spaces import checked_default, plain_config, seeded_copy
+from suite.optimizers.base import TrialBook, config_key
+from suite.types import Fidelity, Trial, TrialResult
+
+__all__ = ["RandomSearch"]
+
+
+class RandomSearch:
+    """Independent samples from the space's own prior (uniform unless the task says otherwise).
+
+    `max_full_trials` is unused: random search needs no resolution.
+    """
+
+    name = "random"
+
+    def __init__(self, *, space: ConfigurationSpace, fidelity: Fidelity, seed: int,
+                 default_config: Mapping[str, Any] | None = None,
+                 max_full_trials: int | None = None) -> None:
+        self._space = seeded_copy(space, seed)
+        self._epochs = fidelity.max_epochs
+        self._default = checked_default(space, default_config)
+        self._book = TrialBook()
+
+    @property
+    def finished(self) -> bool:
+        return False
+
+    def ask(self) -> Trial | None:
+        if self._default is not None:
+            config, self._default = self._default, None
+        else:
+            config = plain_config(self._space.sample_configuration())
+        return self._book.new_trial(config, self._epochs, config_key(config))
+
+    def tell(self, result: TrialResult) -> None:
+        self._book.settle(result)

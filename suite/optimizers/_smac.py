@@ -1,0 +1,136 @@
+"""SMAC3's multi-fidelity facade (random forest + Hyperband intensifier) through ask/tell.
+
+Settings: `MultiFidelityFacade` with its defaults (random-forest surrogate on log-scaled
+costs, a random initial design of 10 configurations per hyperparameter), budgets
+`fidelity.min_epochs..max_epochs`, `eta=fidelity.eta`, `deterministic=True` (one seed per
+configuration), `n_trials` large because the runner's ledger, not SMAC, ends the run.
+
+I/O: SMAC writes its scenario and run history when the facade is built, so it is built inside
+a throwaway temporary directory that is deleted right away; results are told with
+`save=False` and nothing is written afterwards.
+
+Failures: SMAC's model needs finite costs, so a failed trial is told as `StatusType.CRASHED`
+with cost `FAILED_LOSS_PENALTY` (also the scenario's `crash_cost`).
+
+Lineage: SMAC has no notion of it. A trial's `resume_from` is the most recent earlier trial
+of the same configuration at fewer epochs that finished OK (a checkpoint to continue), if
+any. Determinism: SMAC's random-forest facades are reproducible across processes only with
+`PYTHONHASHSEED` fixed before Python starts (set it in the runner's environment).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ConfigSpace import Configuration, ConfigurationSpace
+
+from suite.optimizers._spaces import checked_default, plain_config, seeded_copy
+from suite.optimizers.base import (
+    FAILED_LOSS_PENALTY,
+    TrialBook,
+    config_key,
+    is_failure,
+    penalized_loss,
+)
+from suite.types import Fidelity, Trial, TrialResult
+
+__all__ = ["SMACOptimizer"]
+
+_N_TRIALS = 10**9  # not enforced in ask/tell; large so SMAC never caps its initial design
+
+
+class SMACOptimizer:
+    """SMAC3 `MultiFidelityFacade` (see the module docstring for settings and lineage)."""
+
+    name = "smac"
+
+    def __init__(self, *, space: ConfigurationSpace, fidelity: Fidelity, seed: int,
+                 default_config: Mapping[str, Any] | None = None,
+                 max_full_trials: int | None = None) -> None:
+        self._space = seeded_copy(space, seed)
+        self._fidelity = fidelity
+        default = checked_default(space, default_config)
+        self._facade = _build_facade(
+            self._space, fidelity, seed,
+            None if default is None else Configuration(self._space, values=default))
+        self._infos: dict[int, Any] = {}  # trial_id -> SMAC TrialInfo
+        self._completed: dict[tuple, list[tuple[int, int]]] = {}  # key -> [(trial_id, epochs)]
+        self._book = TrialBook()
+
+    @property
+    def finished(self) -> bool:
+        return False
+
+    def ask(self) -> Trial | None:
+        with warnings.catch_warnings():
+            # SMAC's local search logs np.mean of its step timings, empty when no step ran.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            info = self._facade.ask()
+        config = plain_config(info.config)
+        epochs = min(max(int(round(info.budget)), self._fidelity.min_epochs),
+                     self._fidelity.max_epochs)
+        key = config_key(config)
+        earlier = [tid for tid, e in self._completed.get(key, []) if e < epochs]
+        trial = self._book.new_trial(config, epochs, key, max(earlier, default=None))
+        self._infos[trial.trial_id] = info
+        return trial
+
+    def tell(self, result: TrialResult) -> None:
+        from smac.runhistory.dataclasses import TrialValue
+        from smac.runhistory.enumerations import StatusType
+
+        trial = self._book.settle(result)
+        info = self._infos.pop(trial.trial_id)
+        failed = is_failure(result)
+        status = StatusType.CRASHED if failed else StatusType.SUCCESS
+        value = TrialValue(cost=penalized_loss(result), status=status)
+        self._facade.tell(info, value, save=False)
+        if not failed:
+            self._completed.setdefault(config_key(trial.config), []).append(
+                (trial.trial_id, trial.epochs))
+
+
+def _build_facade(space: ConfigurationSpace, fidelity: Fidelity, seed: int,
+                  default: Configuration | None) -> Any:
+    from smac import MultiFidelityFacade, Scenario
+
+    # SMAC serializes its initial design with ConfigSpace's deprecated `get_dictionary`.
+    with tempfile.TemporaryDirectory(prefix="suite-smac-") as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        scenario = Scenario(
+            space, deterministic=True, n_trials=_N_TRIALS, seed=seed,
+            min_budget=fidelity.min_epochs, max_budget=fidelity.max_epochs,
+            crash_cost=FAILED_LOSS_PENALTY, output_directory=Path(tmp))
+        return MultiFidelityFacade(
+            scenario, _ask_tell_only,
+            initial_design=_initial_design(scenario, default),
+            intensifier=MultiFidelityFacade.get_intensifier(scenario, eta=fidelity.eta),
+            overwrite=True,  # never prompt on stdin about an earlier run
+            logging_level=False)  # leave the application's logging configuration alone
+
+
+def _initial_design(scenario: Any, default: Configuration | None) -> Any:
+    """SMAC's random initial design, with the task default (if any) as its first entry."""
+    from smac import MultiFidelityFacade
+    from smac.initial_design.random_design import RandomInitialDesign
+
+    if default is None:
+        return MultiFidelityFacade.get_initial_design(scenario)
+
+    class DefaultFirst(RandomInitialDesign):
+        # SMAC appends additional configurations after the random ones; the first bracket
+        # would miss the default. Same configurations, default moved to the front.
+        def select_configurations(self) -> list[Configuration]:
+            configs = super().select_configurations()
+            return [default] + [c for c in configs if c != default]
+
+    return DefaultFirst(scenario, additional_configs=[default])
+
+
+def _ask_tell_only(config: Configuration, seed: int = 0, budget: float = 0.0) -> float:
+    """The target function SMAC's facade insists on; in ask/tell mode it is never called."""
+    raise RuntimeError("the smac optimizer is driven through ask/tell")

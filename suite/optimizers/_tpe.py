@@ -1,0 +1,135 @@
+"""TPE through Optuna's ask/tell API, with the ConfigSpace translated define-by-run.
+
+Sampler settings: `TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)`.
+Multivariate TPE models hyperparameters jointly (better than independent TPE on
+single-objective problems, as in BOHB); `group=True` decomposes the space into the groups of
+parameters that occur together, which is what makes the multivariate model work on a
+conditional space (without it, a child that is absent from some trials drops out of the joint
+model and is sampled independently). `constant_liar` treats running trials as bad so parallel
+workers are not handed near-duplicates.
+
+Translation: hyperparameters are suggested in ConfigSpace order (parents before children), a
+child only when its condition holds under the values already sampled. Floats and integers
+keep their bounds and log scale (Normal/Beta priors are ignored: TPE uses its own prior);
+categoricals become categorical distributions; ordinals become an integer index, which keeps
+their order; constants are not suggested. Failed trials are told `TrialState.FAIL`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+from ConfigSpace import Configuration, ConfigurationSpace
+from ConfigSpace.hyperparameters import (
+    CategoricalHyperparameter,
+    Constant,
+    FloatHyperparameter,
+    IntegerHyperparameter,
+    OrdinalHyperparameter,
+)
+
+from suite.config import to_plain
+from suite.errors import SuiteError
+from suite.optimizers._spaces import checked_default, is_active
+from suite.optimizers.base import TrialBook, config_key, is_failure
+from suite.types import Fidelity, Trial, TrialResult
+
+__all__ = ["TPE"]
+
+_MAX_FORBIDDEN_RETRIES = 100  # define-by-run cannot see forbidden clauses; resample instead
+
+
+class TPE:
+    """Optuna's TPE sampler (see the module docstring for the settings), full fidelity."""
+
+    name = "tpe"
+
+    def __init__(self, *, space: ConfigurationSpace, fidelity: Fidelity, seed: int,
+                 default_config: Mapping[str, Any] | None = None,
+                 max_full_trials: int | None = None) -> None:
+        import optuna  # lazily: keeps `import suite.optimizers` light
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        with warnings.catch_warnings():  # `group` is flagged experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            sampler = optuna.samplers.TPESampler(
+                seed=seed, multivariate=True, group=True, constant_liar=True)
+        self._study = optuna.create_study(direction="minimize", sampler=sampler)
+        self._fail = optuna.trial.TrialState.FAIL
+        self._space, self._epochs = space, fidelity.max_epochs
+        default = checked_default(space, default_config)
+        if default is not None:
+            self._study.enqueue_trial(_encode(space, default))
+        self._running: dict[int, Any] = {}
+        self._book = TrialBook()
+
+    @property
+    def finished(self) -> bool:
+        return False
+
+    def ask(self) -> Trial | None:
+        for _ in range(_MAX_FORBIDDEN_RETRIES):
+            trial = self._study.ask()
+            config = _suggest_config(self._space, trial)
+            if _allowed(self._space, config):
+                break
+            self._study.tell(trial, state=self._fail)
+        else:
+            raise SuiteError(f"tpe: no allowed configuration in {_MAX_FORBIDDEN_RETRIES} tries")
+        asked = self._book.new_trial(config, self._epochs, config_key(config))
+        self._running[asked.trial_id] = trial
+        return asked
+
+    def tell(self, result: TrialResult) -> None:
+        self._book.settle(result)
+        trial = self._running.pop(result.trial.trial_id)
+        if is_failure(result):
+            self._study.tell(trial, state=self._fail)
+        else:
+            self._study.tell(trial, float(result.loss))
+
+
+def _suggest_config(space: ConfigurationSpace, trial: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {}
+    for name in space.keys():  # parents before children
+        if is_active(space, name, config):
+            config[name] = _suggest(trial, space[name])
+    return config
+
+
+def _suggest(trial: Any, hp: Any) -> Any:
+    if isinstance(hp, Constant):
+        return to_plain(hp.value)
+    if isinstance(hp, CategoricalHyperparameter):
+        return trial.suggest_categorical(hp.name, [to_plain(c) for c in hp.choices])
+    if isinstance(hp, OrdinalHyperparameter):
+        return to_plain(hp.sequence[trial.suggest_int(hp.name, 0, len(hp.sequence) - 1)])
+    if isinstance(hp, IntegerHyperparameter):
+        return trial.suggest_int(hp.name, int(hp.lower), int(hp.upper), log=bool(hp.log))
+    if isinstance(hp, FloatHyperparameter):
+        return trial.suggest_float(hp.name, float(hp.lower), float(hp.upper), log=bool(hp.log))
+    raise SuiteError(f"tpe: unsupported hyperparameter type {type(hp).__name__} ({hp.name})")
+
+
+def _encode(space: ConfigurationSpace, config: Mapping[str, Any]) -> dict[str, Any]:
+    """A plain configuration as Optuna parameters (ordinals as indices, constants dropped)."""
+    params = {}
+    for name, value in config.items():
+        hp = space[name]
+        if isinstance(hp, OrdinalHyperparameter):
+            params[name] = [to_plain(v) for v in hp.sequence].index(value)
+        elif not isinstance(hp, Constant):
+            params[name] = value
+    return params
+
+
+def _allowed(space: ConfigurationSpace, config: Mapping[str, Any]) -> bool:
+    if not space.forbidden_clauses:
+        return True
+    try:
+        Configuration(space, values=config)
+    except ValueError:  # ForbiddenValueError subclasses ValueError
+        return False
+    return True
