@@ -62,3 +62,52 @@ def test_bad_input_is_one_line_exit_2(args, message, tmp_path):
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert message in proc.stderr
+
+
+RUN_BAD_INPUT = [
+    (["--task", "toy", "--optimizer", "random", "--budget", "20"], "malformed budget"),
+    (["--task", "toy", "--optimizer", "random", "--budget=-3x"], "malformed budget"),
+    (["--task", "toy", "--optimizer", "simplex", "--budget", "2x"], "unknown optimizer"),
+    (["--task", "nope", "--optimizer", "random", "--budget", "2x"], "unknown task"),
+    (["--task", "toy", "--budget", "2x"], "--optimizer is required"),
+    (["--task", "toy", "--optimizer", "random", "--budget", "2x", "--seeds", "4-1"],
+     "malformed seed range"),
+    (["--task", "toy", "--optimizer", "random", "--budget", "2x", "--seeds", "a"],
+     "malformed seeds"),
+    (["--task", "toy", "--optimizer", "random", "--budget", "2x", "--seed", "1", "--seeds",
+      "0-2"], "not both"),
+    (["--task", "toy", "--optimizer", "random", "--budget", "2x", "--workers", "0"],
+     "at least 1"),
+    (["--resume", "nowhere"], "not a study folder"),
+]
+
+
+@pytest.mark.parametrize("args, message", RUN_BAD_INPUT)
+def test_run_bad_input_is_one_line_exit_2(args, message, tmp_path):
+    proc = run_cli("run", *args, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert message in proc.stderr
+    assert not list(tmp_path.iterdir()), "nothing written for a rejected command"
+
+
+def test_resume_refuses_conflicting_flags_and_foreign_runs(tmp_path):
+    study = tmp_path / "s"
+    ok = run_cli("run", "--task", "toy", "--optimizer", "random", "--budget", "1x",
+                 "--out", str(study), "--executor", "inprocess")
+    assert ok.returncode == 0, ok.stderr
+    proc = run_cli("run", "--resume", str(study), "--task", "toy")
+    assert proc.returncode == 2 and "--resume takes its settings" in proc.stderr
+    # a run folder whose meta says it belongs to another optimizer is never resumed
+    log = study / "random" / "seed-0" / "log.jsonl"
+    meta = study / "random" / "seed-0" / "meta.json"
+    lines = log.read_text().splitlines(keepends=True)
+    log.write_text("".join(lines[:-1]))  # as if killed before the finish row
+    meta.write_text(meta.read_text().replace('"optimizer": "random"', '"optimizer": "tpe"'))
+    before = log.read_bytes()
+    proc = run_cli("run", "--resume", str(study))
+    assert proc.returncode == 2 and "belongs to another run" in proc.stderr
+    assert "Traceback" not in proc.stderr and log.read_bytes() == before
+    existing = run_cli("run", "--task", "toy", "--optimizer", "random", "--budget", "1x",
+                       "--out", str(study))
+    assert existing.returncode == 2 and "already holds a study" in existing.stderr

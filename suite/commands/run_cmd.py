@@ -80,7 +80,8 @@ def _spec_from_args(args: argparse.Namespace) -> StudySpec:
     devices = tuple(d.strip() for d in (args.devices or "auto").split(",") if d.strip())
     return StudySpec(task=args.task, optimizers=optimizers, seeds=seeds, budget=args.budget,
                      scale=args.scale or "full", promotion=args.promotion or "resume",
-                     include_default=args.include_default, workers=args.workers or 1,
+                     include_default=args.include_default,
+                     workers=1 if args.workers is None else args.workers,
                      devices=devices, executor=args.executor or "local")
 
 
