@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from importlib import metadata
@@ -14,7 +15,11 @@ PACKAGES = ("hpo-suite", "torch", "numpy", "ConfigSpace", "scikit-learn", "optun
 
 
 def git_sha() -> str | None:
-    """The commit of the working tree (with `-dirty` if it has changes), or None."""
+    """The commit of the working tree (with `-dirty` if it has changes), or None.
+
+    `SUITE_GIT_SHA` overrides it, for copies of the tree without `.git` (a GPU machine)."""
+    if os.environ.get("SUITE_GIT_SHA"):
+        return os.environ["SUITE_GIT_SHA"]
     root = Path(__file__).resolve().parents[1]
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
