@@ -44,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     from suite.commands.run_cmd import add_arguments
 
     add_arguments(sub.add_parser("run", help="compare optimizers × seeds under one budget"))
+    from suite.commands import tabulate_cmd
+
+    tabulate_cmd.add_arguments(sub.add_parser(
+        "tabulate", help="record a task's table of learning curves (resumable)"))
     return parser
 
 

@@ -119,7 +119,8 @@ class Runner:
     def _submit(self, trial: Trial, *, resume_ckpt: Path | None, start_epoch: int,
                 log_start: bool) -> None:
         save_to = self.checkpoints / f"{trial.trial_id}.pt"
-        job = Job(trial, training_seed(self.seed, trial.config_id), save_to, resume_ckpt)
+        job = Job(trial, training_seed(self.seed, trial.config_id), save_to, resume_ckpt,
+                  start_epoch)
         self.state.active[trial.trial_id] = _Active(trial, start_epoch, start_epoch)
         self._jobs.add(trial.trial_id)
         if log_start:

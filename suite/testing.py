@@ -68,6 +68,17 @@ class ToyTask:
     def default_config(self) -> dict[str, Any]:
         return validate_config(self.config_space(), {})
 
+    def table_grid(self) -> tuple[ConfigurationSpace, dict[str, Any]]:
+        """A 288-configuration grid with the conditional child kept conditional."""
+        cs = ConfigurationSpace()
+        kind = Categorical("kind", ["plain", "momentum"])
+        beta = OrdinalHyperparameter("beta", [0.8, 0.9, 0.95])
+        cs.add([OrdinalHyperparameter("lr", [0.003, 0.01, 0.03, 0.1, 0.3, 1.0]),
+                OrdinalHyperparameter("width", [2, 6, 10, 14]),
+                OrdinalHyperparameter("batch_size", [16, 32, 64]), kind, beta])
+        cs.add(EqualsCondition(beta, kind, "momentum"))
+        return cs, {}
+
     def curve(self, config: Mapping[str, Any], epoch: int, seed: int) -> float:
         """Noisy validation loss after `epoch` epochs."""
         lr, width = config["lr"], config["width"]

@@ -237,6 +237,26 @@ class SmallLM:
     def default_config(self) -> dict[str, Any]:
         return validate_config(self.config_space(), {})
 
+    def table_grid(self) -> tuple[ConfigurationSpace, dict[str, Any]]:
+        """The table grid (720 configurations) and the values it holds fixed.
+
+        Learning rate at five levels around the default, every schedule, and two levels of
+        each other knob; AdamW throughout, the cyclical knobs fixed at their defaults.
+        """
+        space = ConfigurationSpace()
+        space.add([
+            OrdinalHyperparameter("lr", [5e-4, 1e-3, 2e-3, 4e-3, 8e-3]),
+            OrdinalHyperparameter("weight_decay", [0.01, 0.1]),
+            OrdinalHyperparameter("dropout", [0.0, 0.1, 0.2]),
+            Categorical("schedule", ["constant", "cosine", "cyclic"]),
+            OrdinalHyperparameter("batch_size", [64, 128]),
+            OrdinalHyperparameter("width", [128, 256]),
+            OrdinalHyperparameter("depth", [2, 4]),
+        ])
+        fixed = {"warmup_frac": 0.05, "optimizer": "adamw", "clr_ratio": 4.0,
+                 "clr_half_cycle": 3}
+        return space, fixed
+
     def steps_per_epoch(self, batch_size: int) -> int:
         """Batches per epoch: full windows at the worst-case offset, so it never varies."""
         windows = (len(load_corpus(self.scale).train) - 1 - self.context) // self.context

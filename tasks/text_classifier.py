@@ -60,7 +60,7 @@ from tasks.training import (
     set_rng_state,
 )
 
-__all__ = ["TextClassifier", "BagOfNgrams", "config_space", "default_config",
+__all__ = ["TextClassifier", "BagOfNgrams", "config_space", "default_config", "table_grid",
            "tfidf_baseline", "macro_f1"]
 
 NAME = "text_classifier"
@@ -80,6 +80,25 @@ def config_space(seed: int | None = None) -> ConfigurationSpace:
         OrdinalHyperparameter("width", [32, 64, 128, 256], default_value=64),
     ])
     return space
+
+
+def table_grid() -> tuple[ConfigurationSpace, dict[str, Any]]:
+    """The table grid (720 configurations) and the values it holds fixed (none).
+
+    A discretized space with the task's own names: learning rate across its useful range,
+    then the regularization and schedule knobs at two or three levels each.
+    """
+    space = ConfigurationSpace()
+    space.add([
+        OrdinalHyperparameter("lr", [3e-4, 1e-3, 3e-3, 1e-2, 3e-2]),
+        OrdinalHyperparameter("weight_decay", [1e-3, 3e-2, 0.5]),
+        OrdinalHyperparameter("dropout_p", [0.4, 0.8]),
+        OrdinalHyperparameter("lr_factor", [0.2, 0.6]),
+        OrdinalHyperparameter("lr_patience", [2, 6]),
+        OrdinalHyperparameter("batch_size", [32, 64, 128]),
+        OrdinalHyperparameter("width", [32, 128]),
+    ])
+    return space, {}
 
 
 def default_config() -> dict[str, Any]:
@@ -149,6 +168,9 @@ class TextClassifier:
 
     def default_config(self) -> dict[str, Any]:
         return default_config()
+
+    def table_grid(self) -> tuple[ConfigurationSpace, dict[str, Any]]:
+        return table_grid()
 
     def train(
         self,

@@ -18,8 +18,9 @@ class Job:
 
     trial: Trial
     seed: int
-    save_to: Path
+    save_to: Path | None
     resume_from: Path | None = None
+    start_epoch: int = 0  # epochs already trained in `resume_from` (what replay needs)
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def run_job(task: Task, job: Job, device: str) -> Iterator[EpochResult]:
     trial = job.trial
     for result in task.train(trial.config, epochs=trial.epochs, seed=job.seed,
                              resume_from=job.resume_from, save_to=job.save_to, device=device):
-        if result.checkpoint is not None:
+        if result.checkpoint is not None and job.save_to is not None:
             pinned = snapshot_path(job.save_to, result.epoch)
             pinned.unlink(missing_ok=True)
             try:

@@ -1,0 +1,137 @@
+"""Tables: learning curves recorded from real training over a task's table grid.
+
+A table holds, for every configuration of the grid and every training seed, each
+epoch's metrics and device-seconds, in long form (one row per configuration × seed ×
+epoch) in Parquet, with its provenance in the file's metadata under the key `suite`
+(task, scale, metric, the grid as ConfigSpace JSON, seeds, hardware, package versions,
+git sha, how it was collected, whether it is complete).
+
+Columns: `config_index` (position in the grid's canonical order), one column per
+hyperparameter named `config.<name>` (None where inactive), `seed` (0..S-1), `epoch`
+(1..max_epochs), the task's metrics under their own names, and `device_seconds`.
+
+`Table.lookup(config_index, seed)` serves replay: dense arrays indexed by configuration,
+seed and epoch, so one lookup is a few array reads.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from ConfigSpace import ConfigurationSpace
+from ConfigSpace.read_and_write import json as cs_json
+from ConfigSpace.util import generate_grid
+
+from suite.config import to_plain
+from suite.errors import SuiteError
+
+__all__ = ["Table", "TableError", "grid_configs", "config_key", "read_table", "write_table",
+           "META_KEY"]
+
+META_KEY = b"suite"
+
+
+class TableError(SuiteError):
+    """A table that is missing, unreadable, incomplete or does not fit its task."""
+
+
+def config_key(config: Mapping[str, Any]) -> str:
+    """Canonical text of a configuration (sorted keys, plain values): the lookup key."""
+    return json.dumps(to_plain(dict(config)), sort_keys=True)
+
+
+def grid_configs(space: ConfigurationSpace) -> list[dict[str, Any]]:
+    """Every configuration of a table grid (a space of ordinals and categoricals) in a
+    canonical order: sorted by `config_key`, so the order never depends on ConfigSpace's."""
+    configs = {config_key(c): to_plain(dict(c)) for c in generate_grid(space)}
+    return [configs[k] for k in sorted(configs)]
+
+
+@dataclass
+class Table:
+    """A recorded table, indexed for replay."""
+
+    meta: dict[str, Any]
+    frame: pd.DataFrame = field(repr=False)
+
+    def __post_init__(self) -> None:
+        self.space = cs_json.read(json.dumps(self.meta["space"]))
+        self.configs = grid_configs(self.space)
+        self.index = {config_key(c): i for i, c in enumerate(self.configs)}
+        self.metrics = tuple(self.meta["metrics"])
+        self.seeds = int(self.meta["seeds"])
+        self.max_epochs = int(self.meta["max_epochs"])
+        self._dense = self._densify()
+
+    def _densify(self) -> dict[str, np.ndarray]:
+        shape = (len(self.configs), self.seeds, self.max_epochs)
+        f = self.frame
+        at = (f["config_index"].to_numpy(), f["seed"].to_numpy(), f["epoch"].to_numpy() - 1)
+        dense = {}
+        for column in (*self.metrics, "device_seconds"):
+            values = np.full(shape, np.nan)
+            values[at] = f[column].to_numpy(dtype=float)
+            dense[column] = values
+        return dense
+
+    @property
+    def complete(self) -> bool:
+        return not np.isnan(self._dense["device_seconds"]).any()
+
+    def config_index(self, config: Mapping[str, Any]) -> int:
+        try:
+            return self.index[config_key(config)]
+        except KeyError:
+            raise TableError(f"configuration {config_key(config)} is not in the table's grid "
+                             "(replay runs optimizers on the table's space)") from None
+
+    def epoch(self, config_index: int, seed: int, epoch: int) -> tuple[dict[str, float], float]:
+        """(metrics, device_seconds) of one recorded epoch (1-based)."""
+        metrics = {m: float(self._dense[m][config_index, seed, epoch - 1]) for m in self.metrics}
+        return metrics, float(self._dense["device_seconds"][config_index, seed, epoch - 1])
+
+    def curve(self, metric: str) -> np.ndarray:
+        """[configs, seeds, epochs] array of one metric (NaN where not recorded)."""
+        return self._dense[metric]
+
+
+def write_table(path: Path, rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> None:
+    """Write rows (dicts with the columns described above) and metadata to Parquet."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frame = pd.DataFrame(list(rows))
+    names = [n for n in frame.columns if n.startswith("config.")]
+    for name in names:  # mixed None/str columns must stay object, never float NaN
+        frame[name] = frame[name].astype(object)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                           META_KEY: json.dumps(dict(meta), sort_keys=True)})
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    tmp.replace(path)
+
+
+def read_table(path: Path) -> Table:
+    """Read a table written by `write_table`; any problem is one clear `TableError`."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if not path.is_file():
+        raise TableError(f"table {path} does not exist; record it with `suite tabulate`")
+    try:
+        parquet = pq.read_table(path)
+        meta = json.loads(parquet.schema.metadata[META_KEY])
+        frame = parquet.to_pandas()
+        return Table(meta, frame)
+    except (OSError, KeyError, ValueError, TypeError, IndexError) as exc:
+        raise TableError(f"table {path} is corrupt or not a suite table "
+                         f"({type(exc).__name__})") from None

@@ -1,0 +1,167 @@
+"""Record a task's table: every grid configuration × training seed trained to max epochs.
+
+Progress is an append-only JSONL beside the table (`<table>.rows.jsonl`): one line per
+finished (configuration, seed) with its whole learning curve, flushed as it ends. A crash
+or the end of a GPU session loses only the curves in flight; the next call skips what is
+recorded and trains the rest, so a table can be collected in chunks across sessions
+(`--time-limit` stops submitting new work in time). Each call rewrites the Parquet table
+from everything recorded so far, marked complete or not in its metadata.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ConfigSpace.read_and_write import json as cs_json
+
+from suite.config import validate_config
+from suite.env import environment
+from suite.errors import SuiteError
+from suite.executors import EpochDone, InProcessExecutor, Job, LocalExecutor
+from suite.log import LogError
+from suite.registry import get_task
+from suite.tables import grid_configs, write_table
+from suite.types import Trial
+
+__all__ = ["TabulateSpec", "tabulate", "progress_path"]
+
+
+@dataclass(frozen=True)
+class TabulateSpec:
+    task: str
+    out: Path
+    seeds: int = 2
+    scale: str = "full"
+    workers: int = 1
+    devices: tuple[str, ...] = ("auto",)
+    executor: str = "local"
+    time_limit: float | None = None  # seconds after which no new curve is started
+
+
+def progress_path(table: Path) -> Path:
+    return Path(table).with_suffix(".rows.jsonl")
+
+
+def tabulate(spec: TabulateSpec, *, on_curve: Callable[[int, int], None] | None = None) -> dict:
+    """Record what is missing from the table; return its metadata (with `complete`)."""
+    task = get_task(spec.task, scale=spec.scale)
+    space, fixed = task.table_grid()
+    grid = grid_configs(space)
+    fill = {**task.default_config(), **fixed}
+    configs = [validate_config(task.config_space(), c, fill_from=fill) for c in grid]
+    done = _read_progress(progress_path(spec.out))
+    todo = [(i, s) for i in range(len(grid)) for s in range(spec.seeds) if (i, s) not in done]
+    if todo:
+        try:
+            Path(spec.out).parent.mkdir(parents=True, exist_ok=True)
+            sink = open(progress_path(spec.out), "a", encoding="utf-8")
+        except OSError as exc:
+            raise SuiteError(f"cannot write {progress_path(spec.out)}: {exc.strerror}") from None
+        with sink:
+            _collect(spec, task, configs, todo, sink, done, on_curve)
+    meta = _meta(spec, task, space, fixed, len(grid), done)
+    write_table(spec.out, _rows(grid, done, task.info.fidelity.max_epochs), meta)
+    return meta
+
+
+def _collect(spec, task, configs, todo, sink, done, on_curve) -> None:
+    executor = _executor(spec, task)
+    start, queue, curves, ids = time.monotonic(), list(todo), {}, itertools.count()
+    max_epochs = task.info.fidelity.max_epochs
+    try:
+        while queue or curves:
+            out_of_time = spec.time_limit is not None and \
+                time.monotonic() - start > spec.time_limit
+            while queue and executor.free_slots() > 0 and not out_of_time:
+                index, seed = queue.pop(0)
+                trial = Trial(next(ids), configs[index], max_epochs, index)
+                curves[trial.trial_id] = (index, seed, [])
+                executor.submit(Job(trial, seed, save_to=None))
+            if not curves:
+                return
+            event = executor.next_event()
+            index, seed, epochs = curves[event.trial_id]
+            if isinstance(event, EpochDone):
+                epochs.append({**event.result.metrics,
+                               "device_seconds": event.result.device_seconds})
+                continue
+            del curves[event.trial_id]
+            line = {"config_index": index, "seed": seed, "epochs": epochs, "error": event.error}
+            sink.write(json.dumps(line) + "\n")
+            sink.flush()
+            done[(index, seed)] = line
+            if on_curve is not None:
+                on_curve(len(done), len(done) + len(queue) + len(curves))
+    finally:
+        executor.close()
+
+
+def _executor(spec: TabulateSpec, task):
+    if spec.executor == "inprocess":
+        return InProcessExecutor(task, workers=spec.workers, device=spec.devices[0])
+    factory = functools.partial(get_task, spec.task, scale=spec.scale)
+    return LocalExecutor(factory, workers=spec.workers, devices=spec.devices)
+
+
+def _read_progress(path: Path) -> dict[tuple[int, int], dict]:
+    done: dict[tuple[int, int], dict] = {}
+    if not path.exists():
+        return done
+    lines = path.read_text(encoding="utf-8").split("\n")
+    for number, line in enumerate(lines, 1):
+        if not line:
+            continue
+        try:
+            row = json.loads(line)
+            done[(row["config_index"], row["seed"])] = row
+        except (ValueError, KeyError, TypeError):
+            if number == len(lines):  # a torn last line: that curve is simply retrained
+                continue
+            raise LogError(f"{path}:{number}: corrupt line; the progress file was damaged") \
+                from None
+    return done
+
+
+def _rows(grid: list[dict], done: dict, max_epochs: int) -> list[dict[str, Any]]:
+    """Long-form rows; a curve cut short by an exception is padded with NaN epochs."""
+    names = sorted({name for config in grid for name in config})
+    rows = []
+    for (index, seed), line in sorted(done.items()):
+        base = {"config_index": index, "seed": seed,
+                **{f"config.{n}": grid[index].get(n) for n in names}}
+        epochs = line["epochs"]
+        metric_names = sorted({k for e in epochs for k in e if k != "device_seconds"})
+        for epoch in range(1, max_epochs + 1):
+            if epoch <= len(epochs):
+                rows.append({**base, "epoch": epoch, **epochs[epoch - 1]})
+            else:
+                rows.append({**base, "epoch": epoch, "device_seconds": 0.0,
+                             **{m: math.nan for m in metric_names}})
+    return rows
+
+
+def _meta(spec, task, space, fixed, n_configs: int, done: dict) -> dict[str, Any]:
+    info = task.info
+    if not done:
+        raise SuiteError("nothing recorded yet (--time-limit too short?)")
+    metrics = sorted({k for line in done.values() for e in line["epochs"] for k in e
+                      if k != "device_seconds"})
+    return {"task": info.name, "scale": spec.scale, "metric": info.metric.name,
+            "minimize": info.metric.minimize, "metrics": metrics, "seeds": spec.seeds,
+            "max_epochs": info.fidelity.max_epochs, "space": json.loads(cs_json.write(space)),
+            "fixed": fixed, "configs": n_configs, "recorded": len(done),
+            "complete": len(done) == n_configs * spec.seeds,
+            "failed": sum(1 for line in done.values() if line["error"]),
+            "collection": {"workers": spec.workers, "devices": list(spec.devices),
+                           "executor": spec.executor, "precision": "bf16 autocast on CUDA",
+                           "device_seconds": "per epoch, training + validation, "
+                                             "measured with the workers sharing the devices"},
+            "environment": environment()}
