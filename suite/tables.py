@@ -16,6 +16,7 @@ seed and epoch, so one lookup is a few array reads.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,20 +26,29 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from ConfigSpace import ConfigurationSpace
-from ConfigSpace.read_and_write import json as cs_json
 from ConfigSpace.util import generate_grid
 
 from suite.config import to_plain
 from suite.errors import SuiteError
 
 __all__ = ["Table", "TableError", "grid_configs", "config_key", "read_table", "write_table",
-           "META_KEY"]
+           "space_to_dict", "space_from_dict", "META_KEY"]
 
 META_KEY = b"suite"
 
 
 class TableError(SuiteError):
     """A table that is missing, unreadable, incomplete or does not fit its task."""
+
+
+def space_to_dict(space: ConfigurationSpace) -> dict[str, Any]:
+    buffer = io.StringIO()
+    space.to_json(buffer)
+    return json.loads(buffer.getvalue())
+
+
+def space_from_dict(data: Mapping[str, Any]) -> ConfigurationSpace:
+    return ConfigurationSpace.from_json(io.StringIO(json.dumps(data)))
 
 
 def config_key(config: Mapping[str, Any]) -> str:
@@ -61,7 +71,7 @@ class Table:
     frame: pd.DataFrame = field(repr=False)
 
     def __post_init__(self) -> None:
-        self.space = cs_json.read(json.dumps(self.meta["space"]))
+        self.space = space_from_dict(self.meta["space"])
         self.configs = grid_configs(self.space)
         self.index = {config_key(c): i for i, c in enumerate(self.configs)}
         self.metrics = tuple(self.meta["metrics"])

@@ -20,15 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ConfigSpace.read_and_write import json as cs_json
-
 from suite.config import validate_config
 from suite.env import environment
 from suite.errors import SuiteError
 from suite.executors import EpochDone, InProcessExecutor, Job, LocalExecutor
 from suite.log import LogError
 from suite.registry import get_task
-from suite.tables import grid_configs, write_table
+from suite.tables import grid_configs, read_table, space_to_dict, write_table
 from suite.types import Trial
 
 __all__ = ["TabulateSpec", "tabulate", "progress_path"]
@@ -57,8 +55,11 @@ def tabulate(spec: TabulateSpec, *, on_curve: Callable[[int, int], None] | None 
     grid = grid_configs(space)
     fill = {**task.default_config(), **fixed}
     configs = [validate_config(task.config_space(), c, fill_from=fill) for c in grid]
-    done = _read_progress(progress_path(spec.out))
+    done = _read_progress(progress_path(spec.out)) or _read_recorded(spec.out)
     todo = [(i, s) for i in range(len(grid)) for s in range(spec.seeds) if (i, s) not in done]
+    if not todo and Path(spec.out).exists():  # nothing new: never rewrite its provenance
+        return read_table(spec.out).meta
+    history = _history(spec.out)
     if todo:
         try:
             Path(spec.out).parent.mkdir(parents=True, exist_ok=True)
@@ -68,6 +69,8 @@ def tabulate(spec: TabulateSpec, *, on_curve: Callable[[int, int], None] | None 
         with sink:
             _collect(spec, task, configs, todo, sink, done, on_curve)
     meta = _meta(spec, task, space, fixed, len(grid), done)
+    meta["history"] = history + [{"recorded": meta["recorded"],
+                                  "environment": meta["environment"]}]
     write_table(spec.out, _rows(grid, done, task.info.fidelity.max_epochs), meta)
     return meta
 
@@ -130,6 +133,32 @@ def _read_progress(path: Path) -> dict[tuple[int, int], dict]:
     return done
 
 
+def _history(table: Path) -> list[dict]:
+    """Where earlier chunks of this table were recorded (hardware, versions, git sha)."""
+    if not Path(table).exists():
+        return []
+    meta = read_table(table).meta
+    return meta.get("history", [{"recorded": meta["recorded"],
+                                 "environment": meta["environment"]}])
+
+
+def _read_recorded(table: Path) -> dict[tuple[int, int], dict]:
+    """Curves already in the Parquet table: a complete table is committed without its
+    progress file, and must never be recorded again."""
+    if not Path(table).exists():
+        return {}
+    recorded = read_table(table)
+    columns = [*recorded.metrics, "device_seconds"]
+    done = {}
+    for (index, seed), curve in recorded.frame.sort_values("epoch").groupby(
+            ["config_index", "seed"]):
+        epochs = [dict(zip(columns, values, strict=True))
+                  for values in curve[columns].itertuples(index=False)]
+        done[(int(index), int(seed))] = {"config_index": int(index), "seed": int(seed),
+                                         "epochs": epochs, "error": None}
+    return done
+
+
 def _rows(grid: list[dict], done: dict, max_epochs: int) -> list[dict[str, Any]]:
     """Long-form rows; a curve cut short by an exception is padded with NaN epochs."""
     names = sorted({name for config in grid for name in config})
@@ -156,7 +185,7 @@ def _meta(spec, task, space, fixed, n_configs: int, done: dict) -> dict[str, Any
                       if k != "device_seconds"})
     return {"task": info.name, "scale": spec.scale, "metric": info.metric.name,
             "minimize": info.metric.minimize, "metrics": metrics, "seeds": spec.seeds,
-            "max_epochs": info.fidelity.max_epochs, "space": json.loads(cs_json.write(space)),
+            "max_epochs": info.fidelity.max_epochs, "space": space_to_dict(space),
             "fixed": fixed, "configs": n_configs, "recorded": len(done),
             "complete": len(done) == n_configs * spec.seeds,
             "failed": sum(1 for line in done.values() if line["error"]),

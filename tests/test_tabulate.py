@@ -1,0 +1,80 @@
+"""`suite tabulate` on the toy task: the table format, chunked collection, bad input."""
+
+import pandas as pd
+import pytest
+
+from suite.errors import SuiteError
+from suite.log import LogError
+from suite.tables import TableError, read_table
+from suite.tabulate import TabulateSpec, progress_path, tabulate
+from suite.testing import ToyTask
+
+
+@pytest.fixture(scope="module")
+def toy_table(tmp_path_factory):
+    out = tmp_path_factory.mktemp("table") / "toy.parquet"
+    meta = tabulate(TabulateSpec(task="toy", out=out, seeds=2, executor="inprocess"))
+    return out, meta
+
+
+def test_table_holds_every_configuration_seed_and_epoch(toy_table):
+    out, meta = toy_table
+    table = read_table(out)
+    assert meta["complete"] and table.complete and meta["configs"] == len(table.configs) == 288
+    assert len(table.frame) == 288 * 2 * 27
+    task = ToyTask()
+    for index in (0, 101, 287):
+        config = table.configs[index]
+        metrics, seconds = table.epoch(index, 1, 9)
+        assert metrics["val_loss"] == pytest.approx(task.curve(config, 9, seed=1))
+        assert seconds == pytest.approx(task.epoch_seconds(config))
+        assert table.config_index(config) == index
+    inactive = table.frame[table.frame["config.kind"] == "plain"]["config.beta"]
+    assert inactive.isna().all(), "an inactive hyperparameter is recorded as missing"
+    assert meta["environment"]["versions"] and meta["history"][-1]["recorded"] == 576
+
+
+def test_unknown_configuration_is_a_table_error(toy_table):
+    with pytest.raises(TableError, match="not in the table's grid"):
+        read_table(toy_table[0]).config_index({"lr": 0.5})
+
+
+def test_interrupted_collection_resumes_and_equals_an_uninterrupted_one(toy_table, tmp_path):
+    reference, _ = toy_table
+    out = tmp_path / "toy.parquet"
+    lines = progress_path(reference).read_text().splitlines(keepends=True)
+    progress_path(out).write_text("".join(lines[:100]) + lines[100][:40])  # torn last line
+    meta = tabulate(TabulateSpec(task="toy", out=out, seeds=2, executor="inprocess"))
+    assert meta["complete"]
+    pd.testing.assert_frame_equal(read_table(out).frame, read_table(reference).frame)
+
+
+def test_complete_table_without_progress_file_is_not_recorded_again(toy_table, tmp_path):
+    out = tmp_path / "toy.parquet"
+    out.write_bytes(toy_table[0].read_bytes())
+    tabulate(TabulateSpec(task="toy", out=out, seeds=2, executor="inprocess"))
+    assert out.read_bytes() == toy_table[0].read_bytes()
+    assert not progress_path(out).exists()
+
+
+def test_corrupt_progress_line_is_an_error(tmp_path):
+    out = tmp_path / "toy.parquet"
+    progress_path(out).write_text("garbage\n{}\n")
+    with pytest.raises(LogError, match="corrupt line"):
+        tabulate(TabulateSpec(task="toy", out=out, executor="inprocess"))
+
+
+def test_corrupt_table_is_one_clear_error(tmp_path):
+    bad = tmp_path / "t.parquet"
+    bad.write_bytes(b"PAR1 not really")
+    with pytest.raises(TableError, match="corrupt or not a suite table"):
+        read_table(bad)
+    with pytest.raises(TableError, match="does not exist"):
+        read_table(tmp_path / "missing.parquet")
+
+
+def test_unwritable_output_is_one_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(SuiteError, match="cannot write"):
+        tabulate(TabulateSpec(task="toy", out=blocker / "t.parquet", executor="inprocess"))
