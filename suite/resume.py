@@ -30,8 +30,12 @@ def _told(row: dict[str, Any]) -> bool:
 
 
 def rebuild(rows: list[dict[str, Any]], optimizer, *, ledger: Ledger,
-            checkpoints: Path) -> tuple[RunState, list[tuple[Trial, int, Path | None]]]:
-    """Replay `rows` into `optimizer` and `ledger`; return the state and trials to resubmit."""
+            checkpoints: Path | None) -> tuple[RunState, list[tuple[Trial, int, Path | None]]]:
+    """Replay `rows` into `optimizer` and `ledger`; return the state and trials to resubmit.
+
+    `checkpoints` is None for a run that keeps none (a replay): trials then resume by
+    epoch count alone, as the simulated executor does.
+    """
     state = RunState(wall_offset=max((r.get("wall_time", 0.0) for r in rows), default=0.0))
     trials = _replay_asks_and_tells(rows, optimizer, state)
     ended: set[int] = set()
@@ -53,7 +57,9 @@ def rebuild(rows: list[dict[str, Any]], optimizer, *, ledger: Ledger,
             continue
         start = next(r for r in rows if r["event"] == "start" and r["trial_id"] == tid)
         done = last_epoch.get(tid, start["start_epoch"])
-        if tid in last_epoch:
+        if checkpoints is None:
+            ckpt = None
+        elif tid in last_epoch:
             ckpt = snapshot_path(checkpoints / f"{tid}.pt", done)
         else:
             name = start["resumed_checkpoint"]
@@ -97,8 +103,10 @@ def _same(trial: Trial, start: dict[str, Any]) -> bool:
             and trial.resume_from == start["resumed_from"])
 
 
-def _record_ok(state: RunState, trial: Trial, row: dict[str, Any], checkpoints: Path) -> None:
-    ckpt = snapshot_path(checkpoints / f"{trial.trial_id}.pt", row["epoch"])
+def _record_ok(state: RunState, trial: Trial, row: dict[str, Any],
+               checkpoints: Path | None) -> None:
+    ckpt = snapshot_path(checkpoints / f"{trial.trial_id}.pt", row["epoch"]) if checkpoints \
+        else None
     state.finals[trial.trial_id] = (row["epoch"], ckpt)
     candidate = Incumbent(trial.trial_id, trial.config, row["epoch"], row["loss"],
                           row["metrics"])

@@ -6,7 +6,9 @@ spent or the optimizer has nothing left to propose. The log has three kinds of r
 after its charge) and `end` (a trial ended without an epoch row saying so: an exception,
 a dead worker, or the budget running out while it trained). An epoch row's `status` is
 `running`, `ok` (the target was reached; told to the optimizer), `failed` (NaN or inf;
-told as a failure) or `cut` (the epoch that spent the budget; never told).
+told as a failure) or `cut` (the epoch that spent the budget; never told). Every row carries
+`wall_time`, and `sim_time` too when the executor keeps a clock of its own (a replay's
+simulated executor): the same loop, ledger and log serve live runs and replays.
 """
 
 from __future__ import annotations
@@ -71,15 +73,19 @@ class Runner:
     """Drives one optimizer on one task through an executor, charging one ledger."""
 
     def __init__(self, *, optimizer, executor: Executor, ledger: Ledger, log: RunLog,
-                 metric: Metric, seed: int, checkpoints: Path, promotion: str = "resume",
+                 metric: Metric, seed: int, checkpoints: Path | None,
+                 promotion: str = "resume",
                  state: RunState | None = None,
                  on_row: Callable[[dict, Runner], None] | None = None) -> None:
         self.optimizer, self.executor, self.ledger, self.log = optimizer, executor, ledger, log
-        self.metric, self.seed, self.checkpoints = metric, seed, Path(checkpoints)
-        self.promotion, self.on_row = promotion, on_row
+        self.metric, self.seed, self.promotion, self.on_row = metric, seed, promotion, on_row
+        # None: a run without checkpoints (a replay: its executor keeps no model state)
+        self.checkpoints = Path(checkpoints) if checkpoints is not None else None
         self.state = state or RunState()
         self._jobs: set[int] = set()  # submitted, TrialEnded not yet received
         self._t0 = time.monotonic()
+        # An executor with a clock of its own (a replay) stamps every row with it too.
+        self._clocked = hasattr(executor, "now")
 
     def run(self, resubmit: list[tuple[Trial, int, Path | None]] = ()) -> str:
         """Run until the budget is spent; returns why it stopped (`budget` or `optimizer`)."""
@@ -118,7 +124,7 @@ class Runner:
 
     def _submit(self, trial: Trial, *, resume_ckpt: Path | None, start_epoch: int,
                 log_start: bool) -> None:
-        save_to = self.checkpoints / f"{trial.trial_id}.pt"
+        save_to = self.checkpoints / f"{trial.trial_id}.pt" if self.checkpoints else None
         job = Job(trial, training_seed(self.seed, trial.config_id), save_to, resume_ckpt,
                   start_epoch)
         self.state.active[trial.trial_id] = _Active(trial, start_epoch, start_epoch)
@@ -159,7 +165,8 @@ class Runner:
                       "metrics": dict(result.metrics), "loss": loss,
                       "device_seconds": result.device_seconds, "ledger": _totals(totals),
                       "status": str(status), "worker": event.worker})
-        if active.last_epoch > active.start_epoch:  # the previous pin is no longer needed
+        if result.checkpoint is not None and active.last_epoch > active.start_epoch:
+            # the previous pin is no longer needed
             snapshot_path(self.checkpoints / f"{trial.trial_id}.pt",
                           active.last_epoch).unlink(missing_ok=True)
         active.last_epoch = result.epoch
@@ -201,6 +208,8 @@ class Runner:
 
     def _append(self, row: dict) -> None:
         row["wall_time"] = round(self.state.wall_offset + time.monotonic() - self._t0, 6)
+        if self._clocked:
+            row["sim_time"] = self.executor.now
         self.log.append(row)
         if self.on_row is not None:
             self.on_row(row, self)

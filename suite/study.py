@@ -4,59 +4,94 @@ Layout: `OUT/study.json` (the plan), and per run `OUT/<optimizer>/seed-<k>/` hol
 `meta.json`, `log.jsonl` and `checkpoints/`. A run is complete when its log ends with a
 `finish` row; `--resume OUT` skips complete runs, continues the interrupted one from its
 log, and starts the ones not yet begun.
+
+A replay (`table` set) runs the same Runner, ledger and log against a recorded table on
+the simulated executor: the optimizers search the table's grid, every epoch's metrics and
+device-seconds come from the table, and meta.json says `"simulated": true` with the
+table's path, checksum and provenance. Replays keep no checkpoints.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
+import math
 import re
 import shutil
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from suite.budget import Ledger, parse_budget
+from suite.config import to_plain
 from suite.env import environment
 from suite.errors import SuiteError
-from suite.executors import InProcessExecutor, LocalExecutor
-from suite.log import LogError, RunLog, read_rows
+from suite.executors import InProcessExecutor, LocalExecutor, SimulatedExecutor
+from suite.log import LOG_NAME, LogError, RunLog, read_meta, read_rows
 from suite.registry import get_task
 from suite.resume import rebuild
 from suite.runner import PROMOTION_POLICIES, Runner, RunState
+from suite.tables import Table, TableError, read_table
+from suite.types import Fidelity, Metric, Task
 
 __all__ = ["StudySpec", "RunOutcome", "parse_seeds", "run_study", "load_study", "STUDY_NAME"]
 
 STUDY_NAME = "study.json"
-EXECUTORS = ("local", "inprocess")
+EXECUTORS = ("local", "inprocess", "simulated")
 
 
 @dataclass(frozen=True)
 class StudySpec:
+    """The plan of a study, as written to `study.json`.
+
+    `scale` defaults to `full` for live runs and to the table's scale for a replay;
+    `executor` defaults to `local`, and is `simulated` whenever `table` is given.
+    """
+
     task: str
     optimizers: tuple[str, ...]
     seeds: tuple[int, ...]
     budget: str
-    scale: str = "full"
+    scale: str | None = None
     promotion: str = "resume"
     include_default: bool = False
     workers: int = 1
     devices: tuple[str, ...] = ("auto",)
-    executor: str = "local"
+    executor: str | None = None
+    table: str | None = None
 
     def __post_init__(self) -> None:
         parse_budget(self.budget)
         if self.promotion not in PROMOTION_POLICIES:
             raise SuiteError(f"unknown promotion policy {self.promotion!r}; choose "
                              f"{' or '.join(PROMOTION_POLICIES)}")
-        if self.executor not in EXECUTORS:
+        if self.executor is not None and self.executor not in EXECUTORS:
             raise SuiteError(f"unknown executor {self.executor!r}; choose from "
                              f"{', '.join(EXECUTORS)}")
         if self.workers < 1:
             raise SuiteError(f"--workers must be at least 1, got {self.workers}")
         if not self.optimizers or not self.seeds:
             raise SuiteError("a study needs at least one optimizer and one seed")
+        self._check_replay()
+        # frozen: resolve the defaults that depend on whether this is a replay
+        object.__setattr__(self, "executor",
+                           self.executor or ("simulated" if self.table else "local"))
+        if self.table is None and self.scale is None:
+            object.__setattr__(self, "scale", "full")
+
+    def _check_replay(self) -> None:
+        if self.table is None:
+            if self.executor == "simulated":
+                raise SuiteError("the simulated executor replays a recorded table: give --table")
+            return
+        if self.executor not in (None, "simulated"):
+            raise SuiteError(f"--table replays on the simulated executor; drop --executor "
+                             f"{self.executor}")
+        if tuple(self.devices) != ("auto",):
+            raise SuiteError("--devices has no meaning in a replay (--table): its workers are "
+                             "simulated; give --workers N")
 
 
 @dataclass(frozen=True)
@@ -100,15 +135,127 @@ def load_study(out: Path) -> StudySpec:
 
 def run_study(spec: StudySpec, out: Path, *, resume: bool = False,
               on_run: Callable[[str, int, Runner], None] | None = None) -> list[RunOutcome]:
-    """Run (or resume) every optimizer × seed of `spec` into `out`."""
+    """Run (or resume) every optimizer × seed of `spec` into `out`.
+
+    Raises:
+        SuiteError: the folder already holds a study (without `resume`), or for a replay:
+            the table is missing, unreadable, incomplete, of another task or scale.
+    """
     out = Path(out)
+    spec, setting = _setting(spec)
     if not resume:
         if (out / STUDY_NAME).exists():
             raise SuiteError(f"{out} already holds a study; use --resume {out} to continue it "
                              "or choose another --out")
         _write_plan(out, spec)
-    return [_run_one(spec, name, seed, out / name / f"seed-{seed}", on_run)
+    return [_run_one(spec, setting, name, seed, out / name / f"seed-{seed}", on_run)
             for name in spec.optimizers for seed in spec.seeds]
+
+
+@dataclass(frozen=True)
+class _Setting:
+    """What every run of a study shares: the task, and for a replay the table it reads."""
+
+    task: Task
+    fidelity: Fidelity
+    metric: Metric
+    default: dict[str, Any] | None  # what --include-default puts first, or None
+    meta: dict[str, Any]  # run metadata common to every run (computed once: git, torch)
+    table: Table | None = None  # what a replay reads
+    seconds_per_epoch: float | None = None  # known to a replay: the grid-size hint uses it
+
+
+def _setting(spec: StudySpec) -> tuple[StudySpec, _Setting]:
+    if spec.table is not None:
+        return _replay_setting(spec)
+    task = get_task(spec.task, scale=spec.scale)
+    info = task.info
+    meta = {**_common_meta(spec, info.metric, info.fidelity), "simulated": False}
+    default = task.default_config() if spec.include_default else None
+    return spec, _Setting(task, info.fidelity, info.metric, default, meta)
+
+
+def _common_meta(spec: StudySpec, metric: Metric, fidelity: Fidelity) -> dict[str, Any]:
+    return {"task": spec.task, "budget": spec.budget, "scale": spec.scale,
+            "promotion": spec.promotion, "include_default": spec.include_default,
+            "workers": spec.workers, "devices": list(spec.devices),
+            "executor": spec.executor, "metric": metric.name, "minimize": metric.minimize,
+            "max_epochs": fidelity.max_epochs, "environment": environment()}
+
+
+def _replay_setting(spec: StudySpec) -> tuple[StudySpec, _Setting]:
+    """Read and check the table once for the whole study; the task gives eta, min epochs
+    and the default, the table everything it recorded (scale, metric, max epochs)."""
+    table, digest = _load_table(spec)
+    spec = replace(spec, scale=table.meta.get("scale", "full"))
+    task = get_task(spec.task, scale=spec.scale)
+    info = task.info
+    fidelity = Fidelity(min(info.fidelity.min_epochs, table.max_epochs), table.max_epochs,
+                        info.fidelity.eta)
+    metric = Metric(table.meta.get("metric", info.metric.name),
+                    bool(table.meta.get("minimize", info.metric.minimize)))
+    if metric.name not in table.metrics:
+        raise TableError(f"table {spec.table} does not record the objective {metric.name!r}")
+    default = _grid_default(table, task.default_config()) if spec.include_default else None
+    meta = {**_common_meta(spec, metric, fidelity), "simulated": True, "table": spec.table,
+            "table_sha256": digest, "fixed": table.meta.get("fixed", {}),
+            "default_config": default,
+            "table_provenance": {k: v for k, v in table.meta.items() if k != "space"}}
+    seconds = float(table.frame["device_seconds"].mean())
+    return spec, _Setting(task, fidelity, metric, default, meta, table, seconds)
+
+
+def _load_table(spec: StudySpec) -> tuple[Table, str]:
+    """The table and the SHA-256 of its file; refuses one that cannot serve this replay."""
+    path = Path(spec.table)
+    table = read_table(path)
+    recorded = table.meta.get("task")
+    if recorded != spec.task:
+        raise TableError(f"table {path} was recorded for task {recorded!r}, not {spec.task!r}")
+    if not table.complete or not table.meta.get("complete", True):
+        raise TableError(f"table {path} is incomplete; finish recording it with "
+                         f"`suite tabulate --task {spec.task} --out {path}` (it resumes)")
+    if spec.scale is not None and table.meta.get("scale", "full") != spec.scale:
+        raise TableError(f"table {path} was recorded at scale {table.meta.get('scale')!r}, "
+                         f"not {spec.scale!r}")
+    return table, hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _grid_default(table: Table, default: Mapping[str, Any]) -> dict[str, Any]:
+    """The table grid's configuration nearest to the task default (the default itself when
+    the grid holds it): one hyperparameter at a time, the equal value, else the closest
+    number (log scale for positive ones; ties to the smaller), else the grid's default."""
+    from suite.optimizers._spaces import is_active
+
+    space, values = table.space, {}
+    for name in space.keys():  # ConfigSpace keeps parents before children
+        if is_active(space, name, values):
+            hp = space[name]
+            values[name] = _nearest(_grid_values(hp), default.get(name),
+                                    to_plain(hp.default_value))
+    table.config_index(values)  # a grid with forbidden clauses may not hold it: one line
+    return values
+
+
+def _grid_values(hp) -> list[Any]:
+    for attribute in ("sequence", "choices"):
+        if hasattr(hp, attribute):
+            return [to_plain(v) for v in getattr(hp, attribute)]
+    return [to_plain(hp.value)]  # a constant
+
+
+def _nearest(choices: list[Any], value: Any, fallback: Any) -> Any:
+    if value in choices:
+        return value
+
+    def number(v: Any) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool)
+
+    if not number(value) or not all(number(c) for c in choices):
+        return fallback
+    if value > 0 and all(c > 0 for c in choices):
+        return min(choices, key=lambda c: (abs(math.log(c / value)), c))
+    return min(choices, key=lambda c: (abs(c - value), c))
 
 
 def _write_plan(out: Path, spec: StudySpec) -> None:
@@ -119,64 +266,68 @@ def _write_plan(out: Path, spec: StudySpec) -> None:
         raise SuiteError(f"cannot write the study folder {out}: {exc.strerror}") from None
 
 
-def _run_one(spec: StudySpec, name: str, seed: int, directory: Path, on_run) -> RunOutcome:
-    from suite.optimizers import make_optimizer  # optimizers import their libraries: lazily
-
-    task = get_task(spec.task, scale=spec.scale)
+def _run_one(spec: StudySpec, setting: _Setting, name: str, seed: int, directory: Path,
+             on_run) -> RunOutcome:
     budget = parse_budget(spec.budget)
-    fidelity = task.info.fidelity
-    optimizer = make_optimizer(
-        name, space=task.config_space(seed=seed), fidelity=fidelity, seed=seed,
-        default_config=task.default_config() if spec.include_default else None,
-        max_full_trials=budget.full_trials(fidelity.max_epochs) or None)
-    ledger = Ledger(budget, max_epochs=fidelity.max_epochs)
-    checkpoints = directory / "checkpoints"
-    rows = read_rows(directory)
+    optimizer = _optimizer(name, seed, setting, budget)
+    ledger = Ledger(budget, max_epochs=setting.fidelity.max_epochs)
+    checkpoints = None if setting.table is not None else directory / "checkpoints"
+    rows, started = read_rows(directory), (directory / LOG_NAME).exists()
+    if started:  # never mix in a run of another plan or table
+        _check_meta(directory, setting, name, seed)
     if rows and rows[-1]["event"] == "finish":  # complete: rebuild for the summary only
         state, _ = rebuild(rows, optimizer, ledger=ledger, checkpoints=checkpoints)
         return RunOutcome(name, seed, directory, rows[-1]["reason"], state, ledger)
-    if (directory / "log.jsonl").exists():
-        _check_meta(directory, spec, name, seed)
+    if started:
         state, resubmit = rebuild(rows, optimizer, ledger=ledger, checkpoints=checkpoints)
         log = RunLog.reopen(directory)
     else:
         state, resubmit = RunState(), []
-        log = RunLog.create(directory, _meta(spec, name, seed, task))
-    runner = Runner(optimizer=optimizer, executor=_executor(spec, task), ledger=ledger,
-                    log=log, metric=task.info.metric, seed=seed, checkpoints=checkpoints,
+        log = RunLog.create(directory, {**setting.meta, "optimizer": name, "seed": seed})
+    runner = Runner(optimizer=optimizer, executor=_executor(spec, setting, rows), ledger=ledger,
+                    log=log, metric=setting.metric, seed=seed, checkpoints=checkpoints,
                     promotion=spec.promotion, state=state)
     if on_run is not None:
         on_run(name, seed, runner)
     with log:
         reason = runner.run(resubmit)
-    _prune_checkpoints(checkpoints, runner.state)
+    if checkpoints is not None:
+        _prune_checkpoints(checkpoints, runner.state)
     return RunOutcome(name, seed, directory, reason, runner.state, ledger)
 
 
-def _executor(spec: StudySpec, task):
+def _optimizer(name: str, seed: int, setting: _Setting, budget):
+    from suite.optimizers import make_optimizer  # optimizers import their libraries: lazily
+    from suite.optimizers._spaces import seeded_copy
+
+    # A replay searches the table's grid: every configuration asked is one it recorded.
+    space = (seeded_copy(setting.table.space, seed) if setting.table is not None
+             else setting.task.config_space(seed=seed))
+    hint = budget.full_trials(setting.fidelity.max_epochs, setting.seconds_per_epoch)
+    return make_optimizer(name, space=space, fidelity=setting.fidelity, seed=seed,
+                          default_config=setting.default, max_full_trials=hint or None)
+
+
+def _executor(spec: StudySpec, setting: _Setting, rows: list[dict[str, Any]]):
+    if spec.executor == "simulated":
+        executor = SimulatedExecutor(setting.table, workers=spec.workers)
+        executor.restore(rows)  # a resumed replay continues its clock where the log stops
+        return executor
     if spec.executor == "inprocess":
-        return InProcessExecutor(task, workers=spec.workers, device=spec.devices[0])
+        return InProcessExecutor(setting.task, workers=spec.workers, device=spec.devices[0])
     factory = functools.partial(get_task, spec.task, scale=spec.scale)
     return LocalExecutor(factory, workers=spec.workers, devices=spec.devices)
 
 
-def _meta(spec: StudySpec, name: str, seed: int, task) -> dict[str, Any]:
-    return {"task": spec.task, "optimizer": name, "seed": seed, "budget": spec.budget,
-            "scale": spec.scale, "promotion": spec.promotion,
-            "include_default": spec.include_default, "workers": spec.workers,
-            "devices": list(spec.devices), "executor": spec.executor, "simulated": False,
-            "metric": task.info.metric.name, "minimize": task.info.metric.minimize,
-            "max_epochs": task.info.fidelity.max_epochs, "environment": environment()}
-
-
-def _check_meta(directory: Path, spec: StudySpec, name: str, seed: int) -> None:
-    from suite.log import read_meta
-
+def _check_meta(directory: Path, setting: _Setting, name: str, seed: int) -> None:
     meta = read_meta(directory)
-    expected = {"task": spec.task, "optimizer": name, "seed": seed, "budget": spec.budget}
+    keys = ("task", "budget", "table_sha256") if setting.table is not None else (
+        "task", "budget")
+    expected = {"optimizer": name, "seed": seed, **{k: setting.meta[k] for k in keys}}
     wrong = {k: meta.get(k) for k, v in expected.items() if meta.get(k) != v}
     if wrong:
-        raise LogError(f"{directory} belongs to another run ({wrong}); refusing to resume it")
+        what = "another table" if "table_sha256" in wrong else "another run"
+        raise LogError(f"{directory} belongs to {what} ({wrong}); refusing to resume it")
 
 
 def _prune_checkpoints(checkpoints: Path, state: RunState) -> None:

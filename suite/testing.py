@@ -33,7 +33,7 @@ from suite.config import validate_config
 from suite.errors import CheckpointError, SuiteError
 from suite.types import EpochResult, Fidelity, Metric, TaskInfo
 
-__all__ = ["ToyTask", "Fault"]
+__all__ = ["ToyTask", "Fault", "toy_table"]
 
 # A fault hook: given (config, epoch) return None, or "nan", "inf" or "raise".
 Fault = Callable[[Mapping[str, Any], int], str | None]
@@ -140,3 +140,38 @@ def _load(path: Path, config: Mapping[str, Any]) -> int:
     if state.get("task") != "toy" or state.get("config") != dict(config):
         raise CheckpointError(f"checkpoint {path} is from another task or configuration")
     return int(state["epoch"])
+
+
+def toy_table(path: Path, seeds: int = 2) -> Path:
+    """Write the toy task's recorded table (`ToyTask.table_grid()`, every configuration ×
+    `seeds` training seeds × 27 epochs, from the analytic curves) in `suite.tables` format.
+
+    What `suite tabulate --task toy` would record, without running the training loop: for
+    tests and for benchmarking replays.
+    """
+    from suite.tables import grid_configs, write_table
+
+    task = ToyTask()
+    space, fixed = task.table_grid()
+    configs = grid_configs(space)
+    names = sorted(space.keys())
+    max_epochs = task.info.fidelity.max_epochs
+    rows = []
+    for index, config in enumerate(configs):
+        base = {"config_index": index, **{f"config.{n}": config.get(n) for n in names}}
+        seconds = task.epoch_seconds(config)
+        for seed in range(seeds):
+            for epoch in range(1, max_epochs + 1):
+                loss = task.curve(config, epoch, seed)
+                rows.append({**base, "seed": seed, "epoch": epoch, "val_loss": loss,
+                             "val_accuracy": 1.0 / (1.0 + math.exp(loss - 0.5)),
+                             "device_seconds": seconds})
+    info = task.info
+    meta = {"task": info.name, "scale": "full", "metric": info.metric.name,
+            "minimize": info.metric.minimize, "metrics": ["val_accuracy", "val_loss"],
+            "seeds": seeds, "max_epochs": max_epochs, "fixed": fixed,
+            "space": space.to_serialized_dict(), "configs": len(configs),
+            "recorded": len(configs) * seeds, "complete": True, "failed": 0,
+            "collection": {"source": "suite.testing.toy_table: the analytic curves"}}
+    write_table(path, rows, meta)
+    return Path(path)

@@ -18,7 +18,7 @@ from suite.study import StudySpec, load_study, parse_seeds, run_study
 
 # Flags that define a study; with --resume they come from the study's plan instead.
 PLAN_FLAGS = ("task", "optimizer", "budget", "seed", "seeds", "scale", "promotion", "workers",
-              "devices", "executor")
+              "devices", "executor", "table")
 
 
 def add_arguments(run: argparse.ArgumentParser) -> None:
@@ -28,16 +28,20 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
                                       "(full-fidelity equivalents)")
     run.add_argument("--seed", type=int, help="one seed (default 0)")
     run.add_argument("--seeds", help="several seeds: 0-4 or 0,2,5-7")
-    run.add_argument("--workers", type=int)
+    run.add_argument("--workers", type=int, help="parallel workers (simulated ones in a replay)")
     run.add_argument("--devices", help="comma-separated, round-robin over workers, "
                                        "e.g. cuda:0,cuda:0 (default auto)")
     run.add_argument("--out", help="study folder (default runs/<task>-<time>)")
     run.add_argument("--scale", choices=["tiny", "full"])
     run.add_argument("--promotion", choices=["resume", "retrain"])
     run.add_argument("--include-default", action="store_true",
-                     help="make the task's default configuration one of the first trials")
+                     help="make the task's default configuration one of the first trials (in a "
+                          "replay: the table grid's configuration nearest to it)")
     run.add_argument("--executor", choices=["local", "inprocess"],
                      help="local: subprocess workers (default); inprocess: this process")
+    run.add_argument("--table", nargs="?", const="", metavar="PATH",
+                     help="replay against a recorded table on the simulated executor "
+                          "(default PATH results/tables/<task>.parquet)")
     run.add_argument("--resume", metavar="DIR", help="continue an interrupted study")
 
 
@@ -77,12 +81,23 @@ def _spec_from_args(args: argparse.Namespace) -> StudySpec:
         raise SuiteError(f"unknown optimizer(s) {', '.join(unknown)}; choose from "
                          f"{', '.join(sorted(OPTIMIZERS))}")
     parse_budget(args.budget)
+    table = _table_arg(args)
     devices = tuple(d.strip() for d in (args.devices or "auto").split(",") if d.strip())
     return StudySpec(task=args.task, optimizers=optimizers, seeds=seeds, budget=args.budget,
-                     scale=args.scale or "full", promotion=args.promotion or "resume",
+                     scale=args.scale, promotion=args.promotion or "resume",
                      include_default=args.include_default,
                      workers=1 if args.workers is None else args.workers,
-                     devices=devices, executor=args.executor or "local")
+                     devices=devices, executor=args.executor, table=table)
+
+
+def _table_arg(args: argparse.Namespace) -> str | None:
+    """`--table` alone means the task's table in the conventional place."""
+    if args.table is None:
+        return None
+    if args.devices is not None:
+        raise SuiteError("--devices has no meaning in a replay (--table): its workers are "
+                         "simulated; give --workers N")
+    return args.table or f"results/tables/{args.task}.parquet"
 
 
 def _fix_hash_seed_for_smac(spec: StudySpec) -> None:
@@ -113,6 +128,8 @@ def _print_summary(console: Console, spec: StudySpec, out: Path, outcomes) -> No
     unit = parse_budget(spec.budget).unit
     console.print(f"\n[bold]{spec.task}[/] budget {spec.budget} ({UNIT_NAMES[unit]}), "
                   f"promotion {spec.promotion}: {out}")
+    if spec.table is not None:
+        console.print(f"replayed from {spec.table} on {spec.workers} simulated worker(s)")
     for o in outcomes:
         t, best = o.ledger.totals, o.state.incumbent
         spent = (f"{t.epochs} epochs, {t.device_seconds:.1f} device-s, {t.full:.2f}x "

@@ -1,7 +1,10 @@
-"""Where trials run: in this process (tests, replay) or in worker subprocesses (live)."""
+"""Where trials run: in this process (tests), in worker subprocesses (live), or on the
+simulated clock of a recorded table (replay)."""
 
 from suite.executors._base import EpochDone, Executor, Job, TrialEnded
 from suite.executors._inprocess import InProcessExecutor
 from suite.executors._local import LocalExecutor
+from suite.executors._simulated import SimulatedExecutor
 
-__all__ = ["EpochDone", "Executor", "InProcessExecutor", "Job", "LocalExecutor", "TrialEnded"]
+__all__ = ["EpochDone", "Executor", "InProcessExecutor", "Job", "LocalExecutor",
+           "SimulatedExecutor", "TrialEnded"]

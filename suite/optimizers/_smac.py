@@ -60,16 +60,26 @@ class SMACOptimizer:
         self._infos: dict[int, Any] = {}  # trial_id -> SMAC TrialInfo
         self._completed: dict[tuple, list[tuple[int, int]]] = {}  # key -> [(trial_id, epochs)]
         self._book = TrialBook()
+        self._exhausted = False
 
     @property
     def finished(self) -> bool:
-        return False
+        return self._exhausted
 
     def ask(self) -> Trial | None:
+        from smac.main.exceptions import ConfigurationSpaceExhaustedException
+
+        if self._exhausted:
+            return None
         with warnings.catch_warnings():
             # SMAC's local search logs np.mean of its step timings, empty when no step ran.
             warnings.simplefilter("ignore", RuntimeWarning)
-            info = self._facade.ask()
+            try:
+                info = self._facade.ask()
+            except ConfigurationSpaceExhaustedException:
+                # A finite space (a table grid) fully tried: nothing new will ever come.
+                self._exhausted = True
+                return None
         config = plain_config(info.config)
         epochs = min(max(int(round(info.budget)), self._fidelity.min_epochs),
                      self._fidelity.max_epochs)

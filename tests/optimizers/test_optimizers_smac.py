@@ -41,3 +41,22 @@ def test_smac_is_deterministic_across_processes_with_a_fixed_hash_seed(tmp_path)
     assert len({row[2] for row in one}) > 55, "the random forest never proposed"
     assert one == two
     assert list(tmp_path.iterdir()) == [], "SMAC left files behind"
+
+
+def test_smac_on_an_exhausted_finite_space_finishes_instead_of_crashing():
+    """A table grid is finite: once SMAC has tried every configuration it says so."""
+    from ConfigSpace import ConfigurationSpace, OrdinalHyperparameter
+
+    from suite.optimizers import make_optimizer
+    from suite.types import Fidelity, Status, TrialResult
+
+    space = ConfigurationSpace()
+    space.add([OrdinalHyperparameter("a", [1, 2]), OrdinalHyperparameter("b", [1, 2])])
+    opt = make_optimizer("smac", space=space, fidelity=Fidelity(1, 9, 3), seed=0)
+    for _ in range(200):
+        trial = opt.ask()
+        if trial is None:
+            break
+        opt.tell(TrialResult(trial, Status.OK, trial.config["a"] + trial.config["b"] / 10,
+                             trial.epochs))
+    assert trial is None and opt.finished
