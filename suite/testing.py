@@ -33,7 +33,7 @@ from suite.config import validate_config
 from suite.errors import CheckpointError, SuiteError
 from suite.types import EpochResult, Fidelity, Metric, TaskInfo
 
-__all__ = ["ToyTask", "Fault", "toy_table"]
+__all__ = ["ToyTask", "Fault", "ScriptedOptimizer", "toy_table"]
 
 # A fault hook: given (config, epoch) return None, or "nan", "inf" or "raise".
 Fault = Callable[[Mapping[str, Any], int], str | None]
@@ -175,3 +175,30 @@ def toy_table(path: Path, seeds: int = 2) -> Path:
             "collection": {"source": "suite.testing.toy_table: the analytic curves"}}
     write_table(path, rows, meta)
     return Path(path)
+
+
+class ScriptedOptimizer:
+    """Asks the given trials in order; a promotion waits (None) until its parent is told.
+
+    For runner and executor tests that need an exact, hand-written trial sequence."""
+
+    name = "scripted"
+
+    def __init__(self, trials) -> None:
+        self.trials, self.next, self.told = list(trials), 0, {}
+
+    @property
+    def finished(self) -> bool:
+        return self.next >= len(self.trials)
+
+    def ask(self):
+        if self.finished:
+            return None
+        trial = self.trials[self.next]
+        if trial.resume_from is not None and trial.resume_from not in self.told:
+            return None
+        self.next += 1
+        return trial
+
+    def tell(self, result) -> None:
+        self.told[result.trial.trial_id] = result

@@ -18,7 +18,7 @@ from suite.log import RunLog, read_meta, read_rows
 from suite.runner import Runner, training_seed
 from suite.study import StudySpec, run_study
 from suite.tables import grid_configs, read_table, write_table
-from suite.testing import ToyTask, toy_table
+from suite.testing import ScriptedOptimizer, ToyTask, toy_table
 from suite.types import Metric, Status, Trial
 
 
@@ -54,29 +54,8 @@ def hand_table(path, seconds, *, max_epochs=3, seeds=1, task="toy", nan_at=None)
     return read_table(path)
 
 
-class Scripted:
-    """Asks the scripted trials in order; a promotion waits (None) until its parent is told."""
-
-    name = "scripted"
-
-    def __init__(self, trials):
-        self.trials, self.next, self.told = list(trials), 0, {}
-
-    def ask(self):
-        if self.next >= len(self.trials):
-            return None
-        trial = self.trials[self.next]
-        if trial.resume_from is not None and trial.resume_from not in self.told:
-            return None
-        self.next += 1
-        return trial
-
-    def tell(self, result):
-        self.told[result.trial.trial_id] = result
-
-
 def replay(tmp_path, table, trials, *, workers=1, budget="100x", promotion="resume"):
-    optimizer = Scripted(trials)
+    optimizer = ScriptedOptimizer(trials)
     log = RunLog.create(tmp_path / "run", {"task": "toy"})
     runner = Runner(optimizer=optimizer, executor=SimulatedExecutor(table, workers=workers),
                     ledger=Ledger(parse_budget(budget), max_epochs=table.max_epochs), log=log,

@@ -8,33 +8,9 @@ from suite.budget import Ledger, parse_budget
 from suite.executors import InProcessExecutor
 from suite.log import RunLog, read_rows
 from suite.runner import Runner
+from suite.testing import ScriptedOptimizer as Scripted
 from suite.testing import ToyTask
 from suite.types import Status, Trial
-
-
-class Scripted:
-    """Asks the scripted trials in order; a trial waits (None) until its parent is told."""
-
-    name = "scripted"
-
-    def __init__(self, trials):
-        self.trials, self.next, self.told = list(trials), 0, {}
-
-    @property
-    def finished(self):
-        return self.next >= len(self.trials)
-
-    def ask(self):
-        if self.finished:
-            return None
-        trial = self.trials[self.next]
-        if trial.resume_from is not None and trial.resume_from not in self.told:
-            return None
-        self.next += 1
-        return trial
-
-    def tell(self, result):
-        self.told[result.trial.trial_id] = result
 
 
 def _configs(task, n):
