@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     tabulate_cmd.add_arguments(sub.add_parser(
         "tabulate", help="record a task's table of learning curves (resumable)"))
+    from suite.commands import figures_cmd, report_cmd
+
+    report_cmd.add_arguments(sub.add_parser(
+        "report", help="a report (Markdown, HTML, figures) from run logs and/or a table"))
+    figures_cmd.add_arguments(sub.add_parser(
+        "figures", help="rebuild results/figures/ from its manifest (--check verifies)"))
     return parser
 
 

@@ -1,0 +1,347 @@
+"""Figures: pure functions from a DataFrame to matplotlib Axes.
+
+Each takes the frame an analysis function returns and an Axes (a new one when None), draws
+on it and returns it; none reads files or writes them (`save_figure` does). Nothing random:
+no jitter, fixed colours per optimizer (`optimizer_colors`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.collections import LineCollection
+from matplotlib.ticker import FuncFormatter
+
+from suite.report._style import new_figure, optimizer_colors
+
+__all__ = ["plot_anytime", "plot_ranks", "plot_cd_diagram", "plot_final", "plot_test_vs_val",
+           "plot_importance", "plot_literature", "plot_trial_importance",
+           "plot_fidelity_correlation", "plot_learning_curves", "plot_parallel"]
+
+
+def _axes(ax):
+    return ax if ax is not None else new_figure()[1][0, 0]
+
+
+def plot_anytime(summary: pd.DataFrame, ax=None, *, xlabel: str = "budget",
+                 ylabel: str = "incumbent loss", log_y: bool = False, legend: bool = True):
+    """Step lines of `center` per optimizer over `budget` (log x), with `low`..`high` bands
+    where present (`suite.report.anytime_summary` output); the legend outside, right."""
+    ax = _axes(ax)
+    colors = optimizer_colors(summary["optimizer"])
+    for name in colors:  # the canonical order: legends agree across figures
+        group = summary[summary["optimizer"] == name].sort_values("budget")
+        seeds = int(group["seeds"].iloc[0]) if "seeds" in group else 0
+        ax.plot(group["budget"], group["center"], drawstyle="steps-post", color=colors[name],
+                label=f"{name} (n={seeds})" if seeds else name, lw=1.4)
+        if group["low"].notna().any():
+            ax.fill_between(group["budget"], group["low"], group["high"], step="post",
+                            color=colors[name], alpha=0.18, lw=0)
+    ax.set_xscale("log")
+    if log_y:
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(FuncFormatter(
+            lambda v, _: f"{v:g}" if f"{v:g}"[0] in "25" else ""))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if legend:
+        ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return ax
+
+
+def plot_ranks(ranks: pd.DataFrame, ax=None, *, xlabel: str = "budget"):
+    """Average rank (1 = best) per optimizer over `budget` (log x)."""
+    ax = _axes(ax)
+    colors = optimizer_colors(ranks["optimizer"])
+    for name in colors:
+        group = ranks[ranks["optimizer"] == name].sort_values("budget")
+        ax.plot(group["budget"], group["rank"], drawstyle="steps-post", color=colors[name],
+                label=name, lw=1.4)
+    k = ranks["optimizer"].nunique()
+    ax.set_xscale("log")
+    ax.set_ylim(k + 0.3, 0.7)  # best rank on top
+    ax.set_yticks(range(1, k + 1))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("average rank (1 = best)")
+    ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return ax
+
+
+def plot_cd_diagram(ranks: pd.DataFrame, cd: float, groups: Sequence[Sequence[str]] = (),
+                    ax=None):
+    """Critical-difference diagram (Demšar 2006): average ranks on a scale, best left,
+    the Nemenyi critical difference as a bar, and thick bars joining optimizers whose
+    ranks differ by less than it. `ranks` has columns optimizer and rank."""
+    ax = _axes(ax)
+    ranks = ranks.sort_values(["rank", "optimizer"]).reset_index(drop=True)
+    k = len(ranks)
+    low, high = 1, max(k, int(np.ceil(ranks["rank"].max())))
+    ax.set_xlim(low - 0.3, high + 0.3)
+    ax.set_ylim(-(0.6 * ((k + 1) // 2) + 0.4), 1.6)
+    ax.axis("off")
+    ax.hlines(0, low, high, color="black", lw=1)
+    for r in range(low, high + 1):
+        ax.vlines(r, 0, 0.12, color="black", lw=1)
+        ax.text(r, 0.22, str(r), ha="center", va="bottom")
+    ax.hlines(1.1, low, low + cd, color="black", lw=1.5)
+    ax.text(low + cd / 2, 1.25, f"CD = {cd:.2f}", ha="center", va="bottom")
+    half = (k + 1) // 2
+    for i, rec in enumerate(ranks.itertuples()):
+        left = i < half
+        level = -(i + 1) if left else -(k - i)
+        x_text = low - 0.25 if left else high + 0.25
+        ax.plot([rec.rank, rec.rank, x_text], [0, level * 0.6, level * 0.6], color="black",
+                lw=0.8)
+        ax.text(x_text, level * 0.6, f"{rec.optimizer} ({rec.rank:.2f})",
+                ha="right" if left else "left", va="center")
+    position = dict(zip(ranks["optimizer"], ranks["rank"], strict=True))
+    for j, group in enumerate(groups):
+        xs = [position[n] for n in group]
+        ax.hlines(-0.25 - 0.2 * j, min(xs) - 0.03, max(xs) + 0.03, color="black", lw=3)
+    return ax
+
+
+def plot_final(finals: pd.DataFrame, ax=None, *, value: str = "loss",
+               ylabel: str = "final incumbent loss"):
+    """Box plot of the final `value` per optimizer with every seed as a point."""
+    ax = _axes(ax)
+    colors = optimizer_colors(finals["optimizer"])
+    order = list(colors)
+    data = [finals.loc[finals["optimizer"] == n, value].to_numpy(dtype=float) for n in order]
+    boxes = ax.boxplot(data, positions=range(len(order)), widths=0.6, showfliers=False,
+                       patch_artist=True, medianprops={"color": "black"})
+    for patch, name in zip(boxes["boxes"], order, strict=True):
+        patch.set(facecolor=colors[name], alpha=0.35)
+    for i, (name, values) in enumerate(zip(order, data, strict=True)):
+        ax.scatter(np.full(len(values), i), values, color=colors[name], s=9, zorder=3)
+    ax.set_xticks(range(len(order)), order)
+    ax.set_ylabel(ylabel)
+    return ax
+
+
+def plot_test_vs_val(frame: pd.DataFrame, ax=None, *, val: str = "val", test: str = "test"):
+    """Each run's final incumbent: validation value (x) against test value (y)."""
+    ax = _axes(ax)
+    colors = optimizer_colors(frame["optimizer"])
+    for name in colors:
+        group = frame[frame["optimizer"] == name]
+        ax.scatter(group[val], group[test], color=colors[name], label=name, s=18)
+    both = pd.concat([frame[val], frame[test]]).dropna()
+    if len(both):
+        lo, hi = both.min(), both.max()
+        ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--")
+    ax.set_xlabel(f"validation {val}")
+    ax.set_ylabel(f"test {test}")
+    ax.legend(frameon=False)
+    return ax
+
+
+def _term_label(rec) -> str:
+    if rec["term"] == "pair":
+        return f"{rec['a']} × {rec['b']}"
+    if rec["term"] == "remainder":
+        return "higher-order"
+    return str(rec["a"]) + (" (cond.)" if rec["term"] == "conditional" else "")
+
+
+def plot_importance(importance: pd.DataFrame, ax=None, *, pairs: int = 4):
+    """Heatmap of variance fractions (%) of main effects, the largest `pairs` pairwise
+    interactions and the remainder (rows) at each fidelity (columns: `epoch`)."""
+    import seaborn as sns
+
+    ax = _axes(ax)
+    last = importance["epoch"].max()
+    final = importance[importance["epoch"] == last]
+    mains = final[final["term"].isin(["main", "conditional"])].sort_values(
+        ["fraction", "a"], ascending=[False, True])
+    top_pairs = final[final["term"] == "pair"].sort_values(
+        ["fraction", "a", "b"], ascending=[False, True, True]).head(pairs)
+    rest = final[final["term"] == "remainder"]
+    keys = [(r["term"], r["a"], r["b"]) for r in pd.concat([mains, top_pairs, rest]).to_dict(
+        "records")]
+    labels = [_term_label({"term": t, "a": a, "b": b}) for t, a, b in keys]
+    matrix = np.full((len(keys), importance["epoch"].nunique()), np.nan)
+    epochs = sorted(importance["epoch"].unique())
+    for j, epoch in enumerate(epochs):
+        rows = importance[importance["epoch"] == epoch]
+        lookup = {(r["term"], r["a"], r["b"]): r["fraction"] for r in rows.to_dict("records")}
+        for i, key in enumerate(keys):
+            matrix[i, j] = 100 * lookup.get(_nan_key(key, lookup), np.nan)
+    sns.heatmap(pd.DataFrame(matrix, index=labels, columns=epochs), annot=True, fmt=".1f",
+                cmap="Blues", vmin=0, vmax=100, cbar=False, ax=ax, linewidths=0.5)
+    ax.set_xlabel("epochs (fidelity)")
+    ax.set_ylabel("")
+    ax.set_title("% of variance of the loss (grid fANOVA)")
+    return ax
+
+
+def _nan_key(key, lookup):
+    """Dict keys with NaN never compare equal; find the stored key that matches."""
+    for k in lookup:
+        if k[0] == key[0] and _same(k[1], key[1]) and _same(k[2], key[2]):
+            return k
+    return key
+
+
+def _same(a, b) -> bool:
+    return (a == b) or (pd.isna(a) and pd.isna(b))
+
+
+def plot_literature(comparison: pd.DataFrame, ax=None):
+    """Slopegraph: the literature's claimed tiers (left) against the measured order
+    (right, with % of variance); a line per category, green where they agree."""
+    ax = _axes(ax)
+    claimed = comparison[comparison["category"].notna()]
+    n = len(claimed)
+    colors = {"agrees": "#2ca02c", "close": "#ff7f0e", "disagrees": "#d62728"}
+    for rec in claimed.itertuples():
+        ax.plot([0, 1], [rec.claimed_rank, rec.measured_rank], color=colors[rec.verdict],
+                lw=2, marker="o")
+        claim = "low" if rec.category == "dropout" else f"{int(rec.claimed_rank)}"
+        ax.text(-0.05, rec.claimed_rank, f"{rec.category} ({claim})", ha="right",
+                va="center")
+        ax.text(1.05, rec.measured_rank, f"{rec.category} {100 * rec.fraction:.1f}%",
+                ha="left", va="center")
+    ax.set_xlim(-0.9, 1.9)
+    ax.set_ylim(n + 0.6, 0.4)
+    ax.set_xticks([0, 1], ["literature", "measured"])
+    ax.set_yticks([])
+    for side in ("left", "bottom"):
+        ax.spines[side].set_visible(False)
+    return ax
+
+
+def plot_trial_importance(frame: pd.DataFrame, ax=None, *, method: str = "fanova"):
+    """Heatmap of importance shares (%) by optimizer (rows) and hyperparameter (columns)
+    for one `method` of `suite.report.trial_importance` output."""
+    import seaborn as sns
+
+    ax = _axes(ax)
+    rows = frame[frame["method"] == method]
+    wide = rows.pivot_table(index="optimizer", columns="hp", values="share") * 100
+    labels = [f"{o} (n={int(rows.loc[rows['optimizer'] == o, 'trials'].iloc[0])}, "
+              f"{int(rows.loc[rows['optimizer'] == o, 'epochs'].iloc[0])} ep)"
+              for o in wide.index]
+    wide.index = labels
+    sns.heatmap(wide, annot=True, fmt=".0f", cmap="Greens", vmin=0, vmax=100, cbar=False,
+                ax=ax, linewidths=0.5)
+    ax.set_xlabel("")
+    ax.set_ylabel("")
+    ax.set_title({"fanova": "fANOVA on the trials (% of summed main effects)",
+                  "ped_anova": "PED-ANOVA on the trials (% of summed scores)"}.get(method,
+                                                                                    method))
+    return ax
+
+
+def plot_fidelity_correlation(correlation: pd.DataFrame, ax=None):
+    """Heatmap of Spearman correlations between fidelities (kind "fidelity" rows), with
+    the seed-to-seed correlation at the last epoch (kind "seeds") in the title."""
+    import seaborn as sns
+
+    ax = _axes(ax)
+    fid = correlation[correlation["kind"] == "fidelity"]
+    wide = fid.pivot_table(index="a", columns="b", values="rho")
+    sns.heatmap(wide, annot=True, fmt=".2f", cmap="RdBu_r", vmin=-1, vmax=1, cbar=False,
+                ax=ax, square=True, linewidths=0.5)
+    ax.set_xlabel("epochs")
+    ax.set_ylabel("epochs")
+    seeds = correlation[correlation["kind"] == "seeds"]
+    title = "Spearman ρ of configurations"
+    if len(seeds):
+        last = seeds.sort_values("a").iloc[-1]
+        title += f"\n(seed vs seed at {int(last['a'])} epochs: {last['rho']:.2f})"
+    ax.set_title(title)
+    return ax
+
+
+def plot_learning_curves(curves: pd.DataFrame, ax=None, *, label: str = "rank",
+                         ylabel: str = "validation loss"):
+    """One line per curve (`label` column) of `loss` over `epoch` (log x), with a
+    `low`..`high` band where the frame has one; colour by optimizer where it has one."""
+    ax = _axes(ax)
+    has_opt = "optimizer" in curves
+    colors = optimizer_colors(curves["optimizer"]) if has_opt else None
+    labels = list(dict.fromkeys(curves[label]))
+    cmap = _sequential(len(labels))
+    for i, key in enumerate(labels):
+        curve = curves[curves[label] == key].sort_values("epoch")
+        color = colors[curve["optimizer"].iloc[0]] if has_opt else cmap[i]
+        ax.plot(curve["epoch"], curve["loss"], color=color, lw=1.2,
+                label=f"{label} {key}" if label == "rank" else str(key))
+        if "low" in curve and curve["low"].notna().any():
+            ax.fill_between(curve["epoch"], curve["low"], curve["high"], color=color,
+                            alpha=0.12, lw=0)
+    ax.set_xscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.legend(frameon=False, fontsize=6, ncols=2)
+    return ax
+
+
+def _sequential(n: int) -> list:
+    import matplotlib
+
+    cmap = matplotlib.colormaps["viridis"]
+    return [cmap(x) for x in np.linspace(0.0, 0.85, max(n, 1))]
+
+
+def plot_parallel(trials: pd.DataFrame, hps: Sequence[str], ax=None, *,
+                  value: str = "loss", extra: Sequence[str] = ("epoch",)):
+    """Parallel coordinates: one polyline per trial through `hps`, `extra` and `value`
+    (each axis scaled to 0..1; log scale for positive numbers spanning a decade;
+    categories in sorted order), coloured by `value` (best = bright, drawn on top).
+    Rasterized in PDFs."""
+    import matplotlib
+
+    ax = _axes(ax)
+    columns = [*hps, *extra, value]
+    v = trials[value].to_numpy(dtype=float)
+    lo, hi = np.nanquantile(v, [0.0, 0.9]) if len(v) else (0, 1)
+    scaled, ticks = [], []
+    for col in columns:
+        # the value axis is clipped like the colours: a few diverged trials flatten it
+        s, t = _scale(trials[col].clip(upper=hi) if col == value else trials[col])
+        scaled.append(s)
+        ticks.append(t)
+    matrix = np.column_stack(scaled) if scaled else np.zeros((0, 0))
+    order = np.argsort(-v, kind="stable")  # best drawn last, on top
+    segments = [np.column_stack([np.arange(len(columns)), matrix[i]]) for i in order]
+    norm = matplotlib.colors.Normalize(vmin=lo, vmax=hi if hi > lo else lo + 1)
+    lines = LineCollection(segments, cmap="viridis_r", norm=norm, lw=0.4, alpha=0.35,
+                           rasterized=True)
+    lines.set_array(v[order])
+    ax.add_collection(lines)
+    for i, (positions, names) in enumerate(ticks):
+        ax.axvline(i, color="black", lw=0.6)
+        for p, name in zip(positions, names, strict=True):
+            ax.text(i + 0.03, p, name, fontsize=6, va="center")
+    ax.set_xlim(-0.2, len(columns) - 0.6)
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_xticks(range(len(columns)), [c.removeprefix("config.") for c in columns],
+                  rotation=30, ha="right")
+    ax.set_yticks([])
+    ax.figure.colorbar(lines, ax=ax, label=f"{value} (clipped at 90th pct)", fraction=0.03)
+    return ax
+
+
+def _scale(series: pd.Series) -> tuple[np.ndarray, tuple[list[float], list[str]]]:
+    """Values → 0..1 positions, and (positions, labels) of a few ticks."""
+    values = series.dropna()
+    numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+    if not numeric:
+        cats = sorted(map(str, values.unique()))
+        pos = {c: i / max(len(cats) - 1, 1) for i, c in enumerate(cats)}
+        out = series.map(lambda x: pos.get(str(x), np.nan) if pd.notna(x) else np.nan)
+        return out.to_numpy(dtype=float), ([pos[c] for c in cats], cats)
+    x = series.to_numpy(dtype=float)
+    lo, hi = (float(values.min()), float(values.max())) if len(values) else (0.0, 1.0)
+    log = lo > 0 and hi / lo >= 10
+    f = np.log10 if log else (lambda a: a)
+    span = (f(hi) - f(lo)) or 1.0
+    pos = (f(x) - f(lo)) / span
+    tick_values = [lo, hi] if hi > lo else [lo]
+    return pos, ([float((f(t) - f(lo)) / span) for t in tick_values],
+                 [f"{t:.3g}" for t in tick_values])

@@ -1,0 +1,62 @@
+"""Figure style and deterministic saving: Agg backend, fixed fonts, no timestamps.
+
+PNG and PDF files written by `save_figure` carry no software version or creation date, so
+the same data and the same matplotlib give byte-identical files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # before pyplot: never an interactive backend
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+__all__ = ["save_figure", "new_figure", "optimizer_colors", "RC", "FORMATS"]
+
+FORMATS = ("png", "pdf")
+# Metadata keys matplotlib would otherwise fill with its version and the current time.
+_METADATA = {"png": {"Software": None},
+             "pdf": {"Creator": None, "Producer": None, "CreationDate": None}}
+RC = {"font.family": "DejaVu Sans", "font.size": 9, "axes.titlesize": 10,
+      "axes.labelsize": 9, "legend.fontsize": 8, "figure.dpi": 100, "savefig.dpi": 150,
+      "axes.spines.top": False, "axes.spines.right": False, "pdf.fonttype": 42,
+      "svg.hashsalt": "suite", "path.simplify": True}
+# Canonical order: the same optimizer gets the same colour in every figure.
+_KNOWN = ("grid", "random", "tpe", "hyperband", "bohb", "smac", "asha")
+_PALETTE = ("#7f7f7f", "#1f77b4", "#2ca02c", "#ff7f0e", "#d62728", "#9467bd", "#8c564b",
+            "#e377c2", "#bcbd22", "#17becf")
+
+
+def optimizer_colors(names: Iterable[str]) -> dict[str, str]:
+    """A fixed colour per optimizer: known names keep theirs, others follow in sorted order."""
+    names = sorted(set(names), key=lambda n: (_KNOWN.index(n) if n in _KNOWN else 99, n))
+    extra = iter(_PALETTE[len(_KNOWN):] * 10)
+    return {n: _PALETTE[_KNOWN.index(n)] if n in _KNOWN else next(extra) for n in names}
+
+
+def new_figure(ncols: int = 1, nrows: int = 1, *, width: float = 4.2, height: float = 3.0,
+               **kwargs):
+    """A figure and its axes under the suite's style."""
+    with plt.rc_context(RC):
+        return plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows),
+                            squeeze=False, **kwargs)
+
+
+def save_figure(fig, stem: Path, formats: Iterable[str] = FORMATS,
+                dpi: int | None = None) -> list[Path]:
+    """Write `stem.png` and `stem.pdf` without timestamps, close the figure, return the paths."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    with plt.rc_context(RC):
+        for fmt in formats:
+            path = stem.with_suffix(f".{fmt}")
+            fig.savefig(path, format=fmt, metadata=_METADATA[fmt], bbox_inches="tight",
+                        dpi=dpi or RC["savefig.dpi"])
+            paths.append(path)
+    plt.close(fig)
+    return paths

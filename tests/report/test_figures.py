@@ -1,0 +1,140 @@
+"""Every figure is a pure function of a small frame; saved files carry no timestamps."""
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+
+from suite.report import (
+    plot_anytime,
+    plot_cd_diagram,
+    plot_fidelity_correlation,
+    plot_final,
+    plot_importance,
+    plot_learning_curves,
+    plot_literature,
+    plot_parallel,
+    plot_ranks,
+    plot_test_vs_val,
+    plot_trial_importance,
+    save_figure,
+)
+from suite.report._style import new_figure
+
+
+@pytest.fixture
+def ax():
+    fig, axes = new_figure()
+    yield axes[0, 0]
+    matplotlib.pyplot.close(fig)
+
+
+def _summary():
+    budget = np.geomspace(0.1, 10, 6)
+    return pd.concat([pd.DataFrame({"optimizer": name, "budget": budget,
+                                    "center": 1 / (budget + k), "low": 0.9 / (budget + k),
+                                    "high": 1.1 / (budget + k), "seeds": 3})
+                      for k, name in enumerate(["random", "bohb"], start=1)])
+
+
+def test_backend_is_agg():
+    assert matplotlib.get_backend().lower() == "agg"
+
+
+def test_anytime_draws_a_line_and_a_band_per_optimizer(ax):
+    plot_anytime(_summary(), ax, xlabel="epochs", log_y=True)
+    assert len(ax.lines) == 2 and len(ax.collections) == 2
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["random (n=3)", "bohb (n=3)"]
+
+
+def test_anytime_without_bands_draws_lines_only(ax):
+    plot_anytime(_summary().assign(low=np.nan, high=np.nan), ax)
+    assert len(ax.lines) == 2 and len(ax.collections) == 0
+
+
+def test_ranks_and_cd_diagram(ax):
+    ranks = _summary().rename(columns={"center": "rank"})
+    plot_ranks(ranks, ax)
+    assert len(ax.lines) == 2 and ax.get_ylim()[0] > ax.get_ylim()[1], "best rank on top"
+    fig, axes = new_figure()
+    frame = pd.DataFrame({"optimizer": ["a", "b", "c", "d"], "rank": [1.2, 2.0, 3.1, 3.7]})
+    plot_cd_diagram(frame, 1.5, [("a", "b"), ("b", "c", "d")], axes[0, 0])
+    texts = [t.get_text() for t in axes[0, 0].texts]
+    assert "CD = 1.50" in texts and "a (1.20)" in texts and "d (3.70)" in texts
+    matplotlib.pyplot.close(fig)
+
+
+def test_final_and_test_vs_val(ax):
+    finals = pd.DataFrame({"optimizer": ["a", "a", "b", "b"], "loss": [0.3, 0.4, 0.5, 0.6],
+                           "seed": [0, 1, 0, 1]})
+    plot_final(finals, ax)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"]
+    fig, axes = new_figure()
+    plot_test_vs_val(finals.assign(val=finals["loss"], test=finals["loss"] + 0.1), axes[0, 0])
+    assert len(axes[0, 0].collections) == 2
+    matplotlib.pyplot.close(fig)
+
+
+def test_importance_heatmap_and_literature(ax):
+    rows = []
+    for epoch in (1, 3):
+        rows += [{"epoch": epoch, "term": "main", "a": "lr", "b": None, "fraction": 0.6},
+                 {"epoch": epoch, "term": "main", "a": "wd", "b": None, "fraction": 0.1},
+                 {"epoch": epoch, "term": "pair", "a": "lr", "b": "wd", "fraction": 0.2},
+                 {"epoch": epoch, "term": "remainder", "a": None, "b": None, "fraction": 0.1}]
+    plot_importance(pd.DataFrame(rows), ax)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["lr", "wd", "lr × wd",
+                                                            "higher-order"]
+    assert "60.0" in [t.get_text() for t in ax.texts]
+    fig, axes = new_figure()
+    comparison = pd.DataFrame({"category": ["learning rate", "dropout", None],
+                               "hps": ["lr", "dropout", "width"], "fraction": [0.6, 0.2, 0.1],
+                               "claimed_rank": [1.0, 2.0, np.nan],
+                               "measured_rank": [1.0, 2.0, np.nan],
+                               "verdict": ["agrees", "disagrees", "n/a"]})
+    plot_literature(comparison, axes[0, 0])
+    assert len(axes[0, 0].lines) == 2
+    matplotlib.pyplot.close(fig)
+
+
+def test_trial_importance_and_fidelity_heatmaps(ax):
+    frame = pd.DataFrame({"optimizer": ["a", "a", "b", "b"], "method": "fanova",
+                          "hp": ["lr", "wd"] * 2, "share": [0.7, 0.3, 0.4, 0.6],
+                          "epochs": 9, "trials": 20})
+    plot_trial_importance(frame, ax)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a (n=20, 9 ep)", "b (n=20, 9 ep)"]
+    fig, axes = new_figure()
+    corr = pd.DataFrame({"kind": ["fidelity"] * 4 + ["seeds"], "a": [1, 1, 9, 9, 9],
+                         "b": [1, 9, 1, 9, 9], "rho": [1.0, 0.3, 0.3, 1.0, 0.95]})
+    plot_fidelity_correlation(corr, axes[0, 0])
+    assert "0.95" in axes[0, 0].get_title()
+    matplotlib.pyplot.close(fig)
+
+
+def test_learning_curves_and_parallel_coordinates(ax):
+    curves = pd.DataFrame({"rank": [1, 1, 2, 2], "epoch": [1, 9, 1, 9],
+                           "loss": [1.0, 0.3, 1.1, 0.4], "low": [0.9, 0.25, 1.0, 0.35],
+                           "high": [1.1, 0.35, 1.2, 0.45]})
+    plot_learning_curves(curves, ax)
+    assert len(ax.lines) == 2 and len(ax.collections) == 2
+    fig, axes = new_figure()
+    trials = pd.DataFrame({"lr": [0.001, 0.1, 0.01], "kind": ["a", "b", "a"],
+                           "epoch": [1, 9, 9], "loss": [1.0, 0.3, 0.5]})
+    plot_parallel(trials, ["lr", "kind"], axes[0, 0])
+    lines = axes[0, 0].collections[0]
+    assert len(lines.get_segments()) == 3 and lines.get_rasterized()
+    matplotlib.pyplot.close(fig)
+
+
+def test_saved_files_are_byte_identical_and_carry_no_timestamp(tmp_path):
+    paths = []
+    for name in ("one", "two"):
+        fig, axes = new_figure()
+        plot_anytime(_summary(), axes[0, 0])
+        paths.append(save_figure(fig, tmp_path / name))
+    for first, second in zip(*paths, strict=True):
+        assert first.read_bytes() == second.read_bytes()
+    pdf = paths[0][1].read_bytes()
+    assert b"CreationDate" not in pdf and b"matplotlib" not in pdf.lower()
+    assert b"Software" not in paths[0][0].read_bytes()

@@ -1,0 +1,103 @@
+"""The figure manifest: committed inputs hash as recorded, rebuilt data reproduces."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from suite.cli import main
+from suite.report._manifest import (
+    check_manifest,
+    load_manifest,
+    rebuild_manifest,
+    sha256_path,
+)
+from tests.report.conftest import write_synthetic_study, write_synthetic_table
+
+ROOT = Path(__file__).resolve().parents[2]
+COMMITTED = ROOT / "results" / "figures" / "manifest.json"
+
+
+@pytest.mark.skipif(not COMMITTED.is_file(), reason="no committed manifest yet")
+def test_committed_manifest_inputs_and_data_reproduce(monkeypatch, tmp_path):
+    monkeypatch.chdir(ROOT)  # the manifest's paths are relative to the repository root
+    manifest = load_manifest(COMMITTED)
+    messages = []
+    # entries made from a study (a replay, minutes to rerun) are checked by
+    # `suite figures --check` once their runs exist; here only their committed inputs
+    built = [e["name"] for e in manifest["figures"] if not e.get("study")]
+    problems = check_manifest(manifest, built, scratch=tmp_path, on_message=messages.append)
+    assert problems == []
+    assert all(any(m.startswith(f"{n}: checked") for m in messages) for n in built)
+    for entry in manifest["figures"]:
+        for key, digest in entry.get("inputs", {}).items():
+            assert sha256_path(ROOT / key) == digest, f"{entry['name']}: {key} changed"
+    for entry in manifest["figures"]:
+        for path in entry.get("figures", {}):
+            out = _out(entry["command"])
+            assert (ROOT / out / path).is_file(), f"committed figure {out}/{path} missing"
+
+
+def _out(command: str) -> str:
+    argv = command.split()
+    return argv[argv.index("--out") + 1]
+
+
+def _setup(tmp_path, monkeypatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    write_synthetic_table(Path("toy.parquet"))
+    write_synthetic_study(Path("runs/live"), optimizers=("good", "bad"), seeds=[0, 1])
+    manifest = {"about": "test", "renderer": {}, "figures": [
+        {"name": "toy-table", "command": "suite report --table toy.parquet --out figs/table "
+                                         "--bootstrap 100"},
+        {"name": "toy-live", "command": "suite report runs/live --table toy.parquet "
+                                        "--no-table-figures --out figs/live --bootstrap 100"},
+        {"name": "toy-replay", "study": "suite run --task toy --table toy.parquet --optimizer "
+                                        "random --seeds 0-1 --budget 3x --out runs/replay",
+         "command": "suite report runs/replay --out figs/replay"}]}
+    path = Path("figs/manifest.json")
+    path.parent.mkdir()
+    path.write_text(json.dumps(manifest))
+    return path
+
+
+def test_rebuild_records_hashes_and_check_catches_changes(tmp_path, monkeypatch):
+    path = _setup(tmp_path, monkeypatch)
+    messages = []
+    manifest = rebuild_manifest(load_manifest(path), path, on_message=messages.append)
+    table, live, replay = manifest["figures"]
+    assert table["inputs"] == {"toy.parquet": sha256_path(Path("toy.parquet"))}
+    assert set(live["inputs"]) == {"runs/live", "toy.parquet"}
+    assert "data/toy-grid-importance.csv" in table["data"] and "report.md" in live["data"]
+    assert "figures/toy-anytime.png" in live["figures"]
+    assert "data" not in replay and any("toy-replay: skipped" in m for m in messages)
+    assert manifest["renderer"]["matplotlib"]
+    assert json.loads(path.read_text()) == manifest
+
+    assert check_manifest(manifest, ["toy-table"], figures=True, scratch=tmp_path) == []
+    assert check_manifest(manifest, ["toy-live"], scratch=tmp_path) == []
+    log = Path("runs/live/good/seed-0/log.jsonl")
+    log.write_text(log.read_text().replace('"val_loss": 0.', '"val_loss": 1.', 1))
+    live["data"]["report.md"] = "0" * 64
+    problems = check_manifest(manifest, ["toy-live"], scratch=tmp_path)
+    assert "toy-live: input runs/live changed" in problems
+    assert "toy-live: data report.md is not reproduced" in problems
+    assert check_manifest(manifest, ["toy-replay"]) == ["toy-replay: never built (run "
+                                                         "`suite figures`)"]
+
+
+def test_figures_cli_check_and_unknown_entry(tmp_path, monkeypatch, capsys):
+    path = _setup(tmp_path, monkeypatch)
+    assert main(["figures", "--manifest", str(path), "--only", "toy-table"]) == 0
+    assert main(["figures", "--manifest", str(path), "--only", "toy-table", "--check"]) == 0
+    assert "OK" in capsys.readouterr().out
+    assert main(["figures", "--manifest", str(path), "--only", "nope"]) == 2
+    assert "no manifest entry nope" in capsys.readouterr().err
+
+
+def test_tree_hash_ignores_files_other_than_run_data(tmp_path):
+    run = write_synthetic_study(tmp_path / "s", optimizers=("good",), seeds=[0])
+    before = sha256_path(run)
+    (run / "report").mkdir()
+    (run / "report" / "report.md").write_text("x")
+    assert sha256_path(run) == before
