@@ -94,7 +94,7 @@ def test_table_importance_per_fidelity(table_path):
 
 
 def test_table_importance_keeps_a_conditional_hyperparameter_of_a_real_grid(tmp_path):
-    from tests.report.conftest import write_synthetic_table
+    from synthetic import write_synthetic_table
 
     table = read_table(write_synthetic_table(tmp_path / "c.parquet", conditional=True))
     assert len(table.configs) == 12

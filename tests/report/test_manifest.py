@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+from synthetic import write_synthetic_study, write_synthetic_table
 
 from suite.cli import main
 from suite.report._manifest import (
@@ -12,7 +13,6 @@ from suite.report._manifest import (
     rebuild_manifest,
     sha256_path,
 )
-from tests.report.conftest import write_synthetic_study, write_synthetic_table
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "results" / "figures" / "manifest.json"

@@ -1,9 +1,9 @@
 """`suite report`: a report folder from synthetic runs and tables; bad input is one line."""
 
 import pytest
+from synthetic import write_synthetic_study, write_synthetic_table
 
 from suite.cli import main
-from tests.report.conftest import write_synthetic_study, write_synthetic_table
 
 
 def _report(*args) -> int:

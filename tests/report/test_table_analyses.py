@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from synthetic import write_synthetic_table
 
 from suite.report import (
     fidelity_correlation,
@@ -12,7 +13,6 @@ from suite.report import (
 )
 from suite.report._table import fidelity_sentences, require_complete
 from suite.tables import read_table
-from tests.report.conftest import write_synthetic_table
 
 
 def _loss(order_at: dict[int, list[int]], configs: int = 5, seeds: int = 2, epochs: int = 9):
