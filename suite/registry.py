@@ -10,7 +10,7 @@ import importlib
 from suite.errors import SuiteError
 from suite.types import Task
 
-__all__ = ["TASKS", "get_task", "SCALES"]
+__all__ = ["TASKS", "check_task", "get_task", "SCALES"]
 
 TASKS: dict[str, str] = {
     "text_classifier": "tasks.text_classifier:TextClassifier",
@@ -21,10 +21,15 @@ TASKS: dict[str, str] = {
 SCALES = ("tiny", "full")
 
 
-def get_task(name: str, *, scale: str = "full") -> Task:
-    """Instantiate a registered task at a scale (`tiny` for tests, `full` for real runs)."""
+def check_task(name: str) -> None:
+    """Reject a name that is not a registered task, with the choices, before any work."""
     if name not in TASKS:
         raise SuiteError(f"unknown task {name!r}; choose from {', '.join(sorted(TASKS))}")
+
+
+def get_task(name: str, *, scale: str = "full") -> Task:
+    """Instantiate a registered task at a scale (`tiny` for tests, `full` for real runs)."""
+    check_task(name)
     if scale not in SCALES:
         raise SuiteError(f"unknown scale {scale!r}; choose from {', '.join(SCALES)}")
     module_name, class_name = TASKS[name].split(":")

@@ -13,7 +13,6 @@ table's path, checksum and provenance. Replays keep no checkpoints.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import math
@@ -28,7 +27,7 @@ from suite.budget import Ledger, parse_budget
 from suite.config import to_plain
 from suite.env import environment
 from suite.errors import SuiteError
-from suite.executors import InProcessExecutor, LocalExecutor, SimulatedExecutor
+from suite.executors import SimulatedExecutor, training_executor
 from suite.log import LOG_NAME, LogError, RunLog, read_meta, read_rows
 from suite.registry import get_task
 from suite.resume import rebuild
@@ -313,10 +312,8 @@ def _executor(spec: StudySpec, setting: _Setting, rows: list[dict[str, Any]]):
         executor = SimulatedExecutor(setting.table, workers=spec.workers)
         executor.restore(rows)  # a resumed replay continues its clock where the log stops
         return executor
-    if spec.executor == "inprocess":
-        return InProcessExecutor(setting.task, workers=spec.workers, device=spec.devices[0])
-    factory = functools.partial(get_task, spec.task, scale=spec.scale)
-    return LocalExecutor(factory, workers=spec.workers, devices=spec.devices)
+    return training_executor(spec.executor, setting.task, scale=spec.scale,
+                             workers=spec.workers, devices=spec.devices)
 
 
 def _check_meta(directory: Path, setting: _Setting, name: str, seed: int) -> None:

@@ -10,7 +10,6 @@ from everything recorded so far, marked complete or not in its metadata.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import json
 import math
@@ -23,7 +22,7 @@ from typing import Any
 from suite.config import validate_config
 from suite.env import environment
 from suite.errors import SuiteError
-from suite.executors import EpochDone, InProcessExecutor, Job, LocalExecutor
+from suite.executors import EpochDone, Job, training_executor
 from suite.log import LogError
 from suite.registry import get_task
 from suite.tables import grid_configs, read_table, space_to_dict, write_table
@@ -76,7 +75,8 @@ def tabulate(spec: TabulateSpec, *, on_curve: Callable[[int, int], None] | None 
 
 
 def _collect(spec, task, configs, todo, sink, done, on_curve) -> None:
-    executor = _executor(spec, task)
+    executor = training_executor(spec.executor, task, scale=spec.scale, workers=spec.workers,
+                                 devices=spec.devices)
     start, queue, curves, ids = time.monotonic(), list(todo), {}, itertools.count()
     max_epochs = task.info.fidelity.max_epochs
     try:
@@ -105,13 +105,6 @@ def _collect(spec, task, configs, todo, sink, done, on_curve) -> None:
                 on_curve(len(done), len(done) + len(queue) + len(curves))
     finally:
         executor.close()
-
-
-def _executor(spec: TabulateSpec, task):
-    if spec.executor == "inprocess":
-        return InProcessExecutor(task, workers=spec.workers, device=spec.devices[0])
-    factory = functools.partial(get_task, spec.task, scale=spec.scale)
-    return LocalExecutor(factory, workers=spec.workers, devices=spec.devices)
 
 
 def _read_progress(path: Path) -> dict[tuple[int, int], dict]:

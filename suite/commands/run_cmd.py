@@ -63,13 +63,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _spec_from_args(args: argparse.Namespace) -> StudySpec:
-    from suite.registry import TASKS
+    from suite.registry import check_task
 
     for flag in ("task", "optimizer", "budget"):
         if getattr(args, flag) is None:
             raise SuiteError(f"--{flag} is required (or --resume DIR)")
-    if args.task not in TASKS:
-        raise SuiteError(f"unknown task {args.task!r}; choose from {', '.join(sorted(TASKS))}")
+    check_task(args.task)
     if args.seed is not None and args.seeds is not None:
         raise SuiteError("give --seed or --seeds, not both")
     seeds = parse_seeds(args.seeds) if args.seeds else (args.seed or 0,)

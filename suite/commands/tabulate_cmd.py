@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from suite.errors import SuiteError
-from suite.registry import TASKS
+from suite.registry import check_task
 from suite.tabulate import TabulateSpec, progress_path, tabulate
 
 
@@ -26,8 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.task not in TASKS:
-        raise SuiteError(f"unknown task {args.task!r}; choose from {', '.join(sorted(TASKS))}")
+    check_task(args.task)
     if args.seeds < 1 or args.workers < 1:
         raise SuiteError("--seeds and --workers must be at least 1")
     out = Path(args.out or f"results/tables/{args.task}.parquet")

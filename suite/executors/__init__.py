@@ -5,6 +5,7 @@ from suite.executors._base import EpochDone, Executor, Job, TrialEnded
 from suite.executors._inprocess import InProcessExecutor
 from suite.executors._local import LocalExecutor
 from suite.executors._simulated import SimulatedExecutor
+from suite.executors._training import training_executor
 
 __all__ = ["EpochDone", "Executor", "InProcessExecutor", "Job", "LocalExecutor",
-           "SimulatedExecutor", "TrialEnded"]
+           "SimulatedExecutor", "TrialEnded", "training_executor"]
