@@ -14,8 +14,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
+import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +36,62 @@ from suite.config import validate_config
 from suite.errors import CheckpointError, SuiteError
 from suite.types import EpochResult, Fidelity, Metric, TaskInfo
 
-__all__ = ["ToyTask", "Fault", "ScriptedOptimizer", "toy_table"]
+__all__ = ["ToyTask", "Fault", "Pace", "Die", "ScriptedOptimizer", "toy_table"]
 
-# A fault hook: given (config, epoch) return None, or "nan", "inf" or "raise".
+# A fault hook: given (config, epoch) return None, or "nan", "inf" or "raise". It runs in
+# the process that trains, so it can also sleep or kill that process (`Pace`, `Die`).
 Fault = Callable[[Mapping[str, Any], int], str | None]
+
+
+def _matches(config: Mapping[str, Any], match: tuple[tuple[str, Any], ...]) -> bool:
+    return all(config.get(k) == v for k, v in match)
+
+
+@dataclass(frozen=True)
+class Pace:
+    """A fault hook that makes each epoch of the configurations matching `match` (all of
+    them by default) take `seconds` of wall time, and writes the configuration a process
+    is training to `pid_dir/<pid>`, so that a test can kill a worker mid-trial.
+
+    Frozen and module-level: it pickles into spawned and Ray workers."""
+
+    seconds: float
+    pid_dir: str | None = None
+    match: tuple[tuple[str, Any], ...] = ()
+
+    def __call__(self, config: Mapping[str, Any], epoch: int) -> None:
+        if not _matches(config, self.match):
+            return None
+        if self.pid_dir is not None:
+            path = Path(self.pid_dir) / str(os.getpid())
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(dict(config), sort_keys=True))
+        time.sleep(self.seconds)
+        return None
+
+
+@dataclass(frozen=True)
+class Die:
+    """A fault hook under which the process training a matching configuration kills itself
+    with SIGKILL (as the out-of-memory killer would) on reaching `epoch`: every time, or
+    only the first `times` times when `marker_dir` counts them across processes."""
+
+    epoch: int
+    match: tuple[tuple[str, Any], ...] = ()
+    marker_dir: str | None = None
+    times: int = 1
+
+    def __call__(self, config: Mapping[str, Any], epoch: int) -> None:
+        if epoch != self.epoch or not _matches(config, self.match):
+            return None
+        if self.marker_dir is not None:
+            markers = Path(self.marker_dir)
+            markers.mkdir(parents=True, exist_ok=True)
+            if len(list(markers.iterdir())) >= self.times:
+                return None
+            (markers / str(os.getpid())).touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+        return None
 
 
 class ToyTask:
