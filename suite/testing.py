@@ -36,7 +36,8 @@ from suite.config import validate_config
 from suite.errors import CheckpointError, SuiteError
 from suite.types import EpochResult, Fidelity, Metric, TaskInfo
 
-__all__ = ["ToyTask", "Fault", "Pace", "Die", "ScriptedOptimizer", "toy_table"]
+__all__ = ["ToyTask", "Fault", "At", "Pace", "Die", "Faults", "ScriptedOptimizer",
+           "toy_table"]
 
 # A fault hook: given (config, epoch) return None, or "nan", "inf" or "raise". It runs in
 # the process that trains, so it can also sleep or kill that process (`Pace`, `Die`).
@@ -45,6 +46,32 @@ Fault = Callable[[Mapping[str, Any], int], str | None]
 
 def _matches(config: Mapping[str, Any], match: tuple[tuple[str, Any], ...]) -> bool:
     return all(config.get(k) == v for k, v in match)
+
+
+@dataclass(frozen=True)
+class At:
+    """A fault hook returning `fault` ("nan", "inf" or "raise") at `epoch` of matching
+    configurations; unlike a lambda it pickles into worker processes."""
+
+    epoch: int
+    fault: str
+    match: tuple[tuple[str, Any], ...] = ()
+
+    def __call__(self, config: Mapping[str, Any], epoch: int) -> str | None:
+        return self.fault if epoch == self.epoch and _matches(config, self.match) else None
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Several fault hooks as one: each is called in turn; the first fault returned wins."""
+
+    hooks: tuple[Fault, ...]
+
+    def __call__(self, config: Mapping[str, Any], epoch: int) -> str | None:
+        for hook in self.hooks:
+            if (fault := hook(config, epoch)) is not None:
+                return fault
+        return None
 
 
 @dataclass(frozen=True)
@@ -63,9 +90,11 @@ class Pace:
         if not _matches(config, self.match):
             return None
         if self.pid_dir is not None:
-            path = Path(self.pid_dir) / str(os.getpid())
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(dict(config), sort_keys=True))
+            pid_dir = Path(self.pid_dir)
+            pid_dir.mkdir(parents=True, exist_ok=True)
+            tmp = pid_dir / f".{os.getpid()}.tmp"  # a reader never sees half a file
+            tmp.write_text(json.dumps(dict(config), sort_keys=True))
+            os.replace(tmp, pid_dir / str(os.getpid()))
         time.sleep(self.seconds)
         return None
 
