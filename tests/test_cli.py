@@ -79,6 +79,20 @@ RUN_BAD_INPUT = [
     (["--task", "toy", "--optimizer", "random", "--budget", "2x", "--workers", "0"],
      "at least 1"),
     (["--resume", "nowhere"], "not a study folder"),
+    (["--task", "toy", "--optimizer", "random", "--budget", "2x", "--address", "h:6379"],
+     "--address is for --executor ray"),
+    (["--task", "toy", "--optimizer", "random", "--budget", "2x", "--gpus-per-trial", "0.5"],
+     "--gpus-per-trial is for --executor ray"),
+    (["--task", "toy", "--optimizer", "random", "--budget", "2x", "--executor", "ray",
+      "--gpus-per-trial", "1.5"], "a fraction in 0..1 or a whole number"),
+    (["--task", "toy", "--optimizer", "random", "--budget", "2x", "--executor", "ray",
+      "--devices", "cuda:0"], "no meaning with --executor ray"),
+    (["--task", "toy", "--optimizer", "random", "--budget", "2x", "--trial-timeout", "0"],
+     "--trial-timeout must be positive"),
+    (["--task", "toy", "--optimizer", "random", "--budget", "2x", "--table",
+      "--trial-timeout", "60"], "a replay (--table) has no wall clock per trial"),
+    (["--task", "toy", "--optimizer", "random", "--budget", "2x", "--trial-timeout", "soon"],
+     "invalid float value"),
 ]
 
 
@@ -98,6 +112,10 @@ def test_resume_refuses_conflicting_flags_and_foreign_runs(tmp_path):
     assert ok.returncode == 0, ok.stderr
     proc = run_cli("run", "--resume", str(study), "--task", "toy")
     assert proc.returncode == 2 and "--resume takes its settings" in proc.stderr
+    proc = run_cli("run", "--resume", str(study), "--trial-timeout", "5")
+    assert proc.returncode == 2 and "drop --trial-timeout" in proc.stderr
+    proc = run_cli("run", "--resume", str(study), "--address", "head:6379")
+    assert proc.returncode == 2 and "--address is for --executor ray" in proc.stderr
     # a run folder whose meta says it belongs to another optimizer is never resumed
     log = study / "random" / "seed-0" / "log.jsonl"
     meta = study / "random" / "seed-0" / "meta.json"

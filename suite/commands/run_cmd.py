@@ -57,7 +57,8 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.resume:
-        given = [f"--{f}" for f in PLAN_FLAGS if getattr(args, f, None) is not None]
+        given = [f"--{f.replace('_', '-')}" for f in PLAN_FLAGS
+                 if getattr(args, f, None) is not None]
         if given or args.out:
             raise SuiteError(f"--resume takes its settings from the study; drop "
                              f"{', '.join(given + (['--out'] if args.out else []))}")
