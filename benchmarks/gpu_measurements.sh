@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The GPU measurements quoted in the README, in one script. Run from the repository root
 # on a CUDA machine with the project importable:
-#     bash benchmarks/gpu_measurements.sh OUT_DIR [tasks|comparison|all]
+#     bash benchmarks/gpu_measurements.sh OUT_DIR [tasks|comparison|fused|all]
 # `tasks`: both default configurations trained for 27 epochs (seconds per epoch, validation
 # and test metrics), the classifier's TF-IDF + logistic-regression baseline and 40 random
 # configurations from its space. `comparison`: grid, random, tpe, hyperband and bohb on the
 # classifier at full scale, one seed each, the same budget, 4 workers sharing the GPU.
+# `fused`: fused training arrays (K = 1, 4, 16, 64) against one-at-a-time and 1/2/4/8
+# packed processes, both tasks (benchmarks/fused_throughput.py).
 set -euo pipefail
-out=${1:?usage: gpu_measurements.sh OUT_DIR [tasks|comparison|all]}
+out=${1:?usage: gpu_measurements.sh OUT_DIR [tasks|comparison|fused|all]}
 what=${2:-all}
 mkdir -p "$out"
 if [[ $what == tasks || $what == all ]]; then
@@ -19,4 +21,7 @@ if [[ $what == comparison || $what == all ]]; then
     python -m suite.cli run --task text_classifier --optimizer grid,random,tpe,hyperband,bohb \
         --budget 30x --seed 0 --include-default --workers 4 \
         --devices cuda:0,cuda:0,cuda:0,cuda:0 --out "$out/text_classifier-live"
+fi
+if [[ $what == fused || $what == all ]]; then
+    python benchmarks/fused_throughput.py --device cuda --out "$out/fused_throughput.json"
 fi

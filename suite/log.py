@@ -18,8 +18,8 @@ import pandas as pd
 
 from suite.errors import SuiteError
 
-__all__ = ["RunLog", "LogError", "read_rows", "read_meta", "read_runs", "LOG_NAME",
-           "META_NAME"]
+__all__ = ["RunLog", "LogError", "read_rows", "read_meta", "read_runs", "write_atomic",
+           "LOG_NAME", "META_NAME"]
 
 LOG_NAME = "log.jsonl"
 META_NAME = "meta.json"
@@ -46,7 +46,7 @@ class RunLog:
                            "continue it or choose another --out")
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            _write_atomic(directory / META_NAME, json.dumps(meta, indent=1, sort_keys=True))
+            write_atomic(directory / META_NAME, json.dumps(meta, indent=1, sort_keys=True))
             return cls(directory, open(directory / LOG_NAME, "x", encoding="utf-8"))
         except OSError as exc:
             raise LogError(f"cannot write the run folder {directory}: {exc.strerror}") from None
@@ -84,7 +84,7 @@ def _ends_with_newline(path: Path) -> bool:
         return f.read(1) == b"\n"
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text + "\n", encoding="utf-8")
     os.replace(tmp, path)

@@ -20,7 +20,7 @@ from suite.log import LogError
 from suite.runner import Incumbent, RunState, _Active
 from suite.types import Status, Trial, TrialResult
 
-__all__ = ["rebuild"]
+__all__ = ["rebuild", "summarize"]
 
 
 def _told(row: dict[str, Any]) -> bool:
@@ -49,7 +49,7 @@ def rebuild(rows: list[dict[str, Any]], optimizer, *, ledger: Ledger,
             if row["status"] != "running":
                 ended.add(tid)
             if row["status"] == Status.OK:
-                _record_ok(state, trials[tid], row, checkpoints)
+                _record_ok(state, row, checkpoints)
         elif row["event"] == "end":
             ended.add(tid)
         elif row["event"] == "retry":
@@ -106,12 +106,24 @@ def _same(trial: Trial, start: dict[str, Any]) -> bool:
             and trial.resume_from == start["resumed_from"])
 
 
-def _record_ok(state: RunState, trial: Trial, row: dict[str, Any],
-               checkpoints: Path | None) -> None:
-    ckpt = snapshot_path(checkpoints / f"{trial.trial_id}.pt", row["epoch"]) if checkpoints \
-        else None
-    state.finals[trial.trial_id] = (row["epoch"], ckpt)
-    candidate = Incumbent(trial.trial_id, trial.config, row["epoch"], row["loss"],
-                          row["metrics"])
+def summarize(rows: list[dict[str, Any]], *, ledger: Ledger) -> RunState:
+    """The state of a finished run, for its summary: the ledger and the incumbent, without
+    replaying the optimizer (which for BOHB or SMAC costs as much as the run did)."""
+    state = RunState(wall_offset=max((r.get("wall_time", 0.0) for r in rows), default=0.0))
+    for row in rows:
+        if row["event"] == "epoch":
+            ledger.charge(epochs=1, device_seconds=row["device_seconds"])
+            if row["status"] == Status.OK:
+                _record_ok(state, row, None)
+    state.trials = sum(r["event"] == "start" for r in rows)
+    state.tells = sum(_told(r) for r in rows)
+    return state
+
+
+def _record_ok(state: RunState, row: dict[str, Any], checkpoints: Path | None) -> None:
+    tid = row["trial_id"]
+    ckpt = snapshot_path(checkpoints / f"{tid}.pt", row["epoch"]) if checkpoints else None
+    state.finals[tid] = (row["epoch"], ckpt)
+    candidate = Incumbent(tid, row["config"], row["epoch"], row["loss"], row["metrics"])
     if candidate.better_than(state.incumbent):
         state.incumbent = candidate

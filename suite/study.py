@@ -28,9 +28,9 @@ from suite.config import to_plain
 from suite.env import environment
 from suite.errors import SuiteError
 from suite.executors import SimulatedExecutor, training_executor
-from suite.log import LOG_NAME, LogError, RunLog, read_meta, read_rows
+from suite.log import LOG_NAME, LogError, RunLog, read_meta, read_rows, write_atomic
 from suite.registry import get_task
-from suite.resume import rebuild
+from suite.resume import rebuild, summarize
 from suite.runner import PROMOTION_POLICIES, Runner, RunState
 from suite.tables import Table, TableError, read_table
 from suite.types import Fidelity, Metric, Task
@@ -295,7 +295,8 @@ def _nearest(choices: list[Any], value: Any, fallback: Any) -> Any:
 def _write_plan(out: Path, spec: StudySpec) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
-        (out / STUDY_NAME).write_text(json.dumps(asdict(spec), indent=1) + "\n")
+        # atomic: a study killed while starting has either a whole plan or none
+        write_atomic(out / STUDY_NAME, json.dumps(asdict(spec), indent=1))
     except OSError as exc:
         raise SuiteError(f"cannot write the study folder {out}: {exc.strerror}") from None
 
@@ -303,15 +304,15 @@ def _write_plan(out: Path, spec: StudySpec) -> None:
 def _run_one(spec: StudySpec, setting: _Setting, name: str, seed: int, directory: Path,
              on_run) -> RunOutcome:
     budget = parse_budget(spec.budget)
-    optimizer = _optimizer(name, seed, setting, budget)
     ledger = Ledger(budget, max_epochs=setting.fidelity.max_epochs)
     checkpoints = None if setting.table is not None else directory / "checkpoints"
     rows, started = read_rows(directory), (directory / LOG_NAME).exists()
     if started:  # never mix in a run of another plan or table
         _check_meta(directory, setting, name, seed)
-    if rows and rows[-1]["event"] == "finish":  # complete: rebuild for the summary only
-        state, _ = rebuild(rows, optimizer, ledger=ledger, checkpoints=checkpoints)
+    if rows and rows[-1]["event"] == "finish":  # complete: only its summary is needed
+        state = summarize(rows, ledger=ledger)
         return RunOutcome(name, seed, directory, rows[-1]["reason"], state, ledger)
+    optimizer = _optimizer(name, seed, setting, budget)
     if started:
         state, resubmit = rebuild(rows, optimizer, ledger=ledger, checkpoints=checkpoints)
         log = RunLog.reopen(directory)

@@ -295,6 +295,13 @@ class SmallLM:
             ckpt = save_checkpoint(save_to, run.state()) if save_to else None
             yield EpochResult(run.epoch, metrics, elapsed[0], ckpt)
 
+    def train_fused(self, members, *, device: str = "auto", exact: bool | None = None):
+        """Train same-shape configurations as one fused array (`tasks.fused.Member`s);
+        see `tasks.small_lm_fused.train_fused`."""
+        from tasks.small_lm_fused import train_fused
+
+        return train_fused(self, members, device=device, exact=exact)
+
     def evaluate(self, checkpoint: Path, *, device: str = "auto") -> dict[str, float]:
         """Test loss (nats/char) and bits per character of a checkpoint's model."""
         cfg = validate_config(self.config_space(), read_checkpoint(checkpoint)["config"])

@@ -202,6 +202,13 @@ class TextClassifier:
         check_epochs(epochs, self.info.fidelity.max_epochs, done=run.epoch)
         return _epochs(run, epochs, save_to)
 
+    def train_fused(self, members, *, device: str = "auto", exact: bool | None = None):
+        """Train same-shape configurations as one fused array (`tasks.fused.Member`s);
+        see `tasks.text_classifier_fused.train_fused`."""
+        from tasks.text_classifier_fused import train_fused
+
+        return train_fused(self, members, device=device, exact=exact)
+
     def evaluate(self, checkpoint: Path, *, device: str = "auto") -> dict[str, float]:
         """Test (holdout.csv) loss, accuracy and macro-F1 of a checkpoint's model.
 
@@ -319,11 +326,13 @@ def _scores(model: BagOfNgrams, split: _DeviceSplit, device: torch.device) -> to
     model.eval()
     with autocast(device):
         logits = model(split.ids, split.weights)
-    logits = logits.float()
+    return _logit_scores(logits.float(), split.labels)
+
+
+def _logit_scores(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     pred = logits.argmax(1)
-    return torch.stack([F.cross_entropy(logits, split.labels),
-                        (pred == split.labels).float().mean(),
-                        macro_f1(pred, split.labels, len(TAGS))])
+    return torch.stack([F.cross_entropy(logits, labels), (pred == labels).float().mean(),
+                        macro_f1(pred, labels, len(TAGS))])
 
 
 def _check_vocabulary(state: Mapping[str, Any], corpus: Corpus, path: Path) -> None:

@@ -3,7 +3,8 @@
 Starting Ray takes seconds, so these tests carry the `ray` marker: the default run leaves
 them out and CI runs them with `pytest -m ray`. Without a GPU, `--gpus-per-trial` is
 tested as plumbing only (the refusal on a GPU-less instance); trials train on the CPU.
-The last two tests need no Ray and run by default.
+The last test needs no Ray and runs by default; the one-line error without Ray is in the
+catalogue of bad inputs (tests/test_bad_inputs.py).
 """
 
 import functools
@@ -18,7 +19,6 @@ import pytest
 from logcheck import assert_every_epoch_once, killer
 
 from suite.budget import Ledger, parse_budget
-from suite.cli import main
 from suite.errors import SuiteError
 from suite.executors import InProcessExecutor
 from suite.log import RunLog, read_meta, read_rows
@@ -172,16 +172,6 @@ def test_ray_driver_killed_then_resume_continues(tmp_path):
     plan = json.loads((out / "study.json").read_text())
     assert (plan["executor"], plan["address"], plan["trial_timeout"]) == ("ray", None, 120)
     assert read_meta(run)["executor"] == "ray"
-
-
-def test_without_ray_the_ray_executor_is_one_clear_line(tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
-    code = main(["run", "--task", "toy", "--optimizer", "random", "--budget", "1x",
-                 "--executor", "ray", "--out", str(tmp_path / "s")])
-    err = capsys.readouterr().err
-    assert code == 2 and len(err.splitlines()) == 1, err
-    assert "--executor ray needs Ray" in err and "pip install 'hpo-suite[ray]'" in err
-    assert not (tmp_path / "s").exists(), "nothing written for a refused command"
 
 
 def test_default_executors_never_import_ray():

@@ -1,0 +1,379 @@
+"""Pieces of fused training arrays: K same-shape configurations trained as one model.
+
+Every parameter carries a leading member dimension K; per-member hyperparameters
+(learning rate, weight decay, momentum, dropout) are float32 columns broadcast over it.
+The ops are chosen so that, on the CPU in fp32, member k computes exactly what the same
+configuration computes alone through its task's `train()`:
+
+- `linear`: `torch.baddbmm` reproduces `F.linear`'s `addmm` per member bit for bit; its
+  backward is written out because autograd's own `bmm` gradient for the weight takes
+  another GEMM layout than `F.linear`'s (`x.T @ g` transposed, not `g.T @ x`), which
+  rounds differently for small matrices.
+- `Tensor.add(other, alpha=a)` rounds once (a fused multiply-add); `torch.addcmul(x, y,
+  a_column)` is the batched op that rounds the same way. `addcdiv` computes
+  `(value * t1) / t2`, never `value * (t1 / t2)`.
+- A few batched forms are *not* bit-identical to their solo ops, because their reductions
+  run in another order: `F.embedding_bag`'s backward (it sorts indices), the affine
+  gradients of `F.layer_norm`, and the mean of `F.cross_entropy`. With `exact=True` (the
+  default on the CPU) those three run per member; on CUDA (`exact=False`) they run batched,
+  where solo bf16 runs are not reproducible bit for bit anyway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch.nn import functional as F
+
+from suite.errors import SuiteError
+from suite.types import EpochResult
+from tasks.training import EpochTimer, save_checkpoint
+
+__all__ = ["linear", "Member", "FusedTraining", "shell_optimizer", "state_aliases", "select_state",
+           "column", "FusedAdamW", "FusedSGD", "member_dropout", "layer_norm", "cross_entropy",
+           "clip_grad_norm", "shell_state_dict", "stack_states", "check_same_shape"]
+
+
+@dataclass(frozen=True)
+class Member:
+    """One configuration of a fused array, with the arguments `Task.train` would take."""
+
+    config: dict[str, Any]
+    epochs: int
+    seed: int
+    resume_from: Path | None = None
+    save_to: Path | None = None
+
+
+class _Run(Protocol):
+    active: list[int]  # indices into the members, in array order
+    epochs: list[int]  # epochs trained, per active member
+    device: torch.device
+
+    def train_and_evaluate(self) -> list[dict[str, float]]: ...
+    def state(self, slot: int) -> dict[str, Any]: ...
+    def keep(self, slots: Sequence[int]) -> None: ...
+
+
+class FusedTraining:
+    """Iterates a fused run one array epoch at a time.
+
+    Each step yields `(member index, EpochResult)` for every member still in the array.
+    A member's device-seconds are its share of the epoch (the epoch's time / members
+    trained), so the shares of one epoch add up to the time the device spent on it. A
+    member leaves after its target epoch, or at once by `drop(index)` (a cancelled or
+    cut trial); the others continue undisturbed.
+    """
+
+    def __init__(self, run: _Run, members: Sequence[Member]) -> None:
+        self.run, self.members = run, list(members)
+        self._timer = EpochTimer(run.device)
+
+    def __iter__(self) -> Iterator[list[tuple[int, EpochResult]]]:
+        return self
+
+    def __next__(self) -> list[tuple[int, EpochResult]]:
+        run = self.run
+        if not run.active:
+            raise StopIteration
+        with self._timer.measure() as elapsed:
+            metrics = run.train_and_evaluate()
+        share = elapsed[0] / len(run.active)
+        out = []
+        for slot, index in enumerate(run.active):
+            save_to = self.members[index].save_to
+            ckpt = save_checkpoint(save_to, run.state(slot)) if save_to else None
+            out.append((index, EpochResult(run.epochs[slot], metrics[slot], share, ckpt)))
+        self._keep(lambda slot, index: run.epochs[slot] < self.members[index].epochs)
+        return out
+
+    def drop(self, index: int) -> None:
+        """Take a member out of the array before its next epoch."""
+        self._keep(lambda slot, i: i != index)
+
+    def _keep(self, predicate: Callable[[int, int], bool]) -> None:
+        slots = [s for s, i in enumerate(self.run.active) if predicate(s, i)]
+        if len(slots) < len(self.run.active):
+            self.run.keep(slots)
+
+
+class _Named:
+    """Duck-types a module's `parameters()` for a task's optimizer factory."""
+
+    def __init__(self, tensors: dict[str, torch.Tensor]) -> None:
+        self._tensors = tensors
+
+    def named_parameters(self):
+        return iter(self._tensors.items())
+
+    def parameters(self):
+        return iter(self._tensors.values())
+
+
+def shell_optimizer(model: torch.nn.Module, make_optimizer: Callable, cfg: dict,
+                    device: torch.device) -> tuple[torch.optim.Optimizer, list[list[str]]]:
+    """The task's own optimizer for one member, built over empty placeholders.
+
+    It holds the member's hyperparameters (and a scheduler can drive its learning rate),
+    and says how the task groups parameters: the names in each group, in the order
+    `torch.optim` numbers its state.
+    """
+    holders = {n: torch.empty((0,) * p.dim(), device=device)
+               for n, p in model.named_parameters()}
+    shell = make_optimizer(_Named(holders), cfg, device)
+    names = {id(t): n for n, t in holders.items()}
+    return shell, [[names[id(p)] for p in g["params"]] for g in shell.param_groups]
+
+
+def state_aliases(model: torch.nn.Module) -> dict[str, str]:
+    """state_dict key → parameter name (tied weights appear under several keys)."""
+    by_ptr = {p.data_ptr(): n for n, p in model.named_parameters()}
+    return {key: by_ptr[t.data_ptr()] for key, t in model.state_dict().items()}
+
+
+def select_state(tensors: dict[str, torch.Tensor], slots: Sequence[int]) -> dict:
+    """Keep the given members of stacked leaf tensors (new leaves, requiring grad)."""
+    index = torch.tensor(list(slots), device=next(iter(tensors.values())).device)
+    return {n: t.detach().index_select(0, index).requires_grad_() for n, t in tensors.items()}
+
+
+
+class _Linear(torch.autograd.Function):
+    """x [K, N, in] @ w[K, out, in].T + b[K, out], with `F.linear`'s gradient layouts."""
+
+    @staticmethod
+    @torch.amp.custom_fwd(device_type="cuda")
+    def forward(ctx, x, w, b):
+        ctx.save_for_backward(x, w)
+        ctx.has_bias = b is not None
+        if b is None:
+            return torch.bmm(x, w.transpose(1, 2))
+        return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+
+    @staticmethod
+    @torch.amp.custom_bwd(device_type="cuda")
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        gx = torch.bmm(g, w.to(g.dtype)).to(x.dtype) if ctx.needs_input_grad[0] else None
+        gw = torch.bmm(g.transpose(1, 2), x.to(g.dtype)).to(w.dtype)
+        gb = g.sum(1).to(w.dtype) if ctx.has_bias else None
+        return gx, gw, gb
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None):
+    """`F.linear` per member: x [K, ..., in], weight [K, out, in], bias [K, out] or None."""
+    shape = x.shape
+    out = _Linear.apply(x.reshape(shape[0], -1, shape[-1]), weight, bias)
+    return out.view(*shape[:-1], weight.shape[1])
+
+
+def column(values: Sequence[float], like: torch.Tensor, dims: int = 1) -> torch.Tensor:
+    """Per-member Python floats → a float32 tensor [K, 1, ...] that broadcasts over `dims`.
+
+    Values are rounded to float32 once, exactly as a Python scalar is inside an ATen kernel.
+    """
+    out = torch.tensor(list(values), dtype=torch.float32)
+    if like.device.type == "cuda":  # a pinned, non-blocking copy: no host synchronization
+        out = out.pin_memory().to(like.device, non_blocking=True)
+    return out.view(-1, *([1] * dims))
+
+
+def check_same_shape(configs: Sequence[dict[str, Any]], keys: Sequence[str]) -> None:
+    """Members of one array must agree on every shape hyperparameter."""
+    for key in keys:
+        values = {c.get(key) for c in configs}
+        if len(values) > 1:
+            raise SuiteError(f"a fused array needs one {key} for all members, got "
+                             f"{sorted(values, key=str)}")
+
+
+def stack_states(states: Sequence[dict[str, torch.Tensor]], names: Sequence[str],
+                 device: torch.device) -> dict[str, torch.Tensor]:
+    """Per-member state dicts → one stacked leaf tensor per name, requiring grad."""
+    return {n: torch.stack([s[n] for s in states]).to(device).requires_grad_() for n in names}
+
+
+def member_dropout(x: torch.Tensor, ps: Sequence[float],
+                   generators: Sequence[torch.Generator]) -> torch.Tensor:
+    """`F.dropout` per member with member k's masks drawn from `generators[k]`.
+
+    On the CPU each mask is the one `F.dropout` would draw from that generator's state
+    (`bernoulli_(1 - p)` then `div_(1 - p)`); a member with p = 0 draws nothing, as alone.
+    """
+    if not any(ps):
+        return x
+    noise = torch.ones_like(x)
+    for k, (p, gen) in enumerate(zip(ps, generators, strict=True)):
+        if p > 0:
+            noise[k].bernoulli_(1 - p, generator=gen).div_(1 - p)
+    return x * noise
+
+
+def layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, *,
+               exact: bool) -> torch.Tensor:
+    """LayerNorm over the last dimension with per-member affine parameters [K, W].
+
+    The batched form (normalize, then `addcmul`) equals `F.layer_norm` in the forward pass
+    but accumulates the weight and bias gradients in another order.
+    """
+    if exact:
+        return torch.stack([F.layer_norm(xk, xk.shape[-1:], wk, bk)
+                            for xk, wk, bk in zip(x, weight, bias, strict=True)])
+    shape = (weight.shape[0],) + (1,) * (x.dim() - 2) + (weight.shape[1],)
+    return torch.addcmul(bias.view(shape), F.layer_norm(x, x.shape[-1:]), weight.view(shape))
+
+
+def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, *, exact: bool) -> torch.Tensor:
+    """Mean cross-entropy per member: logits [K, N, C], labels [K, N] → [K]."""
+    if exact:
+        return torch.stack([F.cross_entropy(lk, yk) for lk, yk in zip(logits, labels,
+                                                                       strict=True)])
+    k, n = labels.shape
+    return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none").view(
+        k, n).mean(1)
+
+
+def clip_grad_norm(params: Sequence[torch.Tensor], max_norm: float) -> None:
+    """`nn.utils.clip_grad_norm_` per member: each member's total 2-norm over its slices."""
+    norms = torch.stack([torch.linalg.vector_norm(p.grad.flatten(1), 2, dim=1)
+                         for p in params], 1)
+    total = torch.linalg.vector_norm(norms, 2, dim=1)
+    coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+    for p in params:
+        p.grad.mul_(coef.view(-1, *([1] * (p.dim() - 1))))
+
+
+class _FusedOptimizer:
+    """Parameter groups of stacked tensors; per-member hyperparameters set per step."""
+
+    state_keys: tuple[str, ...] = ()
+
+    def __init__(self, groups: Sequence[Sequence[torch.Tensor]],
+                 weight_decay: Sequence[Sequence[float]]) -> None:
+        self.groups = [list(g) for g in groups]
+        self.weight_decay = [list(w) for w in weight_decay]  # [group][member]
+        self.state = {id(p): {key: torch.zeros_like(p) for key in self.state_keys}
+                      for g in self.groups for p in g}
+
+    @property
+    def params(self) -> list[torch.Tensor]:
+        return [p for g in self.groups for p in g]
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def keep(self, params: Sequence[torch.Tensor], slots: Sequence[int]) -> None:
+        """Re-point at the selected members' tensors (`params` in the same order)."""
+        index = torch.tensor(list(slots), device=params[0].device)
+        pairs = zip(self.params, params, strict=True)
+        self.state = {id(new): {key: self.state[id(p)][key].index_select(0, index)
+                                for key in self.state_keys} for p, new in pairs}
+        it = iter(params)
+        self.groups = [[next(it) for _ in g] for g in self.groups]
+        self.weight_decay = [[w[s] for s in slots] for w in self.weight_decay]
+        self._keep_members(slots)
+
+    def _keep_members(self, slots: Sequence[int]) -> None:
+        pass
+
+    def member_state(self, k: int) -> dict[int, dict[str, torch.Tensor]]:
+        """Member k's per-parameter state, indexed as `torch.optim` indexes it."""
+        return {i: {key: self.state[id(p)][key][k].detach().clone()
+                    for key in self.state_keys} for i, p in enumerate(self.params)}
+
+    def load_member(self, k: int, state: dict[int, dict[str, torch.Tensor]]) -> None:
+        for i, p in enumerate(self.params):
+            for key in self.state_keys:
+                self.state[id(p)][key][k].copy_(state[i][key])
+
+
+class FusedAdamW(_FusedOptimizer):
+    """`torch.optim.AdamW` (single-tensor path) for every member at once.
+
+    Each member keeps its own step count, so a member resumed from a checkpoint can share
+    an array with members trained from scratch.
+    """
+
+    state_keys = ("exp_avg", "exp_avg_sq")
+
+    def __init__(self, groups, weight_decay, *, betas: tuple[float, float],
+                 eps: float = 1e-8, steps: Sequence[int]) -> None:
+        super().__init__(groups, weight_decay)
+        self.betas, self.eps, self.steps = betas, eps, list(steps)
+
+    @torch.no_grad()
+    def step(self, lrs: Sequence[float]) -> None:
+        beta1, beta2 = self.betas
+        self.steps = [s + 1 for s in self.steps]
+        for params, wds in zip(self.groups, self.weight_decay, strict=True):
+            for p in params:
+                st, like = self.state[id(p)], p
+                dims = p.dim() - 1
+                decay = column([1 - lr * wd for lr, wd in zip(lrs, wds, strict=True)], like, dims)
+                step_size = column([-lr / (1 - beta1 ** s) for lr, s in
+                                    zip(lrs, self.steps, strict=True)], like, dims)
+                bc2_sqrt = column([(1 - beta2 ** s) ** 0.5 for s in self.steps], like, dims)
+                p.mul_(decay)
+                st["exp_avg"].lerp_(p.grad, 1 - beta1)
+                st["exp_avg_sq"].mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
+                denom = (st["exp_avg_sq"].sqrt() / bc2_sqrt).add_(self.eps)
+                p.add_(st["exp_avg"].mul(step_size).div_(denom))
+
+    def _keep_members(self, slots: Sequence[int]) -> None:
+        self.steps = [self.steps[s] for s in slots]
+
+    def member_state(self, k: int) -> dict[int, dict[str, torch.Tensor]]:
+        state = super().member_state(k)
+        for entry in state.values():
+            entry["step"] = torch.tensor(float(self.steps[k]))
+        return state
+
+    def load_member(self, k: int, state) -> None:
+        super().load_member(k, state)
+        steps = {int(entry["step"]) for entry in state.values()}
+        self.steps[k] = steps.pop() if steps else 0
+
+
+class FusedSGD(_FusedOptimizer):
+    """`torch.optim.SGD` with momentum (single-tensor path) for every member at once.
+
+    A zero momentum buffer updated once equals torch's first-step `clone(grad)` exactly,
+    so members at different steps share one update.
+    """
+
+    state_keys = ("momentum_buffer",)
+
+    def __init__(self, groups, weight_decay, *, momentum: Sequence[float]) -> None:
+        super().__init__(groups, weight_decay)
+        self.momentum = list(momentum)
+
+    def _keep_members(self, slots: Sequence[int]) -> None:
+        self.momentum = [self.momentum[s] for s in slots]
+
+    @torch.no_grad()
+    def step(self, lrs: Sequence[float]) -> None:
+        for params, wds in zip(self.groups, self.weight_decay, strict=True):
+            for p in params:
+                dims = p.dim() - 1
+                grad = p.grad
+                if any(wds):
+                    grad = torch.addcmul(grad, p, column(wds, p, dims))
+                buf = self.state[id(p)]["momentum_buffer"]
+                buf.mul_(column(self.momentum, p, dims)).add_(grad)
+                p.copy_(torch.addcmul(p, buf, column([-lr for lr in lrs], p, dims)))
+
+
+def shell_state_dict(optimizer_state: dict[int, dict[str, torch.Tensor]],
+                     shell: torch.optim.Optimizer) -> dict[str, Any]:
+    """A member's optimizer state in `torch.optim`'s own format, hyperparameters included.
+
+    `shell` is a real optimizer over empty placeholder tensors with the member's groups and
+    hyperparameters: it supplies the exact `param_groups` layout of this torch version (and
+    carries the member's current learning rate, which a plateau scheduler updates).
+    """
+    return {"state": optimizer_state, "param_groups": shell.state_dict()["param_groups"]}
