@@ -36,12 +36,18 @@ from suite.config import validate_config
 from suite.errors import CheckpointError, SuiteError
 from suite.types import EpochResult, Fidelity, Metric, TaskInfo
 
-__all__ = ["ToyTask", "Fault", "At", "Pace", "Die", "Faults", "ScriptedOptimizer",
-           "toy_table"]
+__all__ = ["ToyTask", "Fault", "FAULTS", "SimulatedOutOfMemoryError", "At", "Pace", "Die",
+           "Faults", "ScriptedOptimizer", "toy_table"]
 
-# A fault hook: given (config, epoch) return None, or "nan", "inf" or "raise". It runs in
+# A fault hook: given (config, epoch) return None or one of FAULTS ("oom" raises what torch
+# raises when CUDA runs out of memory; "truncate" cuts the checkpoint just saved). It runs in
 # the process that trains, so it can also sleep or kill that process (`Pace`, `Die`).
 Fault = Callable[[Mapping[str, Any], int], str | None]
+FAULTS = ("nan", "inf", "raise", "oom", "truncate")
+
+
+class SimulatedOutOfMemoryError(RuntimeError):
+    """Stands in for torch.cuda.OutOfMemoryError (a RuntimeError) without torch or a GPU."""
 
 
 def _matches(config: Mapping[str, Any], match: tuple[tuple[str, Any], ...]) -> bool:
@@ -50,7 +56,7 @@ def _matches(config: Mapping[str, Any], match: tuple[tuple[str, Any], ...]) -> b
 
 @dataclass(frozen=True)
 class At:
-    """A fault hook returning `fault` ("nan", "inf" or "raise") at `epoch` of matching
+    """A fault hook returning `fault` (one of FAULTS) at `epoch` of matching
     configurations; unlike a lambda it pickles into worker processes."""
 
     epoch: int
@@ -190,10 +196,15 @@ class ToyTask:
             fault = self.fault(cfg, epoch) if self.fault else None
             if fault == "raise":
                 raise RuntimeError(f"injected fault at epoch {epoch}")
+            if fault == "oom":
+                raise SimulatedOutOfMemoryError(f"CUDA out of memory. Tried to allocate "
+                                                f"20.00 GiB (injected at epoch {epoch})")
             if fault in ("nan", "inf"):
                 loss = float(fault)
             if save_to is not None:
                 _save(save_to, cfg, epoch)
+                if fault == "truncate":  # as if the disk filled up behind our back
+                    Path(save_to).write_bytes(Path(save_to).read_bytes()[:7])
             accuracy = 1.0 / (1.0 + math.exp(loss - 0.5)) if math.isfinite(loss) else 0.0
             yield EpochResult(epoch, {"val_loss": loss, "val_accuracy": accuracy},
                               self.epoch_seconds(cfg), Path(save_to) if save_to else None)

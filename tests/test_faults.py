@@ -178,3 +178,29 @@ def test_local_worker_killed_from_outside_mid_trial_is_retried(tmp_path):
     assert retry["trial_id"] == victim and retry["epoch"] >= 2
     assert retry["resumed_checkpoint"] == f"{victim}.e{retry['epoch']}.pt"
     assert assert_every_epoch_once(rows) == {0: "ok", 1: "ok", 2: "ok"}
+
+
+def test_exception_oom_inf_and_a_truncated_checkpoint_in_live_workers(tmp_path):
+    """Real subprocess workers: an exception, a CUDA out-of-memory, an inf loss, and a
+    checkpoint truncated on disk that a promotion then resumes from: each ends its trial
+    `failed` with a clear error, is told as a failure, and the workers go on training."""
+    hooks = (At(2, "raise", _match(3)), At(1, "oom", _match(5)), At(1, "inf", _match(7)),
+             At(2, "truncate", _match(9)))
+    make_task = functools.partial(ToyTask, fault=Faults(hooks))
+    trials = [Trial(i, _config(w), 3 if w != 9 else 2, i) for i, w in enumerate((3, 5, 7, 9))]
+    trials += [Trial(4, _config(9), 6, 3, resume_from=3),  # from the truncated checkpoint
+               Trial(5, _config(11), 3, 5)]  # healthy, after all of that, on a used worker
+    reason, runner, opt, rows = _run(tmp_path, LocalExecutor(make_task, workers=2), trials)
+    assert reason == "optimizer"
+    assert assert_every_epoch_once(rows) == {0: "failed", 1: "failed", 2: "failed", 3: "ok",
+                                             4: "failed", 5: "ok"}
+    errors = {r["trial_id"]: r["error"] for r in rows if r["event"] == "end"}
+    assert "RuntimeError: injected fault at epoch 2" in errors[0]
+    assert "SimulatedOutOfMemoryError: CUDA out of memory" in errors[1]
+    assert 2 not in errors  # inf is the epoch's own status: no `end` row needed
+    assert "CheckpointError" in errors[4] and "3.e2.pt" in errors[4]
+    assert not [r for r in rows if r["event"] == "retry"], "an exception is not a crash"
+    assert {tid: r.status for tid, r in opt.told.items()} == {
+        0: Status.FAILED, 1: Status.FAILED, 2: Status.FAILED, 3: Status.OK, 4: Status.FAILED,
+        5: Status.OK}
+    assert all(math.isinf(opt.told[t].loss) for t in (0, 1, 2, 4))

@@ -12,6 +12,7 @@ worker that dies is replaced by a fresh one and its trial reported as `lost`.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing as mp
 import os
 import time
@@ -43,6 +44,12 @@ def _worker_main(worker: int, make_task: Callable[[], Task], device: str, thread
             conn.send(TrialEnded(trial_id, worker, describe_error(exc)))
         else:
             conn.send(TrialEnded(trial_id, worker))
+            continue
+        # A failed trial (a CUDA out-of-memory above all) leaves its tensors to the garbage
+        # collector and its blocks in torch's cache: free both before the next trial here.
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
 
 @dataclass(eq=False)  # identity: a replaced worker is another worker
