@@ -10,6 +10,8 @@ command that produced it) holds each benchmark's ratio; a run fails when a ratio
 
     pytest benchmarks/test_speed.py -p no:cacheprovider                 # check
     pytest benchmarks/test_speed.py -p no:cacheprovider --update-speed-baseline   # regenerate
+
+Regenerating merges: benchmarks not run keep their ratio (add `-m slow` for SMAC at 1,000).
 """
 
 from __future__ import annotations
@@ -106,8 +108,8 @@ def verdict(measurement: Measurement, baseline: dict) -> tuple[bool, str]:
 
 
 def speed_table(measurements: list[Measurement], baseline: dict) -> list[str]:
-    """Markdown rows: benchmark, time per round, ratio now vs baseline, verdict."""
-    lines = ["| benchmark | per round | ratio now | ratio baseline | verdict |",
+    """Markdown rows: benchmark, time per unit, ratio now vs baseline, verdict."""
+    lines = ["| benchmark | time | ratio now | ratio baseline | verdict |",
              "| --- | ---: | ---: | ---: | --- |"]
     for m in measurements:
         expected = baseline.get("ratios", {}).get(m.name)
