@@ -49,9 +49,16 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from suite.env import environment  # noqa: E402
 from suite.errors import SuiteError  # noqa: E402
-from suite.report import incumbent_traces, load_runs, on_grid, trial_results  # noqa: E402
-from suite.report._table import table_reference  # noqa: E402
+from suite.optimizers import OPTIMIZERS  # noqa: E402
+from suite.report import (  # noqa: E402
+    incumbent_traces,
+    load_runs,
+    on_grid,
+    table_reference,
+    trial_results,
+)
 from suite.study import StudySpec, parse_seeds, run_study  # noqa: E402
 from suite.tables import read_table  # noqa: E402
 
@@ -61,7 +68,7 @@ __all__ = ["ALPHA", "QualitySpec", "Verdict", "complete_tables", "replay_regrets
 ALPHA = 0.01
 BASELINE = Path(__file__).with_name("quality_baseline.json")
 UPDATE_COMMAND = "python benchmarks/quality.py --update-baseline"
-# SMAC costs ~90 ms per ask+tell: 20 seeds at 60x would take longer than the rest of CI.
+# SMAC costs ~0.1 s per ask+tell: 20 seeds at 60x would take longer than the rest of CI.
 DEFAULT_OPTIMIZERS = ("random", "grid", "tpe", "hyperband", "bohb", "asha")
 
 
@@ -79,9 +86,12 @@ class QualitySpec:
         if not self.budgets or min(self.budgets) <= 0:
             raise SuiteError(f"budgets must be positive full-fidelity equivalents, got "
                              f"{self.budgets}")
-        if len(self.seeds) < 6:
+        unknown = sorted(set(self.optimizers) - set(OPTIMIZERS))
+        if unknown or not self.optimizers:
+            raise SuiteError(f"unknown optimizers {unknown}; choose from {', '.join(OPTIMIZERS)}")
+        if len(self.seeds) < 7:  # the smallest one-sided p of n signed ranks is 2**-n
             raise SuiteError(f"{len(self.seeds)} seeds cannot reach alpha {ALPHA} with a "
-                             "signed-rank test; give at least 6")
+                             "signed-rank test; give at least 7")
         if "smac" in self.optimizers and os.environ.get("PYTHONHASHSEED") != "0":
             raise SuiteError("smac replays are reproducible only with PYTHONHASHSEED=0 set "
                              "before Python starts")
@@ -132,7 +142,8 @@ def replay_regrets(table_path: Path, spec: QualitySpec, out: Path, jobs: int = 1
     table = read_table(table_path)
     task = table.meta["task"]
     chunks = [(task, str(table_path), name, spec.seeds[i::jobs], spec,
-               str(out / f"{name}-{i}")) for name in spec.optimizers for i in range(jobs)]
+               str(out / f"{name}-{i}")) for name in spec.optimizers
+              for i in range(min(jobs, len(spec.seeds)))]
     if jobs > 1:
         with ProcessPoolExecutor(jobs) as pool:
             list(pool.map(_replay_chunk, chunks))
@@ -207,7 +218,8 @@ def table_entry(path: Path, spec: QualitySpec, regrets: pd.DataFrame) -> dict:
 
 
 def write_baseline(spec: QualitySpec, tables: dict[str, dict], path: Path = BASELINE) -> None:
-    data = {"command": UPDATE_COMMAND, "alpha": ALPHA, "spec": asdict(spec), "tables": tables}
+    data = {"command": UPDATE_COMMAND, "alpha": ALPHA, "spec": asdict(spec), "tables": tables,
+            "environment": environment()}  # library versions: what replays depend on
     path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 

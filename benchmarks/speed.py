@@ -17,12 +17,14 @@ Regenerating merges: benchmarks not run keep their ratio (add `-m slow` for SMAC
 from __future__ import annotations
 
 import json
-import platform
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
+from suite.env import environment
 
 __all__ = ["TOLERANCE", "BASELINE", "Measurement", "reference_seconds", "read_baseline",
            "write_baseline", "verdict", "speed_table"]
@@ -86,8 +88,7 @@ def write_baseline(measurements: list[Measurement], path: Path = BASELINE) -> No
     ratios = {**old.get("ratios", {}), **{m.name: round(m.ratio, 6) for m in measurements}}
     seconds = {**old.get("seconds", {}), **{m.name: asdict(m) for m in measurements}}
     data = {"command": UPDATE_COMMAND,
-            "hardware": {"machine": platform.machine(), "processor": platform.processor(),
-                         "python": platform.python_version(), "system": platform.system()},
+            "hardware": {**environment(), "cpus": os.cpu_count()},
             "measured": time.strftime("%Y-%m-%d"),
             "tolerance": TOLERANCE,
             "ratios": ratios, "seconds": seconds}

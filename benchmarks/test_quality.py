@@ -71,7 +71,15 @@ def test_incomplete_tables_are_skipped_with_a_reason(tmp_path):
 
 def test_spec_needs_enough_seeds_for_alpha():
     with pytest.raises(SuiteError, match="seeds cannot reach alpha"):
-        Q.QualitySpec(seeds=(0, 1, 2))
+        Q.QualitySpec(seeds=tuple(range(6)))  # all 6 worse: p = 1/64 > 0.01
+    assert Q.paired_p(np.zeros(7), np.ones(7))[1] < Q.ALPHA < Q.paired_p(np.zeros(6),
+                                                                          np.ones(6))[1]
+
+
+def test_unknown_optimizer_is_one_line_and_exit_2(tmp_path, capsys):
+    assert Q.main(["--update-baseline", "--optimizers", "random,nope",
+                   "--baseline", str(tmp_path / "b.json")]) == 2
+    assert "unknown optimizers ['nope']" in capsys.readouterr().err
 
 
 @pytest.fixture
@@ -80,7 +88,7 @@ def toy_setup(tmp_path):
     toy_table(tables / "toy.parquet")
     baseline = tmp_path / "baseline.json"
     assert Q.main(["--tables", str(tables), "--baseline", str(baseline), "--update-baseline",
-                   "--seeds", "0-5", "--budgets", "3,6", "--optimizers", "random,hyperband",
+                   "--seeds", "0-6", "--budgets", "3,6", "--optimizers", "random,hyperband",
                    "--jobs", "1"]) == 0
     return tables, baseline
 
