@@ -27,7 +27,7 @@ from suite.budget import Ledger, parse_budget
 from suite.config import to_plain
 from suite.env import environment
 from suite.errors import SuiteError
-from suite.executors import SimulatedExecutor, training_executor
+from suite.executors import SimulatedExecutor, check_fuse, training_executor
 from suite.log import LOG_NAME, LogError, RunLog, read_meta, read_rows, write_atomic
 from suite.registry import get_task
 from suite.resume import rebuild, summarize
@@ -60,6 +60,8 @@ class StudySpec:
     devices: tuple[str, ...] = ("auto",)
     executor: str | None = None
     table: str | None = None
+    fuse: str = "off"  # "auto": the local executor trains same-shape trials as arrays
+    fuse_max: int = 8  # members per array; workers × fuse_max trials in flight
 
     def __post_init__(self) -> None:
         parse_budget(self.budget)
@@ -79,6 +81,7 @@ class StudySpec:
                            self.executor or ("simulated" if self.table else "local"))
         if self.table is None and self.scale is None:
             object.__setattr__(self, "scale", "full")
+        check_fuse(self.executor, None, self.fuse, self.fuse_max)
 
     def _check_replay(self) -> None:
         if self.table is None:
@@ -178,7 +181,8 @@ def _common_meta(spec: StudySpec, metric: Metric, fidelity: Fidelity) -> dict[st
     return {"task": spec.task, "budget": spec.budget, "scale": spec.scale,
             "promotion": spec.promotion, "include_default": spec.include_default,
             "workers": spec.workers, "devices": list(spec.devices),
-            "executor": spec.executor, "metric": metric.name, "minimize": metric.minimize,
+            "executor": spec.executor, "fuse": spec.fuse, "fuse_max": spec.fuse_max,
+            "metric": metric.name, "minimize": metric.minimize,
             "max_epochs": fidelity.max_epochs, "environment": environment()}
 
 
@@ -314,7 +318,8 @@ def _executor(spec: StudySpec, setting: _Setting, rows: list[dict[str, Any]]):
         executor.restore(rows)  # a resumed replay continues its clock where the log stops
         return executor
     return training_executor(spec.executor, setting.task, scale=spec.scale,
-                             workers=spec.workers, devices=spec.devices)
+                             workers=spec.workers, devices=spec.devices, fuse=spec.fuse,
+                             fuse_max=spec.fuse_max)
 
 
 def _check_meta(directory: Path, setting: _Setting, name: str, seed: int) -> None:

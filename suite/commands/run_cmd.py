@@ -18,7 +18,7 @@ from suite.study import StudySpec, load_study, parse_seeds, run_study
 
 # Flags that define a study; with --resume they come from the study's plan instead.
 PLAN_FLAGS = ("task", "optimizer", "budget", "seed", "seeds", "scale", "promotion", "workers",
-              "devices", "executor", "table")
+              "devices", "executor", "table", "fuse", "fuse_max")
 
 
 def add_arguments(run: argparse.ArgumentParser) -> None:
@@ -42,12 +42,19 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--table", nargs="?", const="", metavar="PATH",
                      help="replay against a recorded table on the simulated executor "
                           "(default PATH results/tables/<task>.parquet)")
+    run.add_argument("--fuse", choices=["auto", "off"],
+                     help="auto: train queued trials that share a shape as one fused array "
+                          "per worker (local executor; default off)")
+    run.add_argument("--fuse-max", type=int, metavar="K",
+                     help="members per fused array (default 8); up to workers × K trials "
+                          "in flight")
     run.add_argument("--resume", metavar="DIR", help="continue an interrupted study")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.resume:
-        given = [f"--{f}" for f in PLAN_FLAGS if getattr(args, f, None) is not None]
+        given = [f"--{f.replace('_', '-')}" for f in PLAN_FLAGS
+                 if getattr(args, f, None) is not None]
         if given or args.out:
             raise SuiteError(f"--resume takes its settings from the study; drop "
                              f"{', '.join(given + (['--out'] if args.out else []))}")
@@ -82,11 +89,15 @@ def _spec_from_args(args: argparse.Namespace) -> StudySpec:
     parse_budget(args.budget)
     table = _table_arg(args)
     devices = tuple(d.strip() for d in (args.devices or "auto").split(",") if d.strip())
+    if args.fuse_max is not None and args.fuse != "auto":
+        raise SuiteError("--fuse-max sizes fused arrays: give it with --fuse auto")
     return StudySpec(task=args.task, optimizers=optimizers, seeds=seeds, budget=args.budget,
                      scale=args.scale, promotion=args.promotion or "resume",
                      include_default=args.include_default,
                      workers=1 if args.workers is None else args.workers,
-                     devices=devices, executor=args.executor, table=table)
+                     devices=devices, executor=args.executor, table=table,
+                     fuse=args.fuse or "off",
+                     fuse_max=8 if args.fuse_max is None else args.fuse_max)
 
 
 def _table_arg(args: argparse.Namespace) -> str | None:

@@ -4,7 +4,8 @@ Each worker is a `spawn`ed process (safe with CUDA) with its own device from a
 round-robin assignment (`cuda:0,cuda:0` packs two workers on one GPU). Workers report
 each epoch on a shared queue; the runner cancels a trial by message, and the worker
 checks its inbox between epochs. A worker that dies is detected, its trial reported
-as failed, and a fresh worker takes its place.
+as failed, and a fresh worker takes its place. Workers sharing a device are charged their
+share of the time they shared it (`_occupancy`); `_fusing` adds fused arrays.
 """
 
 from __future__ import annotations
@@ -15,7 +16,17 @@ import queue
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from suite.executors._base import EpochDone, Event, Job, TrialEnded, describe_error, run_job
+from suite.executors._arrays import run_array
+from suite.executors._base import (
+    ArrayJob,
+    EpochDone,
+    Event,
+    Job,
+    TrialEnded,
+    describe_error,
+    run_job,
+)
+from suite.executors._occupancy import Busy, Occupancy, WorkerReporter
 from suite.types import Task
 
 _POLL_SECONDS = 0.5
@@ -26,13 +37,21 @@ def _worker_main(worker: int, make_task: Callable[[], Task], device: str, thread
     import torch
 
     torch.set_num_threads(threads)  # N workers on a CPU must not oversubscribe the cores
-    task = make_task()
+    reporter = WorkerReporter(worker, device, outbox)
+    with reporter.span("startup"):
+        task = make_task()
     while (job := inbox.recv()) is not None:
+        if isinstance(job, ArrayJob):
+            with reporter.span("job", members=len(job.jobs)):
+                run_array(task, job, device, worker, inbox, outbox, reporter)
+            continue
         if not isinstance(job, Job):  # a cancel that arrived after its trial ended
             continue
         trial_id = job.trial.trial_id
+        reporter.job_started()
         try:
             for result in run_job(task, job, device):
+                reporter.handoff()
                 outbox.put(EpochDone(trial_id, result, worker))
                 if inbox.poll() and inbox.recv() == ("cancel", trial_id):
                     break
@@ -40,6 +59,7 @@ def _worker_main(worker: int, make_task: Callable[[], Task], device: str, thread
             outbox.put(TrialEnded(trial_id, worker, describe_error(exc)))
         else:
             outbox.put(TrialEnded(trial_id, worker))
+        reporter.job_ended(members=1)
 
 
 @dataclass
@@ -61,6 +81,8 @@ class LocalExecutor:
         self._ctx = mp.get_context("spawn")
         self._outbox = self._ctx.Queue()
         self._threads = max(1, (os.cpu_count() or 1) // workers)
+        self._occupancy = Occupancy({i: self._devices[i % len(self._devices)]
+                                     for i in range(workers)})
         self._pool = [self._start(i) for i in range(workers)]
 
     def _start(self, i: int) -> _Worker:
@@ -87,9 +109,15 @@ class LocalExecutor:
                 if (dead := self._reap_dead()) is not None:
                     return dead
                 continue
+            if isinstance(event, Busy):  # a timed epoch began or ended on a worker
+                self._occupancy.note(event)
+                continue
             worker = self._pool[event.worker]
             if isinstance(event, TrialEnded):
                 worker.job = None
+                self._occupancy.forget(event.worker)
+            else:
+                event = self._occupancy.charge(event)
             if event.trial_id not in worker.cancelled:
                 return event
 
@@ -98,6 +126,7 @@ class LocalExecutor:
             if worker.process.is_alive():
                 continue
             job, code = worker.job, worker.process.exitcode
+            self._occupancy.forget(i)
             self._pool[i] = self._start(i)
             if job is not None and job.trial.trial_id not in worker.cancelled:
                 return TrialEnded(job.trial.trial_id, i, f"worker died (exit code {code})")

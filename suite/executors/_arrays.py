@@ -1,0 +1,63 @@
+"""In a worker process: train an `ArrayJob` as one fused array, reporting per member.
+
+The runner still sees ordinary trials: every member streams its own `EpochDone` (its
+checkpoint pinned per epoch, as `run_job` pins a solo trial's) and gets its own
+`TrialEnded` when it reaches its target, is cancelled (the array drops just that
+member), or fails. An exception in the array fails every member still in it.
+"""
+
+from __future__ import annotations
+
+from suite.executors._base import (
+    ArrayJob,
+    EpochDone,
+    TrialEnded,
+    describe_error,
+    pin_checkpoint,
+)
+from suite.types import Task
+
+__all__ = ["run_array"]
+
+
+def run_array(task: Task, array: ArrayJob, device: str, worker: int, inbox, outbox,
+              reporter=None) -> None:
+    from tasks.fused import Member  # torch: workers import it anyway
+
+    jobs = array.jobs
+    ids = [job.trial.trial_id for job in jobs]
+    live = set(range(len(jobs)))
+    try:
+        training = task.train_fused([
+            Member(dict(j.trial.config), j.trial.epochs, j.seed, j.resume_from, j.save_to)
+            for j in jobs], device=device)
+        for step in training:
+            if reporter is not None:
+                reporter.handoff()
+            for index, result in step:
+                outbox.put(EpochDone(ids[index], pin_checkpoint(jobs[index], result), worker))
+                if result.epoch >= jobs[index].trial.epochs:  # the array lets it go itself
+                    live.discard(index)
+                    outbox.put(TrialEnded(ids[index], worker))
+            _drop_cancelled(training, inbox, ids, live, worker, outbox)
+            if not live:
+                break
+    except Exception as exc:  # one array, one fate: every member still in it failed
+        error = describe_error(exc)
+        for index in sorted(live):
+            outbox.put(TrialEnded(ids[index], worker, error))
+    else:
+        for index in sorted(live):  # stopped short of a target: never silently
+            outbox.put(TrialEnded(ids[index], worker, "the array stopped before its target"))
+
+
+def _drop_cancelled(training, inbox, ids, live, worker, outbox) -> None:
+    while inbox.poll():
+        message = inbox.recv()
+        if not (isinstance(message, tuple) and message[0] == "cancel"):
+            continue  # nothing else is sent to a busy worker
+        index = ids.index(message[1]) if message[1] in ids else None
+        if index in live:
+            training.drop(index)
+            live.discard(index)
+            outbox.put(TrialEnded(ids[index], worker))
