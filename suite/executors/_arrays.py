@@ -34,12 +34,17 @@ def run_array(task: Task, array: ArrayJob, device: str, worker: int, inbox, outb
         for step in training:
             if reporter is not None:
                 reporter.handoff()
+            ended = []
             for index, result in step:
                 outbox.put(EpochDone(ids[index], pin_checkpoint(jobs[index], result), worker))
                 if result.epoch >= jobs[index].trial.epochs:  # the array lets it go itself
-                    live.discard(index)
-                    outbox.put(TrialEnded(ids[index], worker))
-            _drop_cancelled(training, inbox, ids, live, worker, outbox)
+                    ended.append(index)
+            ended += _drop_cancelled(training, inbox, ids, live)
+            # Ends go out only after the inbox was read: once the driver has the last one it
+            # sends this worker its next job, which a later read here would swallow.
+            for index in dict.fromkeys(ended):  # reached its target and cancelled: once
+                live.discard(index)
+                outbox.put(TrialEnded(ids[index], worker))
             if not live:
                 break
     except Exception as exc:  # one array, one fate: every member still in it failed
@@ -51,13 +56,15 @@ def run_array(task: Task, array: ArrayJob, device: str, worker: int, inbox, outb
             outbox.put(TrialEnded(ids[index], worker, "the array stopped before its target"))
 
 
-def _drop_cancelled(training, inbox, ids, live, worker, outbox) -> None:
+def _drop_cancelled(training, inbox, ids, live) -> list[int]:
+    """Drop the members the driver cancelled; their indices."""
+    dropped = []
     while inbox.poll():
         message = inbox.recv()
         if not (isinstance(message, tuple) and message[0] == "cancel"):
-            continue  # nothing else is sent to a busy worker
+            continue  # nothing else is sent to a worker with members in training
         index = ids.index(message[1]) if message[1] in ids else None
-        if index in live:
+        if index in live and index not in dropped:
             training.drop(index)
-            live.discard(index)
-            outbox.put(TrialEnded(ids[index], worker))
+            dropped.append(index)
+    return dropped
