@@ -75,9 +75,10 @@ def compare(fused: list, solo: list, exact: bool, objective: str) -> dict:
                 entry = diffs.setdefault(name, {"max_abs": 0.0, "max_rel": 0.0})
                 entry["max_abs"], entry["max_rel"] = (max(entry["max_abs"], err),
                                                       max(entry["max_rel"], rel))
-                if name == objective:
-                    ok &= (got == want) if exact else (
-                        err <= max(BF16_ATOL, BF16_RTOL * abs(want)))
+                if exact:  # every metric, bit for bit
+                    ok &= got == want
+                elif name == objective:
+                    ok &= err <= max(BF16_ATOL, BF16_RTOL * abs(want))
     return {"pass": bool(ok), "diffs": diffs}
 
 
