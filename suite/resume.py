@@ -4,7 +4,8 @@ Optimizers are deterministic for a fixed seed, so the state is rebuilt by replay
 log into a fresh optimizer: each `start` row is re-asked after exactly as many tells as
 it was originally asked after (`asked_after`), and every told result is told again in log
 order. Trials that were training when the run died continue from the checkpoint pinned
-at their last logged epoch.
+at their last logged epoch; a trial that already had its crash retry (a `retry` row) gets
+no second one.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def _told(row: dict[str, Any]) -> bool:
     """Rows at which the runner told the optimizer a result."""
     if row["event"] == "epoch":
         return row["status"] in (Status.OK, Status.FAILED)
-    return row["event"] == "end" and row["status"] == Status.FAILED
+    return row["event"] == "end" and row["status"] != Status.CUT
 
 
 def rebuild(rows: list[dict[str, Any]], optimizer, *, ledger: Ledger,
@@ -51,6 +52,8 @@ def rebuild(rows: list[dict[str, Any]], optimizer, *, ledger: Ledger,
                 _record_ok(state, row, checkpoints)
         elif row["event"] == "end":
             ended.add(tid)
+        elif row["event"] == "retry":
+            state.retried.add(tid)
     resubmit = []
     for tid, trial in trials.items():
         if tid in ended:
@@ -64,7 +67,7 @@ def rebuild(rows: list[dict[str, Any]], optimizer, *, ledger: Ledger,
         else:
             name = start["resumed_checkpoint"]
             ckpt = checkpoints / name if name else None
-        state.active[tid] = _Active(trial, done, done)
+        state.active[tid] = _Active(trial, done, done, ckpt)
         resubmit.append((trial, done, ckpt))
     state.trials = len(trials)
     return state, resubmit

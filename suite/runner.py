@@ -1,14 +1,21 @@
 """The runner: the only owner of the loop, time, I/O and failures.
 
 ask → submit → wait → charge the ledger → append to the log → tell, until the budget is
-spent or the optimizer has nothing left to propose. The log has three kinds of rows:
+spent or the optimizer has nothing left to propose. The log has four kinds of rows:
 `start` (a trial was submitted), `epoch` (one per trained epoch, with the ledger totals
-after its charge) and `end` (a trial ended without an epoch row saying so: an exception,
-a dead worker, or the budget running out while it trained). An epoch row's `status` is
-`running`, `ok` (the target was reached; told to the optimizer), `failed` (NaN or inf;
-told as a failure) or `cut` (the epoch that spent the budget; never told). Every row carries
-`wall_time`, and `sim_time` too when the executor keeps a clock of its own (a replay's
-simulated executor): the same loop, ledger and log serve live runs and replays.
+after its charge), `retry` (its worker died; the trial runs once more from the checkpoint
+of its last logged epoch, so no epoch is logged twice) and `end` (a trial ended without
+an epoch row saying so). An epoch row's `status` is `running`, `ok` (the target was
+reached; told to the optimizer), `failed` (NaN or inf; told as a failure) or `cut` (the
+epoch that spent the budget; never told). An end row's is `failed` (training raised),
+`crashed` (the worker died again on the retry), `timeout` (an attempt ran past
+`trial_timeout` wall seconds and was stopped) or `cut` (the budget ran out while it
+trained); all but `cut` are told as failures. Every row carries `wall_time`, and
+`sim_time` too when the executor keeps a clock of its own (a replay's simulated
+executor): the same loop, ledger and log serve live runs and replays.
+
+Crash retry and timeouts live here, not in an executor, so every executor gets them: an
+executor only says that a trial's worker was `lost` and stops a trial when told.
 """
 
 from __future__ import annotations
@@ -53,8 +60,10 @@ class Incumbent:
 @dataclass
 class _Active:
     trial: Trial
-    start_epoch: int
-    last_epoch: int
+    start_epoch: int  # of this attempt
+    last_epoch: int  # the last logged
+    source: Path | None = None  # the checkpoint of `last_epoch`: where a retry resumes
+    deadline: float | None = None  # monotonic time this attempt times out
 
 
 @dataclass
@@ -67,6 +76,7 @@ class RunState:
     finals: dict[int, tuple[int, Path]] = field(default_factory=dict)  # trial → (epochs, ckpt)
     incumbent: Incumbent | None = None
     trials: int = 0
+    retried: set[int] = field(default_factory=set)  # trials already given their one retry
 
 
 class Runner:
@@ -74,10 +84,11 @@ class Runner:
 
     def __init__(self, *, optimizer, executor: Executor, ledger: Ledger, log: RunLog,
                  metric: Metric, seed: int, checkpoints: Path | None,
-                 promotion: str = "resume",
+                 promotion: str = "resume", trial_timeout: float | None = None,
                  state: RunState | None = None,
                  on_row: Callable[[dict, Runner], None] | None = None) -> None:
         self.optimizer, self.executor, self.ledger, self.log = optimizer, executor, ledger, log
+        self.trial_timeout = trial_timeout  # wall seconds per attempt; None: no limit
         self.metric, self.seed, self.promotion, self.on_row = metric, seed, promotion, on_row
         # None: a run without checkpoints (a replay: its executor keeps no model state)
         self.checkpoints = Path(checkpoints) if checkpoints is not None else None
@@ -104,7 +115,10 @@ class Runner:
             self._fill()
             if not self._jobs:
                 return "optimizer"
-            self._handle(self.executor.next_event())
+            event = self.executor.next_event(timeout=self._until_deadline())
+            if event is not None:
+                self._handle(event)
+            self._expire()
         self._cut_active()
         return "budget"
 
@@ -127,7 +141,10 @@ class Runner:
         save_to = self.checkpoints / f"{trial.trial_id}.pt" if self.checkpoints else None
         job = Job(trial, training_seed(self.seed, trial.config_id), save_to, resume_ckpt,
                   start_epoch)
-        self.state.active[trial.trial_id] = _Active(trial, start_epoch, start_epoch)
+        deadline = (time.monotonic() + self.trial_timeout if self.trial_timeout is not None
+                    else None)
+        self.state.active[trial.trial_id] = _Active(trial, start_epoch, start_epoch,
+                                                    resume_ckpt, deadline)
         self._jobs.add(trial.trial_id)
         if log_start:
             self.state.trials += 1
@@ -141,8 +158,12 @@ class Runner:
         if isinstance(event, TrialEnded):
             self._jobs.discard(event.trial_id)
             active = self.state.active.pop(event.trial_id, None)
-            if active is not None:  # ended without a terminal epoch row
-                self._end(active, Status.FAILED, event.error or "stopped before its target")
+            if active is None:  # its end is logged already (a terminal epoch, timeout, cut)
+                return
+            if event.lost and self._retry(active, event.error):
+                return
+            self._end(active, Status.CRASHED if event.lost else Status.FAILED,
+                      event.error or "stopped before its target")
             return
         active = self.state.active.get(event.trial_id)
         if active is not None:  # else: an epoch of a trial already stopped; not charged
@@ -170,6 +191,8 @@ class Runner:
             snapshot_path(self.checkpoints / f"{trial.trial_id}.pt",
                           active.last_epoch).unlink(missing_ok=True)
         active.last_epoch = result.epoch
+        if result.checkpoint is not None:
+            active.source = result.checkpoint
         if status != "running":
             self._finish(active, status, loss, result)
 
@@ -197,8 +220,38 @@ class Runner:
         self._append({"event": "end", **_trial_fields(trial), "status": str(status),
                       "epoch": active.last_epoch, "error": error,
                       "ledger": _totals(self.ledger.totals)})
-        if status is Status.FAILED:
-            self._tell(trial, status, math.inf, active.last_epoch)
+        if status is not Status.CUT:  # crashed and timeout are failures to the optimizer
+            self._tell(trial, Status.FAILED, math.inf, active.last_epoch)
+
+    def _retry(self, active: _Active, error: str | None) -> bool:
+        """Its worker died: run the trial once more, from the checkpoint of its last logged
+        epoch, so that no epoch is logged (or charged) twice. False if it had its retry, or
+        has no checkpoint to resume (retraining would log its epochs again)."""
+        trial = active.trial
+        if trial.trial_id in self.state.retried or (
+                active.last_epoch > 0 and active.source is None):
+            return False
+        self.state.retried.add(trial.trial_id)
+        self._append({"event": "retry", **_trial_fields(trial), "epoch": active.last_epoch,
+                      "error": error, "resumed_checkpoint":
+                          active.source.name if active.source else None})
+        self._submit(trial, resume_ckpt=active.source, start_epoch=active.last_epoch,
+                     log_start=False)
+        return True
+
+    def _until_deadline(self) -> float | None:
+        """Seconds until the next attempt times out; None without a trial timeout."""
+        deadlines = [a.deadline for a in self.state.active.values() if a.deadline is not None]
+        return max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for trial_id, active in list(self.state.active.items()):
+            if active.deadline is not None and now >= active.deadline:
+                del self.state.active[trial_id]
+                self.executor.cancel(trial_id, force=True)
+                self._end(active, Status.TIMEOUT,
+                          f"ran past the trial timeout of {self.trial_timeout:g} s")
 
     def _cut_active(self) -> None:
         """The budget is spent: stop what is still training; never tell it as complete."""

@@ -38,7 +38,7 @@ from suite.types import Fidelity, Metric, Task
 __all__ = ["StudySpec", "RunOutcome", "parse_seeds", "run_study", "load_study", "STUDY_NAME"]
 
 STUDY_NAME = "study.json"
-EXECUTORS = ("local", "inprocess", "simulated")
+EXECUTORS = ("local", "inprocess", "simulated", "ray")
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,8 @@ class StudySpec:
 
     `scale` defaults to `full` for live runs and to the table's scale for a replay;
     `executor` defaults to `local`, and is `simulated` whenever `table` is given.
+    `address` (None: a local Ray instance) and `gpus_per_trial` are the Ray executor's;
+    `trial_timeout` (wall seconds per attempt of a trial) applies to every live executor.
     """
 
     task: str
@@ -60,6 +62,9 @@ class StudySpec:
     devices: tuple[str, ...] = ("auto",)
     executor: str | None = None
     table: str | None = None
+    address: str | None = None
+    gpus_per_trial: float | None = None
+    trial_timeout: float | None = None
     fuse: str = "off"  # "auto": the local executor trains same-shape trials as arrays
     fuse_max: int = 8  # members per array; workers × fuse_max trials in flight
 
@@ -76,12 +81,35 @@ class StudySpec:
         if not self.optimizers or not self.seeds:
             raise SuiteError("a study needs at least one optimizer and one seed")
         self._check_replay()
+        self._check_faults_and_ray()
         # frozen: resolve the defaults that depend on whether this is a replay
         object.__setattr__(self, "executor",
                            self.executor or ("simulated" if self.table else "local"))
         if self.table is None and self.scale is None:
             object.__setattr__(self, "scale", "full")
         check_fuse(self.executor, None, self.fuse, self.fuse_max)
+
+    def _check_faults_and_ray(self) -> None:
+        if self.trial_timeout is not None:
+            if self.table is not None:
+                raise SuiteError("--trial-timeout limits live training; a replay (--table) "
+                                 "has no wall clock per trial")
+            if not self.trial_timeout > 0:
+                raise SuiteError(f"--trial-timeout must be positive seconds, got "
+                                 f"{self.trial_timeout:g}")
+        if self.executor != "ray":
+            if self.address is not None or self.gpus_per_trial is not None:
+                flag = "--address" if self.address is not None else "--gpus-per-trial"
+                raise SuiteError(f"{flag} is for --executor ray")
+            return
+        if tuple(self.devices) != ("auto",):
+            raise SuiteError("--devices has no meaning with --executor ray: Ray places each "
+                             "trial; give --gpus-per-trial")
+        gpus = self.gpus_per_trial or 0.0
+        # Ray shares a GPU by fractions below 1 and gives whole GPUs above it
+        if gpus < 0 or (gpus > 1 and gpus != int(gpus)):
+            raise SuiteError(f"--gpus-per-trial must be a fraction in 0..1 or a whole number "
+                             f"of GPUs, got {gpus:g}")
 
     def _check_replay(self) -> None:
         if self.table is None:
@@ -140,11 +168,16 @@ def run_study(spec: StudySpec, out: Path, *, resume: bool = False,
     """Run (or resume) every optimizer × seed of `spec` into `out`.
 
     Raises:
-        SuiteError: the folder already holds a study (without `resume`), or for a replay:
-            the table is missing, unreadable, incomplete, of another task or scale.
+        SuiteError: the folder already holds a study (without `resume`); Ray is missing
+            or its cluster unreachable (`executor` ray); or for a replay: the table is
+            missing, unreadable, incomplete, of another task or scale.
     """
     out = Path(out)
     spec, setting = _setting(spec)
+    if spec.executor == "ray":  # Ray installed, the cluster reachable: before writing
+        from suite.executors._ray import connect
+
+        connect(spec.address, workers=spec.workers, gpus_per_trial=spec.gpus_per_trial or 0.0)
     if not resume:
         if (out / STUDY_NAME).exists():
             raise SuiteError(f"{out} already holds a study; use --resume {out} to continue it "
@@ -181,7 +214,9 @@ def _common_meta(spec: StudySpec, metric: Metric, fidelity: Fidelity) -> dict[st
     return {"task": spec.task, "budget": spec.budget, "scale": spec.scale,
             "promotion": spec.promotion, "include_default": spec.include_default,
             "workers": spec.workers, "devices": list(spec.devices),
-            "executor": spec.executor, "fuse": spec.fuse, "fuse_max": spec.fuse_max,
+            "executor": spec.executor, "address": spec.address,
+            "gpus_per_trial": spec.gpus_per_trial, "trial_timeout": spec.trial_timeout,
+            "fuse": spec.fuse, "fuse_max": spec.fuse_max,
             "metric": metric.name, "minimize": metric.minimize,
             "max_epochs": fidelity.max_epochs, "environment": environment()}
 
@@ -290,7 +325,7 @@ def _run_one(spec: StudySpec, setting: _Setting, name: str, seed: int, directory
         log = RunLog.create(directory, {**setting.meta, "optimizer": name, "seed": seed})
     runner = Runner(optimizer=optimizer, executor=_executor(spec, setting, rows), ledger=ledger,
                     log=log, metric=setting.metric, seed=seed, checkpoints=checkpoints,
-                    promotion=spec.promotion, state=state)
+                    promotion=spec.promotion, trial_timeout=spec.trial_timeout, state=state)
     if on_run is not None:
         on_run(name, seed, runner)
     with log:
@@ -318,7 +353,8 @@ def _executor(spec: StudySpec, setting: _Setting, rows: list[dict[str, Any]]):
         executor.restore(rows)  # a resumed replay continues its clock where the log stops
         return executor
     return training_executor(spec.executor, setting.task, scale=spec.scale,
-                             workers=spec.workers, devices=spec.devices, fuse=spec.fuse,
+                             workers=spec.workers, devices=spec.devices, address=spec.address,
+                             gpus_per_trial=spec.gpus_per_trial or 0.0, fuse=spec.fuse,
                              fuse_max=spec.fuse_max)
 
 

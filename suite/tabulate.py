@@ -54,6 +54,7 @@ def tabulate(spec: TabulateSpec, *, on_curve: Callable[[int, int], None] | None 
     grid = grid_configs(space)
     fill = {**task.default_config(), **fixed}
     configs = [validate_config(task.config_space(), c, fill_from=fill) for c in grid]
+    _check_existing(spec, space, fixed)
     done = _read_progress(progress_path(spec.out)) or _read_recorded(spec.out)
     todo = [(i, s) for i in range(len(grid)) for s in range(spec.seeds) if (i, s) not in done]
     if not todo and Path(spec.out).exists():  # nothing new: never rewrite its provenance
@@ -72,6 +73,25 @@ def tabulate(spec: TabulateSpec, *, on_curve: Callable[[int, int], None] | None 
                                   "environment": meta["environment"]}]
     write_table(spec.out, _rows(grid, done, task.info.fidelity.max_epochs), meta)
     return meta
+
+
+def _check_existing(spec: TabulateSpec, space, fixed: dict) -> None:
+    """Add to an existing table only when it was recorded for the same task, scale and grid:
+    anything else would mix curves of different experiments in one file."""
+    if not Path(spec.out).exists():
+        return
+    meta = read_table(spec.out).meta
+    expected = {"task": spec.task, "scale": spec.scale, "space": space_to_dict(space),
+                "fixed": fixed}
+    wrong = [k for k, v in expected.items() if meta.get(k) != v]
+    if wrong:
+        what = ", ".join(f"{k} {meta.get(k)!r}" if k in ("task", "scale") else f"another {k}"
+                         for k in wrong)
+        raise SuiteError(f"{spec.out} was recorded with {what}, not for this task's table "
+                         "grid; choose another --out")
+    if spec.seeds < meta.get("seeds", 0):
+        raise SuiteError(f"{spec.out} holds {meta['seeds']} seeds per configuration; "
+                         f"--seeds {spec.seeds} would drop some")
 
 
 def _collect(spec, task, configs, todo, sink, done, on_curve) -> None:
@@ -131,8 +151,8 @@ def _history(table: Path) -> list[dict]:
     if not Path(table).exists():
         return []
     meta = read_table(table).meta
-    return meta.get("history", [{"recorded": meta["recorded"],
-                                 "environment": meta["environment"]}])
+    return meta.get("history", [{"recorded": meta.get("recorded"),
+                                 "environment": meta.get("environment")}])
 
 
 def _read_recorded(table: Path) -> dict[tuple[int, int], dict]:

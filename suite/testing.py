@@ -14,9 +14,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +37,97 @@ from suite.config import validate_config
 from suite.errors import CheckpointError, SuiteError
 from suite.types import EpochResult, Fidelity, Metric, TaskInfo
 
-__all__ = ["ToyTask", "Fault", "ScriptedOptimizer", "toy_table"]
+__all__ = ["ToyTask", "Fault", "FAULTS", "SimulatedOutOfMemoryError", "At", "Pace", "Die",
+           "Faults", "ScriptedOptimizer", "toy_table"]
 
-# A fault hook: given (config, epoch) return None, or "nan", "inf" or "raise".
+# A fault hook: given (config, epoch) return None or one of FAULTS ("oom" raises what torch
+# raises when CUDA runs out of memory; "truncate" cuts the checkpoint just saved). It runs in
+# the process that trains, so it can also sleep or kill that process (`Pace`, `Die`).
 Fault = Callable[[Mapping[str, Any], int], str | None]
+FAULTS = ("nan", "inf", "raise", "oom", "truncate")
+
+
+class SimulatedOutOfMemoryError(RuntimeError):
+    """Stands in for torch.cuda.OutOfMemoryError (a RuntimeError) without torch or a GPU."""
+
+
+def _matches(config: Mapping[str, Any], match: tuple[tuple[str, Any], ...]) -> bool:
+    return all(config.get(k) == v for k, v in match)
+
+
+@dataclass(frozen=True)
+class At:
+    """A fault hook returning `fault` (one of FAULTS) at `epoch` of matching
+    configurations; unlike a lambda it pickles into worker processes."""
+
+    epoch: int
+    fault: str
+    match: tuple[tuple[str, Any], ...] = ()
+
+    def __call__(self, config: Mapping[str, Any], epoch: int) -> str | None:
+        return self.fault if epoch == self.epoch and _matches(config, self.match) else None
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Several fault hooks as one: each is called in turn; the first fault returned wins."""
+
+    hooks: tuple[Fault, ...]
+
+    def __call__(self, config: Mapping[str, Any], epoch: int) -> str | None:
+        for hook in self.hooks:
+            if (fault := hook(config, epoch)) is not None:
+                return fault
+        return None
+
+
+@dataclass(frozen=True)
+class Pace:
+    """A fault hook that makes each epoch of the configurations matching `match` (all of
+    them by default) take `seconds` of wall time, and writes the configuration a process
+    is training to `pid_dir/<pid>`, so that a test can kill a worker mid-trial.
+
+    Frozen and module-level: it pickles into spawned and Ray workers."""
+
+    seconds: float
+    pid_dir: str | None = None
+    match: tuple[tuple[str, Any], ...] = ()
+
+    def __call__(self, config: Mapping[str, Any], epoch: int) -> None:
+        if not _matches(config, self.match):
+            return None
+        if self.pid_dir is not None:
+            pid_dir = Path(self.pid_dir)
+            pid_dir.mkdir(parents=True, exist_ok=True)
+            tmp = pid_dir / f".{os.getpid()}.tmp"  # a reader never sees half a file
+            tmp.write_text(json.dumps(dict(config), sort_keys=True))
+            os.replace(tmp, pid_dir / str(os.getpid()))
+        time.sleep(self.seconds)
+        return None
+
+
+@dataclass(frozen=True)
+class Die:
+    """A fault hook under which the process training a matching configuration kills itself
+    with SIGKILL (as the out-of-memory killer would) on reaching `epoch`: every time, or
+    only the first `times` times when `marker_dir` counts them across processes."""
+
+    epoch: int
+    match: tuple[tuple[str, Any], ...] = ()
+    marker_dir: str | None = None
+    times: int = 1
+
+    def __call__(self, config: Mapping[str, Any], epoch: int) -> None:
+        if epoch != self.epoch or not _matches(config, self.match):
+            return None
+        if self.marker_dir is not None:
+            markers = Path(self.marker_dir)
+            markers.mkdir(parents=True, exist_ok=True)
+            if len(list(markers.iterdir())) >= self.times:
+                return None
+            (markers / str(os.getpid())).touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+        return None
 
 
 class ToyTask:
@@ -126,10 +215,15 @@ class ToyTask:
         fault = self.fault(cfg, epoch) if self.fault else None
         if fault == "raise":
             raise RuntimeError(f"injected fault at epoch {epoch}")
+        if fault == "oom":
+            raise SimulatedOutOfMemoryError(f"CUDA out of memory. Tried to allocate "
+                                            f"20.00 GiB (injected at epoch {epoch})")
         if fault in ("nan", "inf"):
             loss = float(fault)
         if save_to is not None:
             _save(save_to, cfg, epoch)
+            if fault == "truncate":  # as if the disk filled up behind our back
+                Path(save_to).write_bytes(Path(save_to).read_bytes()[:7])
         accuracy = 1.0 / (1.0 + math.exp(loss - 0.5)) if math.isfinite(loss) else 0.0
         return EpochResult(epoch, {"val_loss": loss, "val_accuracy": accuracy}, seconds,
                            Path(save_to) if save_to else None)

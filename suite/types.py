@@ -110,12 +110,17 @@ class Task(Protocol):
 
 
 class Status(StrEnum):
-    """How a trial ended: `ok` (reached its target), `failed` (error, NaN or inf), or `cut`
-    (stopped by the end of the budget; never told to the optimizer as complete)."""
+    """How a trial ended: `ok` (reached its target), `failed` (error, NaN or inf), `cut`
+    (stopped by the end of the budget; never told to the optimizer as complete),
+    `crashed` (its worker died twice: once, and again on the retry) or `timeout` (an
+    attempt ran past the trial timeout). Optimizers are told every status but `ok` and
+    `cut` as `FAILED`; the log keeps the precise one."""
 
     OK = "ok"
     FAILED = "failed"
     CUT = "cut"
+    CRASHED = "crashed"
+    TIMEOUT = "timeout"
 
 
 @dataclass(frozen=True)

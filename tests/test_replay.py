@@ -285,43 +285,6 @@ def test_every_optimizer_replays_on_the_tables_grid(tmp_path, toy_path, toy, opt
     assert outcome.state.incumbent is not None
 
 
-def _table_of_task(path, task):
-    hand_table(path, [1, 1], task=task)
-    return path
-
-
-def _incomplete(path, toy_path):
-    table = read_table(toy_path)
-    write_table(path, table.frame.iloc[:-1].to_dict("records"), table.meta)
-    return path
-
-
-BAD_REPLAY = [
-    (lambda tmp, toy: ["--table", str(tmp / "missing.parquet")], "does not exist"),
-    (lambda tmp, toy: ["--table", str(tmp / "x.parquet")], "corrupt or not a suite table"),
-    (lambda tmp, toy: ["--table", str(_table_of_task(tmp / "tc.parquet", "text_classifier"))],
-     "recorded for task 'text_classifier', not 'toy'"),
-    (lambda tmp, toy: ["--table", str(_incomplete(tmp / "i.parquet", toy))], "incomplete"),
-    (lambda tmp, toy: ["--table", str(toy), "--devices", "cuda:0"], "--devices has no meaning"),
-    (lambda tmp, toy: ["--table", str(toy), "--executor", "local"], "drop --executor local"),
-    (lambda tmp, toy: ["--table", str(toy), "--scale", "tiny"], "recorded at scale 'full'"),
-    (lambda tmp, toy: ["--table"], "results/tables/toy.parquet does not exist"),
-]
-
-
-@pytest.mark.parametrize("make_args, message", BAD_REPLAY)
-def test_bad_replay_input_is_one_line_exit_2(tmp_path, toy_path, capsys, monkeypatch,
-                                             make_args, message):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "x.parquet").write_bytes(b"not parquet")
-    args = make_args(tmp_path, toy_path)
-    code = main(["run", "--task", "toy", "--optimizer", "random", "--budget", "2x",
-                 "--out", str(tmp_path / "out"), *args])
-    err = capsys.readouterr().err
-    assert code == 2 and len(err.strip().splitlines()) == 1, err
-    assert message in err and not (tmp_path / "out").exists()
-
-
 def test_table_flag_alone_reads_the_tasks_table_and_resume_refuses_it(tmp_path, toy_path,
                                                                       capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
@@ -17,8 +18,11 @@ from suite.errors import SuiteError
 from suite.study import StudySpec, load_study, parse_seeds, run_study
 
 # Flags that define a study; with --resume they come from the study's plan instead.
+# --address is not one: it says where the study runs, and a cluster restarted after a
+# crash (a new SLURM allocation) has a new address, so --resume DIR --address ADDR is fine.
 PLAN_FLAGS = ("task", "optimizer", "budget", "seed", "seeds", "scale", "promotion", "workers",
-              "devices", "executor", "table", "fuse", "fuse_max")
+              "devices", "executor", "table", "gpus_per_trial", "trial_timeout", "fuse",
+              "fuse_max")
 
 
 def add_arguments(run: argparse.ArgumentParser) -> None:
@@ -37,8 +41,15 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--include-default", action="store_true",
                      help="make the task's default configuration one of the first trials (in a "
                           "replay: the table grid's configuration nearest to it)")
-    run.add_argument("--executor", choices=["local", "inprocess"],
-                     help="local: subprocess workers (default); inprocess: this process")
+    run.add_argument("--executor", choices=["local", "inprocess", "ray"],
+                     help="local: subprocess workers (default); inprocess: this process; "
+                          "ray: Ray actors on a cluster (pip install 'hpo-suite[ray]')")
+    run.add_argument("--address", help="with --executor ray: the cluster's address "
+                                       "(default: start a local Ray instance)")
+    run.add_argument("--gpus-per-trial", type=float, metavar="G",
+                     help="with --executor ray: each trial's GPUs, e.g. 0.25 (default 0: CPU)")
+    run.add_argument("--trial-timeout", type=float, metavar="SECONDS",
+                     help="stop a trial attempt after this many wall seconds (logged timeout)")
     run.add_argument("--table", nargs="?", const="", metavar="PATH",
                      help="replay against a recorded table on the simulated executor "
                           "(default PATH results/tables/<task>.parquet)")
@@ -59,6 +70,11 @@ def run(args: argparse.Namespace) -> int:
             raise SuiteError(f"--resume takes its settings from the study; drop "
                              f"{', '.join(given + (['--out'] if args.out else []))}")
         spec, out = load_study(Path(args.resume)), Path(args.resume)
+        if args.address is not None:
+            if spec.executor != "ray":
+                raise SuiteError(f"--address is for --executor ray; {out} runs on "
+                                 f"{spec.executor}")
+            spec = replace(spec, address=args.address)
     else:
         spec, out = _spec_from_args(args), None
         out = Path(args.out or f"runs/{spec.task}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -96,7 +112,8 @@ def _spec_from_args(args: argparse.Namespace) -> StudySpec:
                      include_default=args.include_default,
                      workers=1 if args.workers is None else args.workers,
                      devices=devices, executor=args.executor, table=table,
-                     fuse=args.fuse or "off",
+                     address=args.address, gpus_per_trial=args.gpus_per_trial,
+                     trial_timeout=args.trial_timeout, fuse=args.fuse or "off",
                      fuse_max=8 if args.fuse_max is None else args.fuse_max)
 
 

@@ -1,5 +1,6 @@
-"""Where trials run: in this process (tests), in worker subprocesses (live), or on the
-simulated clock of a recorded table (replay)."""
+"""Where trials run: in this process (tests), in worker subprocesses (live), on the
+simulated clock of a recorded table (replay), or on Ray actors (`_ray`: not imported
+here, so that Ray stays optional; `training_executor` imports it when asked for)."""
 
 from suite.executors._base import ArrayJob, EpochDone, Executor, Job, TrialEnded
 from suite.executors._fusing import FusingExecutor

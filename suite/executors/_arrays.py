@@ -20,8 +20,10 @@ from suite.types import Task
 __all__ = ["run_array"]
 
 
-def run_array(task: Task, array: ArrayJob, device: str, worker: int, inbox, outbox,
-              reporter=None) -> None:
+def run_array(task: Task, array: ArrayJob, device: str, worker: int, conn,
+              reporter=None) -> bool:
+    """Train the array, talking to the driver on the worker's duplex pipe `conn`; True if
+    it failed (an exception ended every member still in it)."""
     from tasks.fused import Member  # torch: workers import it anyway
 
     jobs = array.jobs
@@ -36,31 +38,32 @@ def run_array(task: Task, array: ArrayJob, device: str, worker: int, inbox, outb
                 reporter.handoff()
             ended = []
             for index, result in step:
-                outbox.put(EpochDone(ids[index], pin_checkpoint(jobs[index], result), worker))
+                conn.send(EpochDone(ids[index], pin_checkpoint(jobs[index], result), worker))
                 if result.epoch >= jobs[index].trial.epochs:  # the array lets it go itself
                     ended.append(index)
-            ended += _drop_cancelled(training, inbox, ids, live)
-            # Ends go out only after the inbox was read: once the driver has the last one it
+            ended += _drop_cancelled(training, conn, ids, live)
+            # Ends go out only after the pipe was read: once the driver has the last one it
             # sends this worker its next job, which a later read here would swallow.
             for index in dict.fromkeys(ended):  # reached its target and cancelled: once
                 live.discard(index)
-                outbox.put(TrialEnded(ids[index], worker))
+                conn.send(TrialEnded(ids[index], worker))
             if not live:
                 break
     except Exception as exc:  # one array, one fate: every member still in it failed
         error = describe_error(exc)
         for index in sorted(live):
-            outbox.put(TrialEnded(ids[index], worker, error))
-    else:
-        for index in sorted(live):  # stopped short of a target: never silently
-            outbox.put(TrialEnded(ids[index], worker, "the array stopped before its target"))
+            conn.send(TrialEnded(ids[index], worker, error))
+        return True
+    for index in sorted(live):  # stopped short of a target: never silently
+        conn.send(TrialEnded(ids[index], worker, "the array stopped before its target"))
+    return False
 
 
-def _drop_cancelled(training, inbox, ids, live) -> list[int]:
+def _drop_cancelled(training, conn, ids, live) -> list[int]:
     """Drop the members the driver cancelled; their indices."""
     dropped = []
-    while inbox.poll():
-        message = inbox.recv()
+    while conn.poll():
+        message = conn.recv()
         if not (isinstance(message, tuple) and message[0] == "cancel"):
             continue  # nothing else is sent to a worker with members in training
         index = ids.index(message[1]) if message[1] in ids else None

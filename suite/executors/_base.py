@@ -39,23 +39,35 @@ class EpochDone:
 
 @dataclass(frozen=True)
 class TrialEnded:
-    """A job stopped producing epochs: normally (`error` None) or by an exception/crash."""
+    """A job stopped producing epochs: normally (`error` None), by an exception raised in
+    training (`error` set), or because its worker died (`lost`: killed, out of memory, a
+    node gone; the runner retries such a trial once from its last logged epoch)."""
 
     trial_id: int
     worker: int
     error: str | None = None
+    lost: bool = False
 
 
 Event = EpochDone | TrialEnded
 
 
 class Executor(Protocol):
+    """Runs jobs on `workers` slots and reports their epochs and ends as events.
+
+    Every submitted job ends with exactly one `TrialEnded`, cancelled or not (the runner
+    counts on it to know when a slot is free). `next_event(timeout)` may return None when
+    nothing happened within `timeout` seconds (executors that run training in the
+    runner's own thread always return an event). `cancel` stops a trial between epochs;
+    with `force` it stops it now, mid-epoch, where the executor can (a hung trial).
+    """
+
     workers: int
 
     def free_slots(self) -> int: ...
     def submit(self, job: Job) -> None: ...
-    def next_event(self) -> Event: ...
-    def cancel(self, trial_id: int) -> None: ...
+    def next_event(self, timeout: float | None = None) -> Event | None: ...
+    def cancel(self, trial_id: int, *, force: bool = False) -> None: ...
     def close(self) -> None: ...
 
 

@@ -10,21 +10,30 @@ Oldest-first keeps the optimizer's ask order and never starves an odd shape.
 
 A running array never takes new members (an array only sheds members: it would have to
 be rebuilt): a job that arrives while every worker is busy waits for the next idle one,
-and meets there whatever else of its shape has queued meanwhile. Members leave at their
-target or when cancelled (the array drops just that member); a worker that dies fails
-exactly its own members. The runner sees ordinary trials: `Job` in, `EpochDone` per
-member epoch, `TrialEnded` per member, charged through the same device occupancy.
+and meets there whatever else of its shape has queued meanwhile. `started(trial_id)` says
+when a job left the queue, so the runner's trial timeout counts training, not waiting.
+
+Every job ends exactly once, as on `LocalExecutor`:
+- at its target, or by an exception in the array (every member still in it fails);
+- cancelled while queued: it leaves the queue, ended here;
+- cancelled: the array drops just that member between epochs and reports its end;
+- cancelled by force (a trial past its timeout; a hung epoch never reaches the check
+  between epochs): the one process trains the whole array, so it is stopped, the member
+  ends here, and each array-mate ends `lost`, so that the runner retries it from its last
+  logged epoch as if its worker had died (spending that trial's one retry);
+- its worker died: each member ends `lost` (retried once, then `crashed`); a retried trial
+  queues again like any job and can fuse again.
 """
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
-from suite.executors._base import ArrayJob, EpochDone, Event, Job, TrialEnded
-from suite.executors._local import _POLL_SECONDS, LocalExecutor
-from suite.executors._occupancy import Busy
+from suite.executors._base import ArrayJob, Job, TrialEnded
+from suite.executors._local import LocalExecutor
 from suite.types import Task
 
 __all__ = ["FusingExecutor"]
@@ -39,42 +48,44 @@ class FusingExecutor(LocalExecutor):
                  workers: int = 1, devices: Sequence[str] = ("auto",)) -> None:
         if fuse_max < 1:
             raise ValueError(f"fuse_max must be at least 1, got {fuse_max}")
-        super().__init__(make_task, workers=workers, devices=devices)
         self.fuse_max, self._fuse_key = fuse_max, fuse_key
         self._queue: deque[tuple[Job, Hashable | None]] = deque()
         self._live: list[dict[int, Job]] = [{} for _ in range(workers)]  # worker → members
-        self._ended: deque[TrialEnded] = deque()  # ends decided on the driver
+        self._cancelled: list[set[int]] = [set() for _ in range(workers)]  # members dropped
+        self._started: dict[int, float] = {}  # trial → when it left the queue
         self.arrays: list[int] = []  # members of every dispatch, in order (for reports)
+        super().__init__(make_task, workers=workers, devices=devices)
 
     def free_slots(self) -> int:
         in_flight = len(self._queue) + sum(len(live) for live in self._live)
         return self.workers * self.fuse_max - in_flight
 
     def submit(self, job: Job) -> None:
+        self._started.pop(job.trial.trial_id, None)  # a retry waits afresh
         self._queue.append((job, self._fuse_key(job.trial.config)))
 
-    def next_event(self) -> Event:
-        while True:
-            if self._ended:
-                return self._ended.popleft()
-            self._dispatch()
-            if not self._queue and not any(self._live):
-                raise RuntimeError("next_event() with no job submitted")
-            event = self._receive()
-            if event is not None:
-                return event
+    def started(self, trial_id: int) -> float | None:
+        """`time.monotonic()` when the trial left the queue to train; None while queued."""
+        return self._started.get(trial_id)
 
     def _dispatch(self) -> None:
-        for i, worker in enumerate(self._pool):
+        for i in range(len(self._pool)):
             if not self._queue:
                 return
-            if worker.job is not None:
+            if self._pool[i].job is not None:
                 continue
             jobs = self._take_group()
+            work = jobs[0] if len(jobs) == 1 else ArrayJob(tuple(jobs))
+            try:
+                self._pool[i].conn.send(work)
+            except OSError:  # it died while idle: a fresh worker takes the work
+                self._restart(i)
+                self._pool[i].conn.send(work)
+            self._pool[i].job = work
             self._live[i] = {job.trial.trial_id: job for job in jobs}
-            worker.job = jobs[0] if len(jobs) == 1 else ArrayJob(tuple(jobs))
-            worker.cancelled = set()
-            worker.inbox.send(worker.job)
+            self._cancelled[i] = set()
+            now = time.monotonic()
+            self._started.update((trial_id, now) for trial_id in self._live[i])
             self.arrays.append(len(jobs))
 
     def _take_group(self) -> list[Job]:
@@ -89,52 +100,51 @@ class FusingExecutor(LocalExecutor):
                     group.append(entry[0])
         return group
 
-    def _receive(self) -> Event | None:
-        import queue
+    def _job_ended(self, i: int, trial_id: int) -> None:
+        self._live[i].pop(trial_id, None)
+        self._cancelled[i].discard(trial_id)
+        self._started.pop(trial_id, None)
+        if not self._live[i]:  # only now may the worker read its pipe for a next job
+            super()._job_ended(i, trial_id)
 
-        try:
-            event = self._outbox.get(timeout=_POLL_SECONDS)
-        except queue.Empty:
-            self._reap_dead()
-            return None
-        if isinstance(event, Busy):
-            self._occupancy.note(event)
-            return None
-        worker, live = self._pool[event.worker], self._live[event.worker]
-        if isinstance(event, EpochDone):
-            if event.trial_id in worker.cancelled:
-                return None  # the runner has stopped it: nothing to charge
-            return self._occupancy.charge(event)
-        live.pop(event.trial_id, None)
-        if not live:
-            worker.job = None
-            self._occupancy.forget(event.worker)
-        # A cancelled member's end is passed on too: the runner counts jobs until it sees it.
-        return event
+    def _dropped(self, i: int, trial_id: int) -> bool:
+        return trial_id in self._cancelled[i]
 
-    def _reap_dead(self) -> None:
-        for i, worker in enumerate(self._pool):
-            if worker.process.is_alive():
-                continue
-            code = worker.process.exitcode
-            self._occupancy.forget(i)
-            self._pool[i] = self._start(i)
-            for trial_id in self._live[i]:
-                error = None if trial_id in worker.cancelled else (
-                    f"worker died (exit code {code})")
-                self._ended.append(TrialEnded(trial_id, i, error))
-            self._live[i] = {}
+    def _replace_dead(self, i: int) -> None:
+        dead = self._pool[i]
+        self._restart(i)
+        self._end_members(i, f"worker died (exit code {dead.process.exitcode})")
 
-    def cancel(self, trial_id: int) -> None:
-        for entry in list(self._queue):
-            if entry[0].trial.trial_id == trial_id:
+    def _end_members(self, i: int, error: str) -> None:
+        """Worker `i` is gone: one end for each member it had, `lost` unless cancelled."""
+        for trial_id in self._live[i]:
+            self._ended.append(TrialEnded(trial_id, i, error,
+                                          lost=trial_id not in self._cancelled[i]))
+            self._started.pop(trial_id, None)
+        self._live[i], self._cancelled[i] = {}, set()
+
+    def cancel(self, trial_id: int, *, force: bool = False) -> None:
+        for entry in self._queue:
+            if entry[0].trial.trial_id == trial_id:  # never started: nothing to stop
                 self._queue.remove(entry)
                 self._ended.append(TrialEnded(trial_id, -1))
                 return
-        for i, worker in enumerate(self._pool):
-            if trial_id in self._live[i] and trial_id not in worker.cancelled:
-                worker.cancelled.add(trial_id)
-                worker.inbox.send(("cancel", trial_id))
+        for i, live in enumerate(self._live):
+            if trial_id not in live:
+                continue
+            if force:  # one process trains the array: stopping it stops every member
+                del live[trial_id]
+                self._restart(i)
+                self._ended.append(TrialEnded(trial_id, i))
+                self._end_members(i, f"worker stopped: array-mate trial {trial_id} was "
+                                     f"cancelled by force (past its timeout)")
+            elif trial_id not in self._cancelled[i]:
+                self._cancelled[i].add(trial_id)
+                try:
+                    self._pool[i].conn.send(("cancel", trial_id))
+                except OSError:  # it died: its end comes when its death is read
+                    pass
+            return
 
     def close(self) -> None:
         self._queue.clear()

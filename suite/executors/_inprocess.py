@@ -27,7 +27,8 @@ class InProcessExecutor:
         worker = min(set(range(self.workers)) - used)
         self._active[job.trial.trial_id] = (worker, run_job(self.task, job, self.device))
 
-    def next_event(self) -> Event:
+    def next_event(self, timeout: float | None = None) -> Event:
+        """The next epoch or end, round-robin; `timeout` cannot apply: training runs here."""
         if self._ended:
             return self._ended.popleft()
         if not self._active:
@@ -43,7 +44,8 @@ class InProcessExecutor:
             del self._active[trial_id]
             return TrialEnded(trial_id, worker, describe_error(exc))
 
-    def cancel(self, trial_id: int) -> None:
+    def cancel(self, trial_id: int, *, force: bool = False) -> None:
+        # between epochs is the only place this process can stop a trial, forced or not
         entry = self._active.pop(trial_id, None)
         if entry is not None:
             entry[1].close()

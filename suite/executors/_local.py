@@ -1,20 +1,27 @@
 """Trials in worker subprocesses, so a crashing trial cannot take the run down.
 
 Each worker is a `spawn`ed process (safe with CUDA) with its own device from a
-round-robin assignment (`cuda:0,cuda:0` packs two workers on one GPU). Workers report
-each epoch on a shared queue; the runner cancels a trial by message, and the worker
-checks its inbox between epochs. A worker that dies is detected, its trial reported
-as failed, and a fresh worker takes its place. Workers sharing a device are charged their
-share of the time they shared it (`_occupancy`); `_fusing` adds fused arrays.
+round-robin assignment (`cuda:0,cuda:0` packs two workers on one GPU). Each worker has
+its own duplex pipe: jobs and cancels go in, epochs and ends come out. A pipe (not a queue
+shared by all workers) because a worker can be killed at any instant: it then holds no
+lock the others need, everything it sent before dying is read before the end of file
+that says it died, and that end of file is seen at once. The worker checks for a cancel
+between epochs; a forced cancel (a trial past its timeout) terminates the process. A
+worker that dies is replaced by a fresh one and its trial reported as `lost`. Workers
+sharing a device are charged their share of the time they shared it (`_occupancy`: each
+worker also sends `Busy` notices on its pipe); `_fusing` adds fused arrays.
 """
 
 from __future__ import annotations
 
+import gc
 import multiprocessing as mp
 import os
-import queue
+import time
+from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from multiprocessing.connection import wait
 
 from suite.executors._arrays import run_array
 from suite.executors._base import (
@@ -29,45 +36,55 @@ from suite.executors._base import (
 from suite.executors._occupancy import Busy, Occupancy, WorkerReporter
 from suite.types import Task
 
-_POLL_SECONDS = 0.5
-
 
 def _worker_main(worker: int, make_task: Callable[[], Task], device: str, threads: int,
-                 inbox, outbox) -> None:
+                 conn) -> None:
     import torch
 
     torch.set_num_threads(threads)  # N workers on a CPU must not oversubscribe the cores
-    reporter = WorkerReporter(worker, device, outbox)
+    reporter = WorkerReporter(worker, device, conn.send)
     with reporter.span("startup"):
         task = make_task()
-    while (job := inbox.recv()) is not None:
+    while (job := conn.recv()) is not None:
         if isinstance(job, ArrayJob):
             with reporter.span("job", members=len(job.jobs)):
-                run_array(task, job, device, worker, inbox, outbox, reporter)
+                failed = run_array(task, job, device, worker, conn, reporter)
+            if failed:
+                _free_memory(torch)
             continue
         if not isinstance(job, Job):  # a cancel that arrived after its trial ended
             continue
         trial_id = job.trial.trial_id
         reporter.job_started()
+        error = None
         try:
             for result in run_job(task, job, device):
                 reporter.handoff()
-                outbox.put(EpochDone(trial_id, result, worker))
-                if inbox.poll() and inbox.recv() == ("cancel", trial_id):
+                conn.send(EpochDone(trial_id, result, worker))
+                if conn.poll() and conn.recv() == ("cancel", trial_id):
                     break
         except Exception as exc:
-            outbox.put(TrialEnded(trial_id, worker, describe_error(exc)))
-        else:
-            outbox.put(TrialEnded(trial_id, worker))
+            error = describe_error(exc)
+        conn.send(TrialEnded(trial_id, worker, error))
         reporter.job_ended(members=1)
+        if error is not None:
+            _free_memory(torch)
 
 
-@dataclass
+def _free_memory(torch) -> None:
+    # A failed trial (a CUDA out-of-memory above all) leaves its tensors to the garbage
+    # collector and its blocks in torch's cache: free both before the next trial here.
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+@dataclass(eq=False)  # identity: a replaced worker is another worker
 class _Worker:
     process: mp.process.BaseProcess
-    inbox: object
-    job: Job | None = None
-    cancelled: set[int] = field(default_factory=set)
+    conn: object  # the parent's end of the worker's duplex pipe
+    job: Job | ArrayJob | None = None
+    cancelled: bool = False  # its job was cancelled: its remaining epochs are dropped
 
 
 class LocalExecutor:
@@ -79,8 +96,8 @@ class LocalExecutor:
         self._make_task = make_task
         self._devices = list(devices) or ["auto"]
         self._ctx = mp.get_context("spawn")
-        self._outbox = self._ctx.Queue()
         self._threads = max(1, (os.cpu_count() or 1) // workers)
+        self._ended: deque[TrialEnded] = deque()  # ends decided here (forced cancels)
         self._occupancy = Occupancy({i: self._devices[i % len(self._devices)]
                                      for i in range(workers)})
         self._pool = [self._start(i) for i in range(workers)]
@@ -89,63 +106,117 @@ class LocalExecutor:
         parent, child = self._ctx.Pipe()
         device = self._devices[i % len(self._devices)]
         process = self._ctx.Process(target=_worker_main, daemon=True, args=(
-            i, self._make_task, device, self._threads, child, self._outbox))
+            i, self._make_task, device, self._threads, child))
         process.start()
+        child.close()  # else the parent holds the child's end open and never sees EOF
         return _Worker(process, parent)
 
     def free_slots(self) -> int:
         return sum(w.job is None for w in self._pool)
 
     def submit(self, job: Job) -> None:
-        worker = next(w for w in self._pool if w.job is None)
-        worker.job = job
-        worker.inbox.send(job)
+        i = next(i for i, w in enumerate(self._pool) if w.job is None)
+        try:
+            self._pool[i].conn.send(job)
+        except OSError:  # it died while idle: a fresh worker takes the job
+            self._restart(i)
+            self._pool[i].conn.send(job)
+        self._pool[i].job, self._pool[i].cancelled = job, False
 
-    def next_event(self) -> Event:
-        while True:
-            try:
-                event = self._outbox.get(timeout=_POLL_SECONDS)
-            except queue.Empty:
-                if (dead := self._reap_dead()) is not None:
-                    return dead
-                continue
-            if isinstance(event, Busy):  # a timed epoch began or ended on a worker
-                self._occupancy.note(event)
-                continue
-            worker = self._pool[event.worker]
-            if isinstance(event, TrialEnded):
-                worker.job = None
-                self._occupancy.forget(event.worker)
-            else:
-                event = self._occupancy.charge(event)
-            if event.trial_id not in worker.cancelled:
-                return event
+    def next_event(self, timeout: float | None = None) -> Event | None:
+        """The next epoch or end from any worker; None if `timeout` seconds pass first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._ended:
+            self._dispatch()
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            handles = {w.conn: w for w in self._pool}
+            handles.update({w.process.sentinel: w for w in self._pool})
+            ready = wait(list(handles), timeout=left)
+            if not ready:
+                return None
+            for handle in ready:
+                worker = handles[handle]
+                if worker not in self._pool:  # replaced while handling an earlier handle
+                    continue
+                if (event := self._receive(self._pool.index(worker))) is not None:
+                    return event
+        return self._ended.popleft()
 
-    def _reap_dead(self) -> TrialEnded | None:
+    def _receive(self, i: int) -> Event | None:
+        worker = self._pool[i]
+        try:
+            if not worker.conn.poll():  # the process ended; it may still have sent events
+                raise EOFError
+            event = worker.conn.recv()
+        except (EOFError, OSError):
+            return self._replace_dead(i)
+        if isinstance(event, Busy):  # a timed epoch began or ended on this worker
+            self._occupancy.note(event)
+            return None
+        if isinstance(event, TrialEnded):
+            self._job_ended(i, event.trial_id)
+            return event
+        return None if self._dropped(i, event.trial_id) else self._occupancy.charge(event)
+
+    # Hooks for `FusingExecutor`, whose workers hold several trials at once.
+    def _dispatch(self) -> None:
+        """Send queued jobs to idle workers (this executor sends each at `submit`)."""
+
+    def _job_ended(self, i: int, trial_id: int) -> None:
+        self._pool[i].job = None
+        self._occupancy.forget(i)
+
+    def _dropped(self, i: int, trial_id: int) -> bool:
+        """Its epochs are no longer wanted: the runner cancelled it."""
+        return self._pool[i].cancelled
+
+    def _replace_dead(self, i: int) -> TrialEnded | None:
+        worker = self._pool[i]
+        self._restart(i)
+        if worker.job is None:
+            return None
+        return TrialEnded(worker.job.trial.trial_id, i,
+                          f"worker died (exit code {worker.process.exitcode})",
+                          lost=not worker.cancelled)
+
+    def cancel(self, trial_id: int, *, force: bool = False) -> None:
         for i, worker in enumerate(self._pool):
-            if worker.process.is_alive():
+            if worker.job is None or worker.job.trial.trial_id != trial_id:
                 continue
-            job, code = worker.job, worker.process.exitcode
-            self._occupancy.forget(i)
-            self._pool[i] = self._start(i)
-            if job is not None and job.trial.trial_id not in worker.cancelled:
-                return TrialEnded(job.trial.trial_id, i, f"worker died (exit code {code})")
-        return None
+            if force:  # a hung epoch never reaches the inbox check: stop the process
+                self._restart(i)
+                self._ended.append(TrialEnded(trial_id, i))
+            elif not worker.cancelled:
+                worker.cancelled = True
+                worker.conn.send(("cancel", trial_id))
 
-    def cancel(self, trial_id: int) -> None:
-        for worker in self._pool:
-            if worker.job is not None and worker.job.trial.trial_id == trial_id:
-                worker.cancelled.add(trial_id)
-                worker.inbox.send(("cancel", trial_id))
+    def _restart(self, i: int) -> None:
+        """Stop worker `i` (whatever it trains is lost) and start a fresh one."""
+        self._stop(self._pool[i])
+        self._occupancy.forget(i)  # an epoch it had open never finishes
+        self._pool[i] = self._start(i)
+
+    @staticmethod
+    def _stop(worker: _Worker) -> None:
+        if worker.process.is_alive():
+            worker.process.terminate()
+        worker.process.join(timeout=10)
+        if worker.process.is_alive():
+            worker.process.kill()
+            worker.process.join()
+        worker.conn.close()
 
     def close(self) -> None:
         for worker in self._pool:
-            if worker.process.is_alive():
-                if worker.job is None:
-                    worker.inbox.send(None)
-                else:
-                    worker.process.terminate()
+            if worker.process.is_alive() and worker.job is None:
+                try:
+                    worker.conn.send(None)
+                except OSError:
+                    pass
+            elif worker.process.is_alive():
+                worker.process.terminate()
         for worker in self._pool:
             worker.process.join(timeout=10)
             if worker.process.is_alive():
                 worker.process.kill()
+            worker.conn.close()

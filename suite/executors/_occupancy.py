@@ -11,8 +11,9 @@ half each; and summed over a device the charges equal the length of the union of
 busy intervals. A fused array is one worker: its members already split the epoch.
 
 A worker's start notice can reach the driver a moment after another worker's end notice
-that it overlaps (two processes, one queue); the overlap of that moment is then charged
-in full to the first worker. The error is bounded by the queue's latency per epoch.
+that it overlaps (two processes, two pipes read in turn); the overlap of that moment is
+then charged in full to the first worker. The error is bounded by the pipes' latency per
+epoch.
 `SUITE_TRACE_DIR` makes every worker also write its phases (start-up, jobs, epochs) as
 JSON lines there, for `benchmarks/gpu_busy.py`.
 """
@@ -23,7 +24,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -106,8 +107,8 @@ class WorkerReporter:
     """In a worker process: sends `Busy` notices around timed epochs, and with
     `SUITE_TRACE_DIR` set writes the worker's phases there."""
 
-    def __init__(self, worker: int, device: str, outbox) -> None:
-        self.worker, self.device, self.outbox = worker, device, outbox
+    def __init__(self, worker: int, device: str, send: Callable[[Busy], None]) -> None:
+        self.worker, self.device, self.send = worker, device, send
         self._start: float | None = None
         self._job = time.monotonic()
         self.last_end: float | None = None
@@ -122,9 +123,9 @@ class WorkerReporter:
         now = time.monotonic()
         if what == "start":
             self._start = now
-            self.outbox.put(Busy(self.worker, now))
+            self.send(Busy(self.worker, now))
         elif self._start is not None:
-            self.outbox.put(Busy(self.worker, self._start, now))
+            self.send(Busy(self.worker, self._start, now))
             self.write("epoch", self._start, now)
             self._start, self.last_end = None, now
 

@@ -96,7 +96,7 @@ class SimulatedExecutor:
         self._seq += 1
         heapq.heappush(self._heap, (after + seconds, job.worker, self._seq, job))
 
-    def next_event(self) -> Event:
+    def next_event(self, timeout: float | None = None) -> Event:
         """The earliest pending completion across workers, advancing the clock to it."""
         if self._ended:
             event, worker = self._ended.popleft()
@@ -124,7 +124,7 @@ class SimulatedExecutor:
         self._busy[job.worker] = None
         heapq.heappush(self._free, job.worker)
 
-    def cancel(self, trial_id: int) -> None:
+    def cancel(self, trial_id: int, *, force: bool = False) -> None:
         """Drop a job's future epochs and free its worker at the current time."""
         job = self._jobs.get(trial_id)
         if job is not None:

@@ -16,15 +16,22 @@ FUSE_MODES = ("off", "auto")
 
 
 def training_executor(kind: str, task: Task, *, scale: str, workers: int,
-                      devices: Sequence[str], fuse: str = "off",
-                      fuse_max: int = 8) -> InProcessExecutor | LocalExecutor:
-    """`inprocess` trains `task` in this process; `local` spawns workers that each build
-    their own instance of the same registered task and scale, and with `fuse="auto"`
-    trains queued same-shape trials as fused arrays of up to `fuse_max` members."""
+                      devices: Sequence[str], address: str | None = None,
+                      gpus_per_trial: float = 0.0, fuse: str = "off", fuse_max: int = 8):
+    """`inprocess` trains `task` in this process; `local` spawns workers and `ray` starts
+    Ray actors that each build their own instance of the same registered task and scale.
+    `address` and `gpus_per_trial` are Ray's: the cluster (None: a local instance) and
+    each trial's share of a GPU. With `fuse="auto"` the local workers train queued
+    same-shape trials as fused arrays of up to `fuse_max` members."""
     check_fuse(kind, task, fuse, fuse_max)
     if kind == "inprocess":
         return InProcessExecutor(task, workers=workers, device=devices[0])
     factory = functools.partial(get_task, task.info.name, scale=scale)
+    if kind == "ray":
+        from suite.executors._ray import RayExecutor  # Ray is optional: only when chosen
+
+        return RayExecutor(factory, workers=workers, address=address,
+                           gpus_per_trial=gpus_per_trial)
     if fuse == "auto":
         return FusingExecutor(factory, workers=workers, devices=devices, fuse_max=fuse_max,
                               fuse_key=task.fuse_key)

@@ -199,6 +199,11 @@ def _plan(report: _Report, roots: list[Path]) -> list[Step]:
     else:
         runs, tasks = None, []
     table_task = _table_task(report)
+    try:  # only once every input has been read: a rejected report writes nothing
+        report.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SuiteError(f"cannot write the report folder {report.out}: {exc.strerror}") \
+            from None
     for task in sorted(set(tasks) | ({table_task} if table_task else set())):
         steps += _task_steps(report, runs.of_task(task) if runs is not None and task in tasks
                              else None, task)
@@ -211,8 +216,10 @@ def _table_task(report: _Report) -> str | None:
     path = report.options.table
     if path is None:
         return None
-    table = _read_table(report, path)
-    return table.meta.get("task") if table is not None else None
+    table = read_table(Path(path))  # asked for by name: unreadable is an error, not a note
+    report.tables[str(path)] = table
+    report.result.inputs.append(Path(path))
+    return table.meta.get("task")
 
 
 def _read_table(report: _Report, path: Path):

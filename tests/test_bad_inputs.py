@@ -1,0 +1,255 @@
+"""The catalogue of bad inputs: each is one line on stderr, exit code 2, no traceback, and
+nothing already on disk is modified (and nothing new is written).
+
+Every case runs the real CLI entry point (`suite.cli.main`) in a shared workspace holding
+a finished study, tables, run folders and data copies; the workspace is fingerprinted
+before and after each case. An exception escaping `main` (a traceback) fails the case.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import urllib.error
+from pathlib import Path
+
+import pytest
+
+from suite.cli import main
+from suite.log import LOG_NAME, META_NAME
+from suite.study import STUDY_NAME
+from suite.tables import read_table, write_table
+from suite.testing import toy_table
+from tasks import data
+
+TOY_RUN = ["run", "--task", "toy", "--optimizer", "random", "--budget", "2x"]
+TINY = ["--scale", "tiny", "--device", "cpu"]
+
+
+def _rewrite_meta(run: Path, **changes) -> None:
+    meta = json.loads((run / META_NAME).read_text())
+    (run / META_NAME).write_text(json.dumps({**meta, **changes}))
+
+
+def _drop_finish_row(run: Path) -> None:
+    lines = (run / LOG_NAME).read_text().splitlines(keepends=True)
+    (run / LOG_NAME).write_text("".join(lines[:-1]))
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory) -> Path:
+    """A workspace: a finished toy study, doctored copies of it, tables, data, files."""
+    ws = tmp_path_factory.mktemp("ws")
+    assert main([*TOY_RUN[:-1], "1x", "--executor", "inprocess", "--out", str(ws / "study")]) == 0
+    run = Path("random", "seed-0")
+    for name, changes in (("foreign_task", {"task": "text_classifier"}),
+                          ("foreign_optimizer", {"optimizer": "tpe"}),
+                          ("foreign_budget", {"budget": "9x"})):
+        shutil.copytree(ws / "study", ws / name)
+        _rewrite_meta(ws / name / run, **changes)
+        _drop_finish_row(ws / name / run)  # unfinished, so --resume would reopen it
+    shutil.copytree(ws / "study", ws / "corrupt_plan")
+    (ws / "corrupt_plan" / STUDY_NAME).write_text("{not json")
+    shutil.copytree(ws / "study" / run, ws / "corrupt_log")
+    lines = (ws / "corrupt_log" / LOG_NAME).read_text().splitlines(keepends=True)
+    lines[1] = '{"event": "epo\n'  # damaged in the middle: not a torn last line
+    (ws / "corrupt_log" / LOG_NAME).write_text("".join(lines))
+
+    toy = toy_table(ws / "toy.parquet", seeds=1)
+    table = read_table(toy)
+    write_table(ws / "incomplete.parquet", table.frame.iloc[:-1].to_dict("records"), table.meta)
+    write_table(ws / "other_task.parquet", table.frame.to_dict("records"),
+                {**table.meta, "task": "text_classifier"})
+    (ws / "garbage.parquet").write_bytes(b"PAR1 not really")
+    (ws / "blocker").write_text("a regular file: nothing can be created below it\n")
+    (ws / "garbage.pt").write_bytes(b"\x80\x04 not a checkpoint")
+    (ws / "manifest.json").write_text("[1, 2")
+
+    rel = "madewithml/dataset.csv"
+    (ws / "data_edited" / "madewithml").mkdir(parents=True)
+    shutil.copy(data.fetch(rel), ws / "data_edited" / rel)
+    with open(ws / "data_edited" / rel, "a") as f:
+        f.write("999,an edited row,,other\n")
+    (ws / "data_empty").mkdir()
+    return ws
+
+
+def _offline(monkeypatch) -> None:
+    def refuse(*args, **kwargs):
+        raise urllib.error.URLError("Temporary failure in name resolution")
+    monkeypatch.setattr(data.urllib.request, "urlopen", refuse)
+
+
+# (id, argv with {ws} for the workspace, the message's telling part, setup or None)
+CASES = [
+    # suite run: task, optimizer, budget, seeds, flags
+    ("run-unknown-task", ["run", "--task", "nope", "--optimizer", "random", "--budget", "2x"],
+     "unknown task 'nope'", None),
+    ("run-unknown-optimizer", ["run", "--task", "toy", "--optimizer", "random,simplex",
+                               "--budget", "2x"], "unknown optimizer(s) simplex", None),
+    ("run-missing-optimizer", ["run", "--task", "toy", "--budget", "2x"],
+     "--optimizer is required", None),
+    ("budget-no-unit", [*TOY_RUN[:-1], "20"], "malformed budget", None),
+    ("budget-negative", [*TOY_RUN[:-2], "--budget=-3x"], "malformed budget", None),
+    ("budget-zero", [*TOY_RUN[:-1], "0x"], "must be positive", None),
+    ("budget-unknown-unit", [*TOY_RUN[:-1], "20y"], "malformed budget", None),
+    ("budget-nan", [*TOY_RUN[:-1], "nanx"], "malformed budget", None),
+    ("seeds-reversed", [*TOY_RUN, "--seeds", "4-1"], "malformed seed range", None),
+    ("seeds-letters", [*TOY_RUN, "--seeds", "a"], "malformed seeds", None),
+    ("seeds-open-range", [*TOY_RUN, "--seeds", "1-"], "malformed seeds", None),
+    ("seed-and-seeds", [*TOY_RUN, "--seed", "1", "--seeds", "0-2"], "not both", None),
+    ("workers-zero", [*TOY_RUN, "--workers", "0"], "at least 1", None),
+    ("unknown-promotion", [*TOY_RUN, "--promotion", "lazy"], "invalid choice", None),
+    ("unknown-executor", [*TOY_RUN, "--executor", "cloud"], "invalid choice", None),
+    ("out-below-a-file", [*TOY_RUN, "--out", "{ws}/blocker/study"], "cannot write", None),
+    ("out-holds-a-study", [*TOY_RUN, "--out", "{ws}/study"], "already holds a study", None),
+    # suite run: the Ray executor and fault flags
+    ("ray-not-installed", [*TOY_RUN, "--executor", "ray", "--out", "{ws}/r"],
+     "--executor ray needs Ray, an optional extra: pip install 'hpo-suite[ray]'",
+     lambda ws, mp: mp.setitem(sys.modules, "ray", None)),  # `import ray` then fails
+    ("address-without-ray", [*TOY_RUN, "--address", "head:6379"],
+     "--address is for --executor ray", None),
+    ("gpus-without-ray", [*TOY_RUN, "--gpus-per-trial", "0.5"],
+     "--gpus-per-trial is for --executor ray", None),
+    ("gpus-fraction-above-one", [*TOY_RUN, "--executor", "ray", "--gpus-per-trial", "1.5"],
+     "a fraction in 0..1 or a whole number", None),
+    ("gpus-negative", [*TOY_RUN, "--executor", "ray", "--gpus-per-trial=-1"],
+     "a fraction in 0..1 or a whole number", None),
+    ("ray-with-devices", [*TOY_RUN, "--executor", "ray", "--devices", "cuda:0"],
+     "no meaning with --executor ray", None),
+    ("trial-timeout-zero", [*TOY_RUN, "--trial-timeout", "0"], "must be positive", None),
+    ("trial-timeout-not-a-number", [*TOY_RUN, "--trial-timeout", "soon"],
+     "invalid float value", None),
+    ("trial-timeout-in-a-replay", [*TOY_RUN, "--table", "{ws}/toy.parquet", "--trial-timeout",
+                                   "60"], "a replay (--table) has no wall clock per trial",
+     None),
+    # suite run --resume
+    ("resume-with-plan-flags", ["run", "--resume", "{ws}/study", "--task", "toy"],
+     "--resume takes its settings from the study; drop --task", None),
+    ("resume-with-out", ["run", "--resume", "{ws}/study", "--out", "{ws}/x"], "drop --out", None),
+    ("resume-with-trial-timeout", ["run", "--resume", "{ws}/study", "--trial-timeout", "5"],
+     "drop --trial-timeout", None),
+    ("resume-address-not-ray", ["run", "--resume", "{ws}/study", "--address", "head:6379"],
+     "--address is for --executor ray; ", None),
+    ("resume-not-a-study", ["run", "--resume", "{ws}/nowhere"], "not a study folder", None),
+    ("resume-corrupt-plan", ["run", "--resume", "{ws}/corrupt_plan"], "unreadable", None),
+    ("resume-another-task", ["run", "--resume", "{ws}/foreign_task"], "belongs to another run",
+     None),
+    ("resume-another-optimizer", ["run", "--resume", "{ws}/foreign_optimizer"],
+     "belongs to another run", None),
+    ("resume-another-budget", ["run", "--resume", "{ws}/foreign_budget"],
+     "belongs to another run", None),
+    # suite run --table (replay)
+    ("table-missing", [*TOY_RUN, "--table", "{ws}/missing.parquet"], "does not exist", None),
+    ("table-corrupt", [*TOY_RUN, "--table", "{ws}/garbage.parquet"],
+     "corrupt or not a suite table", None),
+    ("table-of-another-task", [*TOY_RUN, "--table", "{ws}/other_task.parquet"],
+     "recorded for task 'text_classifier', not 'toy'", None),
+    ("table-incomplete", [*TOY_RUN, "--table", "{ws}/incomplete.parquet"], "incomplete", None),
+    ("table-default-missing", [*TOY_RUN, "--table"], "results/tables/toy.parquet does not exist",
+     None),
+    ("table-with-devices", [*TOY_RUN, "--table", "{ws}/toy.parquet", "--devices", "cuda:0"],
+     "--devices has no meaning", None),
+    ("table-with-live-executor", [*TOY_RUN, "--table", "{ws}/toy.parquet", "--executor",
+                                  "local"], "drop --executor local", None),
+    ("table-other-scale", [*TOY_RUN, "--table", "{ws}/toy.parquet", "--scale", "tiny"],
+     "recorded at scale 'full'", None),
+    # suite train: configurations, epochs, checkpoints, data
+    ("train-unknown-task", ["train", "--task", "nope"], "unknown task 'nope'", None),
+    ("config-unknown-key", ["train", "--task", "small_lm", *TINY, "--config", '{"colour": 1}'],
+     "unknown hyperparameter", None),
+    ("config-out-of-range", ["train", "--task", "small_lm", *TINY, "--config", '{"lr": 5}'],
+     "out of range", None),
+    ("config-inactive-value", ["train", "--task", "small_lm", *TINY, "--config",
+                               '{"momentum": 0.9}'], "inactive", None),
+    ("config-unknown-category", ["train", "--task", "small_lm", *TINY, "--config",
+                                 '{"schedule": "step"}'], "schedule", None),
+    ("config-malformed-json", ["train", "--task", "small_lm", *TINY, "--config", "{oops"],
+     "invalid JSON", None),
+    ("config-missing-file", ["train", "--task", "small_lm", *TINY, "--config",
+                             "{ws}/missing.json"], "missing.json", None),
+    ("epochs-zero", ["train", "--task", "small_lm", *TINY, "--epochs", "0"], "outside 1..27",
+     None),
+    ("epochs-above-max", ["train", "--task", "text_classifier", *TINY, "--epochs", "28"],
+     "outside 1..27", None),
+    ("epochs-not-a-number", ["train", "--task", "small_lm", *TINY, "--epochs", "three"],
+     "invalid int value", None),
+    ("checkpoint-missing", ["train", "--task", "small_lm", *TINY, "--epochs", "2",
+                            "--resume-from", "{ws}/missing.pt"], "does not exist", None),
+    ("checkpoint-corrupt", ["train", "--task", "small_lm", *TINY, "--epochs", "2",
+                            "--resume-from", "{ws}/garbage.pt"], "garbage.pt", None),
+    ("data-missing-offline", ["train", "--task", "text_classifier", *TINY, "--epochs", "1"],
+     "cannot download madewithml/dataset.csv",
+     lambda ws, mp: (mp.setenv("SUITE_DATA_DIR", str(ws / "data_empty")), _offline(mp))),
+    ("data-checksum-mismatch", ["train", "--task", "text_classifier", *TINY, "--epochs", "1"],
+     "does not match", lambda ws, mp: mp.setenv("SUITE_DATA_DIR", str(ws / "data_edited"))),
+    # suite tabulate
+    ("tabulate-unknown-task", ["tabulate", "--task", "nope", "--out", "{ws}/t.parquet"],
+     "unknown task 'nope'", None),
+    ("tabulate-corrupt-table", ["tabulate", "--task", "toy", "--out", "{ws}/garbage.parquet"],
+     "corrupt", None),
+    ("tabulate-table-of-another-task", ["tabulate", "--task", "toy", "--out",
+                                        "{ws}/other_task.parquet"], "text_classifier", None),
+    ("tabulate-out-below-a-file", ["tabulate", "--task", "toy", "--executor", "inprocess",
+                                   "--out", "{ws}/blocker/t.parquet"], "blocker", None),
+    # suite report and suite figures
+    ("report-missing-folder", ["report", "{ws}/nowhere"], "does not exist", None),
+    ("report-corrupt-log", ["report", "{ws}/corrupt_log", "--out", "{ws}/r"], "corrupt line",
+     None),
+    ("report-corrupt-table", ["report", "--table", "{ws}/garbage.parquet", "--out", "{ws}/r"],
+     "corrupt or not a suite table", None),
+    ("report-out-below-a-file", ["report", "{ws}/study", "--out", "{ws}/blocker/r"], "blocker",
+     None),
+    ("figures-corrupt-manifest", ["figures", "--manifest", "{ws}/manifest.json"],
+     "manifest.json", None),
+    ("unknown-subcommand", ["frobnicate"], "invalid choice", None),
+]
+
+
+def _fingerprint(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            + str(p.stat().st_mtime_ns) for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_the_catalogue_is_large_and_its_ids_unique():
+    assert len(CASES) >= 25 and len({c[0] for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("argv, message, setup", [c[1:] for c in CASES],
+                         ids=[c[0] for c in CASES])
+def test_bad_input_is_one_line_exit_2_and_touches_nothing(ws, argv, message, setup, capsys,
+                                                           monkeypatch):
+    monkeypatch.chdir(ws)
+    if setup is not None:
+        setup(ws, monkeypatch)
+    before = _fingerprint(ws)
+    capsys.readouterr()
+    try:
+        code = main([a.replace("{ws}", str(ws)) for a in argv])
+    except SystemExit as exc:  # argparse's usage errors
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert message in err, err
+    assert _fingerprint(ws) == before, "an existing file was modified or a new one written"
+
+
+IN_A_REAL_PROCESS = ["run-unknown-task", "table-corrupt", "config-out-of-range",
+                     "resume-another-task"]
+
+
+@pytest.mark.parametrize("case", IN_A_REAL_PROCESS)
+def test_a_real_process_prints_one_line_and_no_traceback(ws, case):
+    """What `main` returns is what the shell sees, warnings at import time included."""
+    argv = next(c[1] for c in CASES if c[0] == case)
+    before = _fingerprint(ws)
+    proc = subprocess.run([sys.executable, "-m", "suite.cli",
+                           *[a.replace("{ws}", str(ws)) for a in argv]],
+                          capture_output=True, text=True, cwd=ws, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert _fingerprint(ws) == before
