@@ -257,3 +257,136 @@ def test_a_replay_cannot_fuse(tmp_path):
     with pytest.raises(SuiteError, match="not simulated"):
         StudySpec(task="toy", optimizers=("random",), seeds=(0,), budget="1x",
                   table="t.parquet", fuse="auto")
+
+
+# --- faults: dead workers, forced cancels, a killed study (on main's fault handling) -----
+
+def _fused_run(tmp_path, executor, trials, **kwargs):
+    from suite.budget import Ledger, parse_budget
+    from suite.log import RunLog, read_rows
+    from suite.runner import Runner
+    from suite.testing import ScriptedOptimizer
+
+    optimizer = ScriptedOptimizer(trials)
+    directory = tmp_path / "run"
+    log = RunLog.create(directory, {"task": "toy"})
+    runner = Runner(optimizer=optimizer, executor=executor, metric=ToyTask.info.metric,
+                    ledger=Ledger(parse_budget("100x"), max_epochs=27), log=log, seed=0,
+                    checkpoints=directory / "ckpt", **kwargs)
+    with log:
+        reason = runner.run()
+    return reason, optimizer, read_rows(directory)
+
+
+@pytest.mark.parametrize("deaths", [1, 2])
+def test_members_of_a_dead_array_are_retried_together_then_crashed(tmp_path, deaths):
+    """One member kills the worker at its epoch 3: every member of the array is `lost`,
+    retried from its own epoch-2 checkpoint, and fuses again; if the retry dies too, every
+    member is `crashed`. No epoch is logged twice."""
+    from logcheck import assert_every_epoch_once
+
+    from suite.runner import training_seed
+    from suite.testing import Die
+    from suite.types import Status
+
+    die = Die(3, (("width", 5),), marker_dir=str(tmp_path / "died"), times=deaths)
+    configs = [{**TOY, "width": w} for w in (3, 5, 7)]  # one batch size: one shape
+    trials = [Trial(i, c, 6, i) for i, c in enumerate(configs)]
+    executor = FusingExecutor(functools.partial(ToyTask, fault=die), fuse_max=3,
+                              fuse_key=ToyTask().fuse_key)
+    reason, opt, rows = _fused_run(tmp_path, executor, trials)
+    assert reason == "optimizer" and executor.arrays == [3, 3]  # fused again on the retry
+    retries = {r["trial_id"]: r["resumed_checkpoint"] for r in rows if r["event"] == "retry"}
+    assert retries == {i: f"{i}.e2.pt" for i in range(3)}
+    status = "ok" if deaths == 1 else "crashed"
+    assert assert_every_epoch_once(rows) == {i: status for i in range(3)}
+    for trial in trials:
+        told = opt.told[trial.trial_id]
+        if deaths == 1:  # resumed exactly: the curve's own value
+            assert told.status is Status.OK and told.loss == pytest.approx(
+                ToyTask().curve(trial.config, 6, training_seed(0, trial.config_id)))
+        else:
+            assert told.status is Status.FAILED
+    if deaths == 2:
+        ends = [r for r in rows if r["event"] == "end"]
+        assert [(r["epoch"], "worker died" in r["error"]) for r in ends] == [(2, True)] * 3
+
+
+@pytest.mark.slow
+def test_a_forced_cancel_stops_the_array_and_its_mates_end_lost(tmp_path):
+    jobs = [_job(i, 8, 32, lr, tmp_path) for i, lr in enumerate((0.05, 0.1, 0.3))]
+    jobs.append(_job(3, 2, 64, 0.05, tmp_path))  # queued behind the array
+    executor = _fusing(fuse_max=4, pace=0.05)
+    try:
+        for job in jobs:
+            executor.submit(job)
+        first = _drain(executor, jobs, until=lambda ev: isinstance(ev[-1], EpochDone))
+        executor.cancel(1, force=True)
+        assert executor.started(3) is None, "still queued"
+        rest = _drain(executor, jobs)
+    finally:
+        executor.close()
+    ends = {e.trial_id: e for e in first + rest if isinstance(e, TrialEnded)}
+    assert len([e for e in rest if isinstance(e, TrialEnded)]) == 4  # one end per job
+    assert ends[1].error is None and not ends[1].lost
+    for mate in (0, 2):
+        assert ends[mate].lost and "array-mate trial 1" in ends[mate].error
+    assert ends[3].error is None and len(_epochs(rest, 3)) == 2  # a fresh worker trained it
+    assert executor.arrays == [3, 1]
+
+
+@pytest.mark.slow
+def test_a_killed_fused_study_resumes_with_every_epoch_logged_once(tmp_path):
+    import time
+
+    from logcheck import assert_every_epoch_once
+
+    from suite.log import read_rows
+
+    out = tmp_path / "s"
+    args = ["run", "--task", "toy", "--optimizer", "hyperband", "--budget", "20x",
+            "--workers", "2", "--fuse", "auto", "--fuse-max", "3"]
+    victim = subprocess.Popen([sys.executable, "-m", "suite.cli", *args, "--out", str(out)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              start_new_session=True)
+    log = out / "hyperband" / "seed-0" / "log.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not log.exists() or log.stat().st_size < 30_000):
+        time.sleep(0.005)
+    os.killpg(victim.pid, signal.SIGKILL)  # the driver and its workers at once
+    victim.wait()
+    killed = read_rows(out / "hyperband" / "seed-0")
+    assert killed and killed[-1]["event"] != "finish", "killed before the end"
+    assert any(r["event"] == "epoch" and r["status"] == "running" for r in killed)
+
+    resumed = subprocess.run([sys.executable, "-m", "suite.cli", "run", "--resume", str(out)],
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    rows = read_rows(out / "hyperband" / "seed-0")
+    assert rows[:len(killed)] == killed, "nothing logged is lost or rewritten"
+    assert rows[-1]["event"] == "finish"
+    terminal = assert_every_epoch_once(rows)
+    assert set(terminal.values()) <= {"ok", "cut", "failed"}
+    epochs = [r for r in rows if r["event"] == "epoch"]
+    assert rows[-1]["ledger"]["epochs"] == len(epochs) >= 20 * 27
+
+
+@pytest.mark.slow
+def test_the_trial_timeout_counts_training_not_waiting_in_the_queue(tmp_path):
+    """An array of two trains for ~1.8 s while a third trial (another shape) waits for the
+    one worker, then trains ~1.65 s: under a 2.7 s timeout none times out, though the third
+    ends ~3.5 s after it was submitted."""
+    from logcheck import assert_every_epoch_once
+
+    executor = _fusing(fuse_max=3, pace=0.375)
+    executor.submit(_job(99, 1, 16, tmp=tmp_path))  # the worker starts up outside the clock
+    _drain(executor, [99])
+    one = {**TOY, "width": 1}
+    trials = [Trial(0, {**one, "lr": 0.1}, 8, 0), Trial(1, {**one, "lr": 0.2}, 8, 1),
+              Trial(2, {**one, "batch_size": 64}, 8, 2)]
+    reason, opt, rows = _fused_run(tmp_path, executor, trials, trial_timeout=2.7)
+    assert executor.arrays == [1, 2, 1]
+    assert assert_every_epoch_once(rows) == {0: "ok", 1: "ok", 2: "ok"}
+    starts = {r["trial_id"]: r["wall_time"] for r in rows if r["event"] == "start"}
+    last = max(r["wall_time"] for r in rows if r.get("trial_id") == 2)
+    assert last - starts[2] > 2.7, "it did wait longer than the timeout in all"

@@ -59,7 +59,10 @@ class Executor(Protocol):
     counts on it to know when a slot is free). `next_event(timeout)` may return None when
     nothing happened within `timeout` seconds (executors that run training in the
     runner's own thread always return an event). `cancel` stops a trial between epochs;
-    with `force` it stops it now, mid-epoch, where the executor can (a hung trial).
+    with `force` it stops it now, mid-epoch, where the executor can (a hung trial). An
+    executor that queues jobs before training them may also offer `started(trial_id)`:
+    when the job began to train (`time.monotonic()`), None while queued; the runner's
+    trial timeout then counts from it rather than from `submit`.
     """
 
     workers: int
