@@ -7,9 +7,11 @@
 # configurations from its space. `comparison`: grid, random, tpe, hyperband and bohb on the
 # classifier at full scale, one seed each, the same budget, 4 workers sharing the GPU.
 # `fused`: fused training arrays (K = 1, 4, 16, 64) against one-at-a-time and 1/2/4/8
-# packed processes, both tasks (benchmarks/fused_throughput.py).
+# packed processes, both tasks (benchmarks/fused_throughput.py). `check`: fused vs solo
+# curves under bf16 (benchmarks/gpu_fused_check.py). `busy`: a live BOHB study on the small
+# LM with 4 workers sharing the GPU, unfused and fused (benchmarks/gpu_busy.py).
 set -euo pipefail
-out=${1:?usage: gpu_measurements.sh OUT_DIR [tasks|comparison|fused|all]}
+out=${1:?usage: gpu_measurements.sh OUT_DIR [tasks|comparison|fused|check|busy|all]}
 what=${2:-all}
 mkdir -p "$out"
 if [[ $what == tasks || $what == all ]]; then
@@ -24,4 +26,13 @@ if [[ $what == comparison || $what == all ]]; then
 fi
 if [[ $what == fused || $what == all ]]; then
     python benchmarks/fused_throughput.py --device cuda --out "$out/fused_throughput.json"
+fi
+if [[ $what == check || $what == all ]]; then
+    python benchmarks/gpu_fused_check.py --device cuda --out "$out/fused_check.json"
+fi
+if [[ $what == busy || $what == all ]]; then
+    python benchmarks/gpu_busy.py --task small_lm --workers 4 --budget 200s \
+        --out "$out/busy_small_lm.json"
+    python benchmarks/gpu_busy.py --task small_lm --workers 4 --budget 200s --fuse auto \
+        --out "$out/busy_small_lm_fused.json"
 fi

@@ -246,12 +246,20 @@ class Runner:
 
     def _expire(self) -> None:
         now = time.monotonic()
+        started = getattr(self.executor, "started", None)  # None: it trains once submitted
         for trial_id, active in list(self.state.active.items()):
-            if active.deadline is not None and now >= active.deadline:
-                del self.state.active[trial_id]
-                self.executor.cancel(trial_id, force=True)
-                self._end(active, Status.TIMEOUT,
-                          f"ran past the trial timeout of {self.trial_timeout:g} s")
+            if active.deadline is None or now < active.deadline:
+                continue
+            began = started(trial_id) if started is not None else -math.inf
+            if began is None or began + self.trial_timeout > now:
+                # it waited in the executor's queue (fused arrays): the attempt's clock
+                # starts when it trains (still queued: look again a timeout from now)
+                active.deadline = (now if began is None else began) + self.trial_timeout
+                continue
+            del self.state.active[trial_id]
+            self.executor.cancel(trial_id, force=True)
+            self._end(active, Status.TIMEOUT,
+                      f"ran past the trial timeout of {self.trial_timeout:g} s")
 
     def _cut_active(self) -> None:
         """The budget is spent: stop what is still training; never tell it as complete."""

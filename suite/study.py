@@ -27,7 +27,7 @@ from suite.budget import Ledger, parse_budget
 from suite.config import to_plain
 from suite.env import environment
 from suite.errors import SuiteError
-from suite.executors import SimulatedExecutor, training_executor
+from suite.executors import SimulatedExecutor, check_fuse, training_executor
 from suite.log import LOG_NAME, LogError, RunLog, read_meta, read_rows, write_atomic
 from suite.registry import get_task
 from suite.resume import rebuild, summarize
@@ -65,6 +65,8 @@ class StudySpec:
     address: str | None = None
     gpus_per_trial: float | None = None
     trial_timeout: float | None = None
+    fuse: str = "off"  # "auto": the local executor trains same-shape trials as arrays
+    fuse_max: int = 8  # members per array; workers × fuse_max trials in flight
 
     def __post_init__(self) -> None:
         parse_budget(self.budget)
@@ -85,6 +87,7 @@ class StudySpec:
                            self.executor or ("simulated" if self.table else "local"))
         if self.table is None and self.scale is None:
             object.__setattr__(self, "scale", "full")
+        check_fuse(self.executor, None, self.fuse, self.fuse_max)
 
     def _check_faults_and_ray(self) -> None:
         if self.trial_timeout is not None:
@@ -213,6 +216,7 @@ def _common_meta(spec: StudySpec, metric: Metric, fidelity: Fidelity) -> dict[st
             "workers": spec.workers, "devices": list(spec.devices),
             "executor": spec.executor, "address": spec.address,
             "gpus_per_trial": spec.gpus_per_trial, "trial_timeout": spec.trial_timeout,
+            "fuse": spec.fuse, "fuse_max": spec.fuse_max,
             "metric": metric.name, "minimize": metric.minimize,
             "max_epochs": fidelity.max_epochs, "environment": environment()}
 
@@ -350,7 +354,8 @@ def _executor(spec: StudySpec, setting: _Setting, rows: list[dict[str, Any]]):
         return executor
     return training_executor(spec.executor, setting.task, scale=spec.scale,
                              workers=spec.workers, devices=spec.devices, address=spec.address,
-                             gpus_per_trial=spec.gpus_per_trial or 0.0)
+                             gpus_per_trial=spec.gpus_per_trial or 0.0, fuse=spec.fuse,
+                             fuse_max=spec.fuse_max)
 
 
 def _check_meta(directory: Path, setting: _Setting, name: str, seed: int) -> None:

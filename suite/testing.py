@@ -32,6 +32,7 @@ from ConfigSpace import (
     OrdinalHyperparameter,
 )
 
+from suite import timing
 from suite.config import validate_config
 from suite.errors import CheckpointError, SuiteError
 from suite.types import EpochResult, Fidelity, Metric, TaskInfo
@@ -141,8 +142,10 @@ class ToyTask:
     )
 
     def __init__(self, scale: str = "full", *, noise: float = 0.02,
-                 fault: Fault | None = None) -> None:
-        self.scale, self.noise, self.fault = scale, noise, fault
+                 fault: Fault | None = None, pace: float = 0.0) -> None:
+        # pace > 0: each epoch really takes pace × its device-seconds of wall time, timed
+        # and reported like a real task's epoch (for executor timing tests)
+        self.scale, self.noise, self.fault, self.pace = scale, noise, fault, pace
 
     def config_space(self, seed: int | None = None) -> ConfigurationSpace:
         cs = ConfigurationSpace(seed=seed)
@@ -192,26 +195,85 @@ class ToyTask:
             raise SuiteError(f"epochs={epochs} is outside 1..{self.info.fidelity.max_epochs}")
         done = _load(resume_from, cfg) if resume_from is not None else 0
         for epoch in range(done + 1, epochs + 1):
-            loss = self.curve(cfg, epoch, seed)
-            fault = self.fault(cfg, epoch) if self.fault else None
-            if fault == "raise":
-                raise RuntimeError(f"injected fault at epoch {epoch}")
-            if fault == "oom":
-                raise SimulatedOutOfMemoryError(f"CUDA out of memory. Tried to allocate "
-                                                f"20.00 GiB (injected at epoch {epoch})")
-            if fault in ("nan", "inf"):
-                loss = float(fault)
-            if save_to is not None:
-                _save(save_to, cfg, epoch)
-                if fault == "truncate":  # as if the disk filled up behind our back
-                    Path(save_to).write_bytes(Path(save_to).read_bytes()[:7])
-            accuracy = 1.0 / (1.0 + math.exp(loss - 0.5)) if math.isfinite(loss) else 0.0
-            yield EpochResult(epoch, {"val_loss": loss, "val_accuracy": accuracy},
-                              self.epoch_seconds(cfg), Path(save_to) if save_to else None)
+            seconds = self._spend(self.epoch_seconds(cfg))
+            yield self._result(cfg, epoch, seed, save_to, seconds)
+
+    def _spend(self, seconds: float) -> float:
+        """An epoch's device-seconds: analytic, or with `pace` slept and measured."""
+        if self.pace <= 0:
+            return seconds
+        timing.epoch_started()
+        start = time.perf_counter()
+        time.sleep(seconds * self.pace)
+        elapsed = time.perf_counter() - start
+        timing.epoch_ended()
+        return elapsed
+
+    def _result(self, cfg: dict[str, Any], epoch: int, seed: int, save_to: Path | None,
+                seconds: float) -> EpochResult:
+        loss = self.curve(cfg, epoch, seed)
+        fault = self.fault(cfg, epoch) if self.fault else None
+        if fault == "raise":
+            raise RuntimeError(f"injected fault at epoch {epoch}")
+        if fault == "oom":
+            raise SimulatedOutOfMemoryError(f"CUDA out of memory. Tried to allocate "
+                                            f"20.00 GiB (injected at epoch {epoch})")
+        if fault in ("nan", "inf"):
+            loss = float(fault)
+        if save_to is not None:
+            _save(save_to, cfg, epoch)
+            if fault == "truncate":  # as if the disk filled up behind our back
+                Path(save_to).write_bytes(Path(save_to).read_bytes()[:7])
+        accuracy = 1.0 / (1.0 + math.exp(loss - 0.5)) if math.isfinite(loss) else 0.0
+        return EpochResult(epoch, {"val_loss": loss, "val_accuracy": accuracy}, seconds,
+                           Path(save_to) if save_to else None)
+
+    def fuse_key(self, config: Mapping[str, Any]) -> tuple:
+        """Configurations with one key can train as one fused array (the toy's "shape"
+        is its batch size alone, so that small studies fuse often)."""
+        return (config["batch_size"],)
+
+    def train_fused(self, members, *, device: str = "auto", exact: bool | None = None):
+        """Members (`tasks.fused.Member`-like) as one array: epochs in lockstep, each
+        member's curve exactly its solo one; an array epoch costs its slowest member's
+        epoch, shared equally among the members trained (see `tasks.fused.FusedTraining`).
+        """
+        return _ToyArray(self, members)
 
     def evaluate(self, checkpoint: Path, *, device: str = "auto") -> dict[str, float]:
         state = json.loads(Path(checkpoint).read_text())
         return {"test_loss": self.curve(state["config"], state["epoch"], seed=10**6)}
+
+
+class _ToyArray:
+    def __init__(self, task: ToyTask, members) -> None:
+        self.task, self.members = task, list(members)
+        self.configs = [validate_config(task.config_space(), m.config) for m in self.members]
+        if len({task.fuse_key(c) for c in self.configs}) > 1:
+            raise SuiteError("a fused array needs one batch_size for all members")
+        self.epochs = [_load(m.resume_from, c) if m.resume_from is not None else 0
+                       for m, c in zip(self.members, self.configs, strict=True)]
+        self.active = [i for i, m in enumerate(self.members) if m.epochs > self.epochs[i]]
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> list[tuple[int, EpochResult]]:
+        if not self.active:
+            raise StopIteration
+        slowest = max(self.task.epoch_seconds(self.configs[i]) for i in self.active)
+        share = self.task._spend(slowest) / len(self.active)
+        out = []
+        for i in self.active:
+            self.epochs[i] += 1
+            m = self.members[i]
+            out.append((i, self.task._result(self.configs[i], self.epochs[i], m.seed,
+                                             m.save_to, share)))
+        self.active = [i for i in self.active if self.epochs[i] < self.members[i].epochs]
+        return out
+
+    def drop(self, index: int) -> None:
+        self.active = [i for i in self.active if i != index]
 
 
 def _config_hash(config: Mapping[str, Any]) -> int:

@@ -295,6 +295,12 @@ class SmallLM:
             ckpt = save_checkpoint(save_to, run.state()) if save_to else None
             yield EpochResult(run.epoch, metrics, elapsed[0], ckpt)
 
+    def fuse_key(self, config: Mapping[str, Any]) -> tuple:
+        """Configurations with one key share every shape and can train as one array."""
+        from tasks.small_lm_fused import SHAPE_KEYS
+
+        return tuple(config.get(key) for key in SHAPE_KEYS)
+
     def train_fused(self, members, *, device: str = "auto", exact: bool | None = None):
         """Train same-shape configurations as one fused array (`tasks.fused.Member`s);
         see `tasks.small_lm_fused.train_fused`."""

@@ -202,6 +202,12 @@ class TextClassifier:
         check_epochs(epochs, self.info.fidelity.max_epochs, done=run.epoch)
         return _epochs(run, epochs, save_to)
 
+    def fuse_key(self, config: Mapping[str, Any]) -> tuple:
+        """Configurations with one key share every shape and can train as one array."""
+        from tasks.text_classifier_fused import SHAPE_KEYS
+
+        return tuple(config.get(key) for key in SHAPE_KEYS)
+
     def train_fused(self, members, *, device: str = "auto", exact: bool | None = None):
         """Train same-shape configurations as one fused array (`tasks.fused.Member`s);
         see `tasks.text_classifier_fused.train_fused`."""

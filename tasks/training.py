@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from suite import timing
 from suite.errors import CheckpointError, SuiteError
 
 __all__ = [
@@ -122,10 +123,12 @@ class EpochTimer:
     def measure(self) -> Iterator[list[float]]:
         out: list[float] = []
         self._sync()
+        timing.epoch_started()  # the local executor's device-occupancy accounting listens
         start = time.perf_counter()
         yield out
         self._sync()
         out.append(time.perf_counter() - start)
+        timing.epoch_ended()
 
     def _sync(self) -> None:
         if self.device.type == "cuda":

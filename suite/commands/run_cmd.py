@@ -21,7 +21,8 @@ from suite.study import StudySpec, load_study, parse_seeds, run_study
 # --address is not one: it says where the study runs, and a cluster restarted after a
 # crash (a new SLURM allocation) has a new address, so --resume DIR --address ADDR is fine.
 PLAN_FLAGS = ("task", "optimizer", "budget", "seed", "seeds", "scale", "promotion", "workers",
-              "devices", "executor", "table", "gpus_per_trial", "trial_timeout")
+              "devices", "executor", "table", "gpus_per_trial", "trial_timeout", "fuse",
+              "fuse_max")
 
 
 def add_arguments(run: argparse.ArgumentParser) -> None:
@@ -52,6 +53,12 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--table", nargs="?", const="", metavar="PATH",
                      help="replay against a recorded table on the simulated executor "
                           "(default PATH results/tables/<task>.parquet)")
+    run.add_argument("--fuse", choices=["auto", "off"],
+                     help="auto: train queued trials that share a shape as one fused array "
+                          "per worker (local executor; default off)")
+    run.add_argument("--fuse-max", type=int, metavar="K",
+                     help="members per fused array (default 8); up to workers × K trials "
+                          "in flight")
     run.add_argument("--resume", metavar="DIR", help="continue an interrupted study")
 
 
@@ -98,13 +105,16 @@ def _spec_from_args(args: argparse.Namespace) -> StudySpec:
     parse_budget(args.budget)
     table = _table_arg(args)
     devices = tuple(d.strip() for d in (args.devices or "auto").split(",") if d.strip())
+    if args.fuse_max is not None and args.fuse != "auto":
+        raise SuiteError("--fuse-max sizes fused arrays: give it with --fuse auto")
     return StudySpec(task=args.task, optimizers=optimizers, seeds=seeds, budget=args.budget,
                      scale=args.scale, promotion=args.promotion or "resume",
                      include_default=args.include_default,
                      workers=1 if args.workers is None else args.workers,
                      devices=devices, executor=args.executor, table=table,
                      address=args.address, gpus_per_trial=args.gpus_per_trial,
-                     trial_timeout=args.trial_timeout)
+                     trial_timeout=args.trial_timeout, fuse=args.fuse or "off",
+                     fuse_max=8 if args.fuse_max is None else args.fuse_max)
 
 
 def _table_arg(args: argparse.Namespace) -> str | None:

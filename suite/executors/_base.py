@@ -24,6 +24,13 @@ class Job:
 
 
 @dataclass(frozen=True)
+class ArrayJob:
+    """Same-shape jobs a worker trains as one fused array (`Task.train_fused`)."""
+
+    jobs: tuple[Job, ...]
+
+
+@dataclass(frozen=True)
 class EpochDone:
     trial_id: int
     result: EpochResult
@@ -52,7 +59,10 @@ class Executor(Protocol):
     counts on it to know when a slot is free). `next_event(timeout)` may return None when
     nothing happened within `timeout` seconds (executors that run training in the
     runner's own thread always return an event). `cancel` stops a trial between epochs;
-    with `force` it stops it now, mid-epoch, where the executor can (a hung trial).
+    with `force` it stops it now, mid-epoch, where the executor can (a hung trial). An
+    executor that queues jobs before training them may also offer `started(trial_id)`:
+    when the job began to train (`time.monotonic()`), None while queued; the runner's
+    trial timeout then counts from it rather than from `submit`.
     """
 
     workers: int
@@ -78,15 +88,20 @@ def run_job(task: Task, job: Job, device: str) -> Iterator[EpochResult]:
     trial = job.trial
     for result in task.train(trial.config, epochs=trial.epochs, seed=job.seed,
                              resume_from=job.resume_from, save_to=job.save_to, device=device):
-        if result.checkpoint is not None and job.save_to is not None:
-            pinned = snapshot_path(job.save_to, result.epoch)
-            pinned.unlink(missing_ok=True)
-            try:
-                os.link(result.checkpoint, pinned)
-            except OSError:  # file systems without hard links
-                shutil.copy2(result.checkpoint, pinned)
-            result = replace(result, checkpoint=pinned)
-        yield result
+        yield pin_checkpoint(job, result)
+
+
+def pin_checkpoint(job: Job, result: EpochResult) -> EpochResult:
+    """The result with its checkpoint hard-linked under the epoch-numbered name."""
+    if result.checkpoint is None or job.save_to is None:
+        return result
+    pinned = snapshot_path(job.save_to, result.epoch)
+    pinned.unlink(missing_ok=True)
+    try:
+        os.link(result.checkpoint, pinned)
+    except OSError:  # file systems without hard links
+        shutil.copy2(result.checkpoint, pinned)
+    return replace(result, checkpoint=pinned)
 
 
 def describe_error(exc: BaseException) -> str:

@@ -7,7 +7,9 @@ shared by all workers) because a worker can be killed at any instant: it then ho
 lock the others need, everything it sent before dying is read before the end of file
 that says it died, and that end of file is seen at once. The worker checks for a cancel
 between epochs; a forced cancel (a trial past its timeout) terminates the process. A
-worker that dies is replaced by a fresh one and its trial reported as `lost`.
+worker that dies is replaced by a fresh one and its trial reported as `lost`. Workers
+sharing a device are charged their share of the time they shared it (`_occupancy`: each
+worker also sends `Busy` notices on its pipe); `_fusing` adds fused arrays.
 """
 
 from __future__ import annotations
@@ -21,7 +23,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 
-from suite.executors._base import EpochDone, Event, Job, TrialEnded, describe_error, run_job
+from suite.executors._arrays import run_array
+from suite.executors._base import (
+    ArrayJob,
+    EpochDone,
+    Event,
+    Job,
+    TrialEnded,
+    describe_error,
+    run_job,
+)
+from suite.executors._occupancy import Busy, Occupancy, WorkerReporter
 from suite.types import Task
 
 
@@ -30,33 +42,48 @@ def _worker_main(worker: int, make_task: Callable[[], Task], device: str, thread
     import torch
 
     torch.set_num_threads(threads)  # N workers on a CPU must not oversubscribe the cores
-    task = make_task()
+    reporter = WorkerReporter(worker, device, conn.send)
+    with reporter.span("startup"):
+        task = make_task()
     while (job := conn.recv()) is not None:
+        if isinstance(job, ArrayJob):
+            with reporter.span("job", members=len(job.jobs)):
+                failed = run_array(task, job, device, worker, conn, reporter)
+            if failed:
+                _free_memory(torch)
+            continue
         if not isinstance(job, Job):  # a cancel that arrived after its trial ended
             continue
         trial_id = job.trial.trial_id
+        reporter.job_started()
+        error = None
         try:
             for result in run_job(task, job, device):
+                reporter.handoff()
                 conn.send(EpochDone(trial_id, result, worker))
                 if conn.poll() and conn.recv() == ("cancel", trial_id):
                     break
         except Exception as exc:
-            conn.send(TrialEnded(trial_id, worker, describe_error(exc)))
-        else:
-            conn.send(TrialEnded(trial_id, worker))
-            continue
-        # A failed trial (a CUDA out-of-memory above all) leaves its tensors to the garbage
-        # collector and its blocks in torch's cache: free both before the next trial here.
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+            error = describe_error(exc)
+        conn.send(TrialEnded(trial_id, worker, error))
+        reporter.job_ended(members=1)
+        if error is not None:
+            _free_memory(torch)
+
+
+def _free_memory(torch) -> None:
+    # A failed trial (a CUDA out-of-memory above all) leaves its tensors to the garbage
+    # collector and its blocks in torch's cache: free both before the next trial here.
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 @dataclass(eq=False)  # identity: a replaced worker is another worker
 class _Worker:
     process: mp.process.BaseProcess
     conn: object  # the parent's end of the worker's duplex pipe
-    job: Job | None = None
+    job: Job | ArrayJob | None = None
     cancelled: bool = False  # its job was cancelled: its remaining epochs are dropped
 
 
@@ -70,7 +97,9 @@ class LocalExecutor:
         self._devices = list(devices) or ["auto"]
         self._ctx = mp.get_context("spawn")
         self._threads = max(1, (os.cpu_count() or 1) // workers)
-        self._ended: deque[TrialEnded] = deque()  # ends of force-cancelled trials
+        self._ended: deque[TrialEnded] = deque()  # ends decided here (forced cancels)
+        self._occupancy = Occupancy({i: self._devices[i % len(self._devices)]
+                                     for i in range(workers)})
         self._pool = [self._start(i) for i in range(workers)]
 
     def _start(self, i: int) -> _Worker:
@@ -90,8 +119,7 @@ class LocalExecutor:
         try:
             self._pool[i].conn.send(job)
         except OSError:  # it died while idle: a fresh worker takes the job
-            self._stop(self._pool[i])
-            self._pool[i] = self._start(i)
+            self._restart(i)
             self._pool[i].conn.send(job)
         self._pool[i].job, self._pool[i].cancelled = job, False
 
@@ -99,6 +127,7 @@ class LocalExecutor:
         """The next epoch or end from any worker; None if `timeout` seconds pass first."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._ended:
+            self._dispatch()
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             handles = {w.conn: w for w in self._pool}
             handles.update({w.process.sentinel: w for w in self._pool})
@@ -121,15 +150,29 @@ class LocalExecutor:
             event = worker.conn.recv()
         except (EOFError, OSError):
             return self._replace_dead(i)
+        if isinstance(event, Busy):  # a timed epoch began or ended on this worker
+            self._occupancy.note(event)
+            return None
         if isinstance(event, TrialEnded):
-            worker.job = None
+            self._job_ended(i, event.trial_id)
             return event
-        return None if worker.cancelled else event
+        return None if self._dropped(i, event.trial_id) else self._occupancy.charge(event)
+
+    # Hooks for `FusingExecutor`, whose workers hold several trials at once.
+    def _dispatch(self) -> None:
+        """Send queued jobs to idle workers (this executor sends each at `submit`)."""
+
+    def _job_ended(self, i: int, trial_id: int) -> None:
+        self._pool[i].job = None
+        self._occupancy.forget(i)
+
+    def _dropped(self, i: int, trial_id: int) -> bool:
+        """Its epochs are no longer wanted: the runner cancelled it."""
+        return self._pool[i].cancelled
 
     def _replace_dead(self, i: int) -> TrialEnded | None:
         worker = self._pool[i]
-        self._stop(worker)
-        self._pool[i] = self._start(i)
+        self._restart(i)
         if worker.job is None:
             return None
         return TrialEnded(worker.job.trial.trial_id, i,
@@ -141,12 +184,17 @@ class LocalExecutor:
             if worker.job is None or worker.job.trial.trial_id != trial_id:
                 continue
             if force:  # a hung epoch never reaches the inbox check: stop the process
-                self._stop(worker)
-                self._pool[i] = self._start(i)
+                self._restart(i)
                 self._ended.append(TrialEnded(trial_id, i))
             elif not worker.cancelled:
                 worker.cancelled = True
                 worker.conn.send(("cancel", trial_id))
+
+    def _restart(self, i: int) -> None:
+        """Stop worker `i` (whatever it trains is lost) and start a fresh one."""
+        self._stop(self._pool[i])
+        self._occupancy.forget(i)  # an epoch it had open never finishes
+        self._pool[i] = self._start(i)
 
     @staticmethod
     def _stop(worker: _Worker) -> None:

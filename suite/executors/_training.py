@@ -5,19 +5,25 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 
+from suite.errors import SuiteError
+from suite.executors._fusing import FusingExecutor
 from suite.executors._inprocess import InProcessExecutor
 from suite.executors._local import LocalExecutor
 from suite.registry import get_task
 from suite.types import Task
 
+FUSE_MODES = ("off", "auto")
+
 
 def training_executor(kind: str, task: Task, *, scale: str, workers: int,
                       devices: Sequence[str], address: str | None = None,
-                      gpus_per_trial: float = 0.0):
+                      gpus_per_trial: float = 0.0, fuse: str = "off", fuse_max: int = 8):
     """`inprocess` trains `task` in this process; `local` spawns workers and `ray` starts
     Ray actors that each build their own instance of the same registered task and scale.
     `address` and `gpus_per_trial` are Ray's: the cluster (None: a local instance) and
-    each trial's share of a GPU."""
+    each trial's share of a GPU. With `fuse="auto"` the local workers train queued
+    same-shape trials as fused arrays of up to `fuse_max` members."""
+    check_fuse(kind, task, fuse, fuse_max)
     if kind == "inprocess":
         return InProcessExecutor(task, workers=workers, device=devices[0])
     factory = functools.partial(get_task, task.info.name, scale=scale)
@@ -26,4 +32,23 @@ def training_executor(kind: str, task: Task, *, scale: str, workers: int,
 
         return RayExecutor(factory, workers=workers, address=address,
                            gpus_per_trial=gpus_per_trial)
+    if fuse == "auto":
+        return FusingExecutor(factory, workers=workers, devices=devices, fuse_max=fuse_max,
+                              fuse_key=task.fuse_key)
     return LocalExecutor(factory, workers=workers, devices=devices)
+
+
+def check_fuse(kind: str | None, task: Task | None, fuse: str, fuse_max: int) -> None:
+    """Refuse, in one line, a fuse setting this executor or task cannot honour."""
+    if fuse not in FUSE_MODES:
+        raise SuiteError(f"unknown --fuse {fuse!r}; choose auto or off")
+    if isinstance(fuse_max, bool) or not isinstance(fuse_max, int) or fuse_max < 1:
+        raise SuiteError(f"--fuse-max must be an integer of at least 1, got {fuse_max!r}")
+    if fuse == "off":
+        return
+    if kind not in (None, "local"):
+        raise SuiteError(f"--fuse auto needs the local executor (subprocess workers), not "
+                         f"{kind}" + (" (a replay)" if kind == "simulated" else ""))
+    if task is not None and not all(callable(getattr(task, name, None))
+                                    for name in ("train_fused", "fuse_key")):
+        raise SuiteError(f"task {task.info.name} cannot train fused arrays; use --fuse off")
