@@ -95,8 +95,10 @@ def _check_existing(spec: TabulateSpec, space, fixed: dict) -> None:
 
 
 def _collect(spec, task, configs, todo, sink, done, on_curve) -> None:
+    # Raw measured seconds, not packed workers' shares: the table's earlier chunks were
+    # recorded that way, and one table must not mix two meanings of device_seconds.
     executor = training_executor(spec.executor, task, scale=spec.scale, workers=spec.workers,
-                                 devices=spec.devices)
+                                 devices=spec.devices, share_devices=False)
     start, queue, curves, ids = time.monotonic(), list(todo), {}, itertools.count()
     max_epochs = task.info.fidelity.max_epochs
     try:

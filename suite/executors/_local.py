@@ -91,8 +91,11 @@ class LocalExecutor:
     """N subprocess workers on this machine; devices assigned round-robin."""
 
     def __init__(self, make_task: Callable[[], Task], *, workers: int = 1,
-                 devices: Sequence[str] = ("auto",)) -> None:
+                 devices: Sequence[str] = ("auto",), share_devices: bool = True) -> None:
+        """`share_devices=False` reports each epoch's seconds as measured, without charging
+        packed workers their share (what a table records, as all its chunks did)."""
         self.workers = workers
+        self._share_devices = share_devices
         self._make_task = make_task
         self._devices = list(devices) or ["auto"]
         self._ctx = mp.get_context("spawn")
@@ -156,7 +159,9 @@ class LocalExecutor:
         if isinstance(event, TrialEnded):
             self._job_ended(i, event.trial_id)
             return event
-        return None if self._dropped(i, event.trial_id) else self._occupancy.charge(event)
+        if self._dropped(i, event.trial_id):
+            return None
+        return self._occupancy.charge(event) if self._share_devices else event
 
     # Hooks for `FusingExecutor`, whose workers hold several trials at once.
     def _dispatch(self) -> None:

@@ -17,12 +17,14 @@ FUSE_MODES = ("off", "auto")
 
 def training_executor(kind: str, task: Task, *, scale: str, workers: int,
                       devices: Sequence[str], address: str | None = None,
-                      gpus_per_trial: float = 0.0, fuse: str = "off", fuse_max: int = 8):
+                      gpus_per_trial: float = 0.0, fuse: str = "off", fuse_max: int = 8,
+                      share_devices: bool = True):
     """`inprocess` trains `task` in this process; `local` spawns workers and `ray` starts
     Ray actors that each build their own instance of the same registered task and scale.
     `address` and `gpus_per_trial` are Ray's: the cluster (None: a local instance) and
     each trial's share of a GPU. With `fuse="auto"` the local workers train queued
-    same-shape trials as fused arrays of up to `fuse_max` members."""
+    same-shape trials as fused arrays of up to `fuse_max` members. `share_devices=False`:
+    local workers packed on one device report what each measured, not their share."""
     check_fuse(kind, task, fuse, fuse_max)
     if kind == "inprocess":
         return InProcessExecutor(task, workers=workers, device=devices[0])
@@ -35,7 +37,8 @@ def training_executor(kind: str, task: Task, *, scale: str, workers: int,
     if fuse == "auto":
         return FusingExecutor(factory, workers=workers, devices=devices, fuse_max=fuse_max,
                               fuse_key=task.fuse_key)
-    return LocalExecutor(factory, workers=workers, devices=devices)
+    return LocalExecutor(factory, workers=workers, devices=devices,
+                         share_devices=share_devices)
 
 
 def check_fuse(kind: str | None, task: Task | None, fuse: str, fuse_max: int) -> None:
