@@ -13,27 +13,21 @@ table's path, checksum and provenance. Replays keep no checkpoints.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
 import re
 import shutil
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from suite.budget import Ledger, parse_budget
-from suite.config import to_plain
-from suite.env import environment
 from suite.errors import SuiteError
 from suite.executors import SimulatedExecutor, check_fuse, training_executor
 from suite.log import LOG_NAME, LogError, RunLog, read_meta, read_rows, write_atomic
-from suite.registry import get_task
 from suite.resume import rebuild, summarize
 from suite.runner import PROMOTION_POLICIES, Runner, RunState
-from suite.tables import Table, TableError, read_table
-from suite.types import Fidelity, Metric, Task
+from suite.setting import Setting, study_setting
 
 __all__ = ["StudySpec", "RunOutcome", "parse_seeds", "run_study", "load_study", "STUDY_NAME"]
 
@@ -173,7 +167,7 @@ def run_study(spec: StudySpec, out: Path, *, resume: bool = False,
             missing, unreadable, incomplete, of another task or scale.
     """
     out = Path(out)
-    spec, setting = _setting(spec)
+    spec, setting = study_setting(spec)
     if spec.executor == "ray":  # Ray installed, the cluster reachable: before writing
         from suite.executors._ray import connect
 
@@ -187,115 +181,6 @@ def run_study(spec: StudySpec, out: Path, *, resume: bool = False,
             for name in spec.optimizers for seed in spec.seeds]
 
 
-@dataclass(frozen=True)
-class _Setting:
-    """What every run of a study shares: the task, and for a replay the table it reads."""
-
-    task: Task
-    fidelity: Fidelity
-    metric: Metric
-    default: dict[str, Any] | None  # what --include-default puts first, or None
-    meta: dict[str, Any]  # run metadata common to every run (computed once: git, torch)
-    table: Table | None = None  # what a replay reads
-    seconds_per_epoch: float | None = None  # known to a replay: the grid-size hint uses it
-
-
-def _setting(spec: StudySpec) -> tuple[StudySpec, _Setting]:
-    if spec.table is not None:
-        return _replay_setting(spec)
-    task = get_task(spec.task, scale=spec.scale)
-    info = task.info
-    meta = {**_common_meta(spec, info.metric, info.fidelity), "simulated": False}
-    default = task.default_config() if spec.include_default else None
-    return spec, _Setting(task, info.fidelity, info.metric, default, meta)
-
-
-def _common_meta(spec: StudySpec, metric: Metric, fidelity: Fidelity) -> dict[str, Any]:
-    return {"task": spec.task, "budget": spec.budget, "scale": spec.scale,
-            "promotion": spec.promotion, "include_default": spec.include_default,
-            "workers": spec.workers, "devices": list(spec.devices),
-            "executor": spec.executor, "address": spec.address,
-            "gpus_per_trial": spec.gpus_per_trial, "trial_timeout": spec.trial_timeout,
-            "fuse": spec.fuse, "fuse_max": spec.fuse_max,
-            "metric": metric.name, "minimize": metric.minimize,
-            "max_epochs": fidelity.max_epochs, "environment": environment()}
-
-
-def _replay_setting(spec: StudySpec) -> tuple[StudySpec, _Setting]:
-    """Read and check the table once for the whole study; the task gives eta, min epochs
-    and the default, the table everything it recorded (scale, metric, max epochs)."""
-    table, digest = _load_table(spec)
-    spec = replace(spec, scale=table.meta.get("scale", "full"))
-    task = get_task(spec.task, scale=spec.scale)
-    info = task.info
-    fidelity = Fidelity(min(info.fidelity.min_epochs, table.max_epochs), table.max_epochs,
-                        info.fidelity.eta)
-    metric = Metric(table.meta.get("metric", info.metric.name),
-                    bool(table.meta.get("minimize", info.metric.minimize)))
-    if metric.name not in table.metrics:
-        raise TableError(f"table {spec.table} does not record the objective {metric.name!r}")
-    default = _grid_default(table, task.default_config()) if spec.include_default else None
-    meta = {**_common_meta(spec, metric, fidelity), "simulated": True, "table": spec.table,
-            "table_sha256": digest, "fixed": table.meta.get("fixed", {}),
-            "default_config": default,
-            "table_provenance": {k: v for k, v in table.meta.items() if k != "space"}}
-    seconds = float(table.frame["device_seconds"].mean())
-    return spec, _Setting(task, fidelity, metric, default, meta, table, seconds)
-
-
-def _load_table(spec: StudySpec) -> tuple[Table, str]:
-    """The table and the SHA-256 of its file; refuses one that cannot serve this replay."""
-    path = Path(spec.table)
-    table = read_table(path)
-    recorded = table.meta.get("task")
-    if recorded != spec.task:
-        raise TableError(f"table {path} was recorded for task {recorded!r}, not {spec.task!r}")
-    if not table.complete or not table.meta.get("complete", True):
-        raise TableError(f"table {path} is incomplete; finish recording it with "
-                         f"`suite tabulate --task {spec.task} --out {path}` (it resumes)")
-    if spec.scale is not None and table.meta.get("scale", "full") != spec.scale:
-        raise TableError(f"table {path} was recorded at scale {table.meta.get('scale')!r}, "
-                         f"not {spec.scale!r}")
-    return table, hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _grid_default(table: Table, default: Mapping[str, Any]) -> dict[str, Any]:
-    """The table grid's configuration nearest to the task default (the default itself when
-    the grid holds it): one hyperparameter at a time, the equal value, else the closest
-    number (log scale for positive ones; ties to the smaller), else the grid's default."""
-    from suite.optimizers._spaces import is_active
-
-    space, values = table.space, {}
-    for name in space.keys():  # ConfigSpace keeps parents before children
-        if is_active(space, name, values):
-            hp = space[name]
-            values[name] = _nearest(_grid_values(hp), default.get(name),
-                                    to_plain(hp.default_value))
-    table.config_index(values)  # a grid with forbidden clauses may not hold it: one line
-    return values
-
-
-def _grid_values(hp) -> list[Any]:
-    for attribute in ("sequence", "choices"):
-        if hasattr(hp, attribute):
-            return [to_plain(v) for v in getattr(hp, attribute)]
-    return [to_plain(hp.value)]  # a constant
-
-
-def _nearest(choices: list[Any], value: Any, fallback: Any) -> Any:
-    if value in choices:
-        return value
-
-    def number(v: Any) -> bool:
-        return isinstance(v, int | float) and not isinstance(v, bool)
-
-    if not number(value) or not all(number(c) for c in choices):
-        return fallback
-    if value > 0 and all(c > 0 for c in choices):
-        return min(choices, key=lambda c: (abs(math.log(c / value)), c))
-    return min(choices, key=lambda c: (abs(c - value), c))
-
-
 def _write_plan(out: Path, spec: StudySpec) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -305,7 +190,7 @@ def _write_plan(out: Path, spec: StudySpec) -> None:
         raise SuiteError(f"cannot write the study folder {out}: {exc.strerror}") from None
 
 
-def _run_one(spec: StudySpec, setting: _Setting, name: str, seed: int, directory: Path,
+def _run_one(spec: StudySpec, setting: Setting, name: str, seed: int, directory: Path,
              on_run) -> RunOutcome:
     budget = parse_budget(spec.budget)
     ledger = Ledger(budget, max_epochs=setting.fidelity.max_epochs)
@@ -335,7 +220,7 @@ def _run_one(spec: StudySpec, setting: _Setting, name: str, seed: int, directory
     return RunOutcome(name, seed, directory, reason, runner.state, ledger)
 
 
-def _optimizer(name: str, seed: int, setting: _Setting, budget):
+def _optimizer(name: str, seed: int, setting: Setting, budget):
     from suite.optimizers import make_optimizer  # optimizers import their libraries: lazily
     from suite.optimizers._spaces import seeded_copy
 
@@ -347,7 +232,7 @@ def _optimizer(name: str, seed: int, setting: _Setting, budget):
                           default_config=setting.default, max_full_trials=hint or None)
 
 
-def _executor(spec: StudySpec, setting: _Setting, rows: list[dict[str, Any]]):
+def _executor(spec: StudySpec, setting: Setting, rows: list[dict[str, Any]]):
     if spec.executor == "simulated":
         executor = SimulatedExecutor(setting.table, workers=spec.workers)
         executor.restore(rows)  # a resumed replay continues its clock where the log stops
@@ -358,7 +243,7 @@ def _executor(spec: StudySpec, setting: _Setting, rows: list[dict[str, Any]]):
                              fuse_max=spec.fuse_max)
 
 
-def _check_meta(directory: Path, setting: _Setting, name: str, seed: int) -> None:
+def _check_meta(directory: Path, setting: Setting, name: str, seed: int) -> None:
     meta = read_meta(directory)
     keys = ("task", "budget", "table_sha256") if setting.table is not None else (
         "task", "budget")

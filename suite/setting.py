@@ -1,0 +1,135 @@
+"""What every run of a study shares, read once: the task (live) or the table (replay).
+
+For a replay the table is checked against the plan (task, completeness, scale) and
+decides the scale, metric and maximum epochs; `--include-default` then means the grid's
+configuration nearest to the task default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from suite.config import to_plain
+from suite.env import environment
+from suite.registry import get_task
+from suite.tables import Table, TableError, read_table
+from suite.types import Fidelity, Metric, Task
+
+if TYPE_CHECKING:  # study.py imports this module
+    from suite.study import StudySpec
+
+__all__ = ["Setting", "study_setting"]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What every run of a study shares: the task, and for a replay the table it reads."""
+
+    task: Task
+    fidelity: Fidelity
+    metric: Metric
+    default: dict[str, Any] | None  # what --include-default puts first, or None
+    meta: dict[str, Any]  # run metadata common to every run (computed once: git, torch)
+    table: Table | None = None  # what a replay reads
+    seconds_per_epoch: float | None = None  # known to a replay: the grid-size hint uses it
+
+
+def study_setting(spec: StudySpec) -> tuple[StudySpec, Setting]:
+    if spec.table is not None:
+        return _replay_setting(spec)
+    task = get_task(spec.task, scale=spec.scale)
+    info = task.info
+    meta = {**_common_meta(spec, info.metric, info.fidelity), "simulated": False}
+    default = task.default_config() if spec.include_default else None
+    return spec, Setting(task, info.fidelity, info.metric, default, meta)
+
+
+def _common_meta(spec: StudySpec, metric: Metric, fidelity: Fidelity) -> dict[str, Any]:
+    return {"task": spec.task, "budget": spec.budget, "scale": spec.scale,
+            "promotion": spec.promotion, "include_default": spec.include_default,
+            "workers": spec.workers, "devices": list(spec.devices),
+            "executor": spec.executor, "address": spec.address,
+            "gpus_per_trial": spec.gpus_per_trial, "trial_timeout": spec.trial_timeout,
+            "fuse": spec.fuse, "fuse_max": spec.fuse_max,
+            "metric": metric.name, "minimize": metric.minimize,
+            "max_epochs": fidelity.max_epochs, "environment": environment()}
+
+
+def _replay_setting(spec: StudySpec) -> tuple[StudySpec, Setting]:
+    """Read and check the table once for the whole study; the task gives eta, min epochs
+    and the default, the table everything it recorded (scale, metric, max epochs)."""
+    table, digest = _load_table(spec)
+    spec = replace(spec, scale=table.meta.get("scale", "full"))
+    task = get_task(spec.task, scale=spec.scale)
+    info = task.info
+    fidelity = Fidelity(min(info.fidelity.min_epochs, table.max_epochs), table.max_epochs,
+                        info.fidelity.eta)
+    metric = Metric(table.meta.get("metric", info.metric.name),
+                    bool(table.meta.get("minimize", info.metric.minimize)))
+    if metric.name not in table.metrics:
+        raise TableError(f"table {spec.table} does not record the objective {metric.name!r}")
+    default = _grid_default(table, task.default_config()) if spec.include_default else None
+    meta = {**_common_meta(spec, metric, fidelity), "simulated": True, "table": spec.table,
+            "table_sha256": digest, "fixed": table.meta.get("fixed", {}),
+            "default_config": default,
+            "table_provenance": {k: v for k, v in table.meta.items() if k != "space"}}
+    seconds = float(table.frame["device_seconds"].mean())
+    return spec, Setting(task, fidelity, metric, default, meta, table, seconds)
+
+
+def _load_table(spec: StudySpec) -> tuple[Table, str]:
+    """The table and the SHA-256 of its file; refuses one that cannot serve this replay."""
+    path = Path(spec.table)
+    table = read_table(path)
+    recorded = table.meta.get("task")
+    if recorded != spec.task:
+        raise TableError(f"table {path} was recorded for task {recorded!r}, not {spec.task!r}")
+    if not table.complete or not table.meta.get("complete", True):
+        raise TableError(f"table {path} is incomplete; finish recording it with "
+                         f"`suite tabulate --task {spec.task} --out {path}` (it resumes)")
+    if spec.scale is not None and table.meta.get("scale", "full") != spec.scale:
+        raise TableError(f"table {path} was recorded at scale {table.meta.get('scale')!r}, "
+                         f"not {spec.scale!r}")
+    return table, hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _grid_default(table: Table, default: Mapping[str, Any]) -> dict[str, Any]:
+    """The table grid's configuration nearest to the task default (the default itself when
+    the grid holds it): one hyperparameter at a time, the equal value, else the closest
+    number (log scale for positive ones; ties to the smaller), else the grid's default."""
+    from suite.optimizers._spaces import is_active
+
+    space, values = table.space, {}
+    for name in space.keys():  # ConfigSpace keeps parents before children
+        if is_active(space, name, values):
+            hp = space[name]
+            values[name] = _nearest(_grid_values(hp), default.get(name),
+                                    to_plain(hp.default_value))
+    table.config_index(values)  # a grid with forbidden clauses may not hold it: one line
+    return values
+
+
+def _grid_values(hp) -> list[Any]:
+    for attribute in ("sequence", "choices"):
+        if hasattr(hp, attribute):
+            return [to_plain(v) for v in getattr(hp, attribute)]
+    return [to_plain(hp.value)]  # a constant
+
+
+def _nearest(choices: list[Any], value: Any, fallback: Any) -> Any:
+    if value in choices:
+        return value
+
+    def number(v: Any) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool)
+
+    if not number(value) or not all(number(c) for c in choices):
+        return fallback
+    if value > 0 and all(c > 0 for c in choices):
+        return min(choices, key=lambda c: (abs(math.log(c / value)), c))
+    return min(choices, key=lambda c: (abs(c - value), c))
