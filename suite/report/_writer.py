@@ -1,0 +1,125 @@
+"""The report writer: options, result, and the `Report` that accumulates markdown and
+writes figures (PNG + PDF) and data files (deterministic CSV) under a folder."""
+
+from __future__ import annotations
+
+import gzip
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from suite.report._style import new_figure, save_figure
+
+_GZIP_ABOVE = 256 * 1024  # data files larger than this are stored gzipped (mtime 0)
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """What `suite report` was asked for (see `suite report --help`)."""
+
+    table: Path | None = None
+    aggregate: str = "iqm"
+    resamples: int = 1000
+    test: bool = False
+    device: str = "auto"
+    top: int = 10
+    points: int = 120
+    fidelities: tuple[int, ...] | None = None
+    table_figures: bool = True
+    render: bool = True  # False: data files and report.md only (for checks)
+    min_trials: int = 10
+
+
+@dataclass
+class ReportResult:
+    """What a build wrote and read."""
+
+    out: Path
+    figures: list[Path] = field(default_factory=list)
+    data: list[Path] = field(default_factory=list)
+    inputs: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+Step = tuple[str, Callable[[], None]]
+
+
+class Report:
+    """Accumulates markdown and writes figures and data under `out`."""
+
+    def __init__(self, out: Path, options: ReportOptions) -> None:
+        self.out, self.options = out, options
+        self.lines: list[str] = []
+        self.result = ReportResult(out)
+        self.tables: dict[str, object] = {}  # path → Table (or None: unreadable), read once
+
+    def text(self, *blocks: str) -> None:
+        """Paragraphs, tables or list items; list items stay one list."""
+        for block in blocks:
+            if block.startswith("- ") and self.lines and self.lines[-1] == "" and \
+                    len(self.lines) > 1 and self.lines[-2].startswith("- "):
+                self.lines.pop()
+            self.lines += [block, ""]
+
+    def note(self, text: str) -> None:
+        self.result.notes.append(text)
+        self.text(f"> Note: {text}")
+
+    def data(self, name: str, frame: pd.DataFrame) -> Path:
+        path = self.out / "data" / f"{name}.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        body = frame.to_csv(index=False, float_format="%.10g", lineterminator="\n").encode()
+        if len(body) > _GZIP_ABOVE:
+            path = path.with_suffix(".csv.gz")
+            body = gzip.compress(body, mtime=0)
+        path.write_bytes(body)
+        self.result.data.append(path)
+        return path
+
+    def figure(self, name: str, draw: Callable, caption: str, dpi: int = 150,
+               **size) -> None:
+        """Draw with `draw(axes)` on a new figure, save PNG and PDF, link the PNG."""
+        if self.options.render:
+            fig, axes = new_figure(**size)
+            draw(axes)
+            fig.tight_layout()
+            self.result.figures += save_figure(fig, self.out / "figures" / name, dpi=dpi)
+        self.text(f"![{caption}](figures/{name}.png)", f"*{caption}*")
+
+
+def md_table(frame: pd.DataFrame, digits: int = 4) -> str:
+    def cell(v) -> str:
+        if isinstance(v, float | np.floating):
+            return "" if math.isnan(v) else f"{v:.{digits}g}"
+        return str(v)
+
+    head = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(
+        index=False)]
+    return "\n".join([head, rule, *body])
+
+
+def write_report(report: Report) -> None:
+    if report.result.notes:
+        report.text("## Notes", *[f"- {n}" for n in report.result.notes])
+    text = "\n".join(report.lines).rstrip() + "\n"
+    path = report.out / "report.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    report.result.data.append(path)
+    try:
+        from markdown_it import MarkdownIt  # comes with rich
+    except ImportError:
+        return
+    body = MarkdownIt("commonmark").enable("table").render(text)
+    html = ("<!doctype html><html><head><meta charset='utf-8'><title>suite report</title>"
+            "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
+            "img{max-width:100%}table{border-collapse:collapse}"
+            "td,th{border:1px solid #ccc;padding:2px 6px}</style></head><body>\n"
+            f"{body}</body></html>\n")
+    (report.out / "report.html").write_text(html, encoding="utf-8")
