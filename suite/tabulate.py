@@ -25,7 +25,7 @@ from suite.errors import SuiteError
 from suite.executors import EpochDone, Job, training_executor
 from suite.log import LogError
 from suite.registry import get_task
-from suite.tables import grid_configs, read_table, space_to_dict, write_table
+from suite.tables import Table, grid_configs, read_table, space_to_dict, write_table
 from suite.types import Trial
 
 __all__ = ["TabulateSpec", "tabulate", "progress_path"]
@@ -54,12 +54,14 @@ def tabulate(spec: TabulateSpec, *, on_curve: Callable[[int, int], None] | None 
     grid = grid_configs(space)
     fill = {**task.default_config(), **fixed}
     configs = [validate_config(task.config_space(), c, fill_from=fill) for c in grid]
-    _check_existing(spec, space, fixed)
-    done = _read_progress(progress_path(spec.out)) or _read_recorded(spec.out)
+    existing = read_table(spec.out) if Path(spec.out).exists() else None
+    if existing is not None:
+        _check_existing(spec, existing.meta, space, fixed)
+    done = _read_progress(progress_path(spec.out)) or _read_recorded(existing)
     todo = [(i, s) for i in range(len(grid)) for s in range(spec.seeds) if (i, s) not in done]
-    if not todo and Path(spec.out).exists():  # nothing new: never rewrite its provenance
-        return read_table(spec.out).meta
-    history = _history(spec.out)
+    if not todo and existing is not None:  # nothing new: never rewrite its provenance
+        return existing.meta
+    history = _history(existing.meta) if existing is not None else []
     if todo:
         try:
             Path(spec.out).parent.mkdir(parents=True, exist_ok=True)
@@ -75,12 +77,9 @@ def tabulate(spec: TabulateSpec, *, on_curve: Callable[[int, int], None] | None 
     return meta
 
 
-def _check_existing(spec: TabulateSpec, space, fixed: dict) -> None:
+def _check_existing(spec: TabulateSpec, meta: dict, space, fixed: dict) -> None:
     """Add to an existing table only when it was recorded for the same task, scale and grid:
     anything else would mix curves of different experiments in one file."""
-    if not Path(spec.out).exists():
-        return
-    meta = read_table(spec.out).meta
     expected = {"task": spec.task, "scale": spec.scale, "space": space_to_dict(space),
                 "fixed": fixed}
     wrong = [k for k, v in expected.items() if meta.get(k) != v]
@@ -148,21 +147,17 @@ def _read_progress(path: Path) -> dict[tuple[int, int], dict]:
     return done
 
 
-def _history(table: Path) -> list[dict]:
+def _history(meta: dict) -> list[dict]:
     """Where earlier chunks of this table were recorded (hardware, versions, git sha)."""
-    if not Path(table).exists():
-        return []
-    meta = read_table(table).meta
     return meta.get("history", [{"recorded": meta.get("recorded"),
                                  "environment": meta.get("environment")}])
 
 
-def _read_recorded(table: Path) -> dict[tuple[int, int], dict]:
+def _read_recorded(recorded: Table | None) -> dict[tuple[int, int], dict]:
     """Curves already in the Parquet table: a complete table is committed without its
     progress file, and must never be recorded again."""
-    if not Path(table).exists():
+    if recorded is None:
         return {}
-    recorded = read_table(table)
     columns = [*recorded.metrics, "device_seconds"]
     done = {}
     for (index, seed), curve in recorded.frame.sort_values("epoch").groupby(
