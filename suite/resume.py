@@ -37,19 +37,16 @@ def rebuild(rows: list[dict[str, Any]], optimizer, *, ledger: Ledger,
     `checkpoints` is None for a run that keeps none (a replay): trials then resume by
     epoch count alone, as the simulated executor does.
     """
-    state = RunState(wall_offset=max((r.get("wall_time", 0.0) for r in rows), default=0.0))
+    state = _charged_state(rows, ledger, checkpoints)
     trials = _replay_asks_and_tells(rows, optimizer, state)
     ended: set[int] = set()
     last_epoch: dict[int, int] = {}
     for row in rows:
         tid = row.get("trial_id")
         if row["event"] == "epoch":
-            ledger.charge(epochs=1, device_seconds=row["device_seconds"])
             last_epoch[tid] = row["epoch"]
             if row["status"] != "running":
                 ended.add(tid)
-            if row["status"] == Status.OK:
-                _record_ok(state, row, checkpoints)
         elif row["event"] == "end":
             ended.add(tid)
         elif row["event"] == "retry":
@@ -109,14 +106,22 @@ def _same(trial: Trial, start: dict[str, Any]) -> bool:
 def summarize(rows: list[dict[str, Any]], *, ledger: Ledger) -> RunState:
     """The state of a finished run, for its summary: the ledger and the incumbent, without
     replaying the optimizer (which for BOHB or SMAC costs as much as the run did)."""
+    state = _charged_state(rows, ledger, None)
+    state.trials = sum(r["event"] == "start" for r in rows)
+    state.tells = sum(_told(r) for r in rows)
+    return state
+
+
+def _charged_state(rows: list[dict[str, Any]], ledger: Ledger,
+                   checkpoints: Path | None) -> RunState:
+    """What `rebuild` and `summarize` share: every logged epoch charged to `ledger` again,
+    and the finished trials and incumbent recorded, as the runner did when it logged them."""
     state = RunState(wall_offset=max((r.get("wall_time", 0.0) for r in rows), default=0.0))
     for row in rows:
         if row["event"] == "epoch":
             ledger.charge(epochs=1, device_seconds=row["device_seconds"])
             if row["status"] == Status.OK:
-                _record_ok(state, row, None)
-    state.trials = sum(r["event"] == "start" for r in rows)
-    state.tells = sum(_told(r) for r in rows)
+                _record_ok(state, row, checkpoints)
     return state
 
 

@@ -56,6 +56,11 @@ def _start(command: list[str]) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
+def log_bytes(out: Path) -> int:
+    """What the polling loops watch: a stat per log, where counting rows reads them all."""
+    return sum(path.stat().st_size for path in out.rglob(LOG_NAME)) if out.exists() else 0
+
+
 def count_rows(out: Path) -> int:
     total = 0
     for path in out.rglob(LOG_NAME):
@@ -70,7 +75,7 @@ def run_reference(args: argparse.Namespace, out: Path) -> tuple[float, float]:
     proc = _start(study_command(args, out, resume=False))
     first_row = None
     while proc.poll() is None:
-        if first_row is None and out.exists() and count_rows(out):
+        if first_row is None and log_bytes(out):
             first_row = time.monotonic() - t0
         time.sleep(POLL)
     _check_exit(proc, "the uninterrupted study")
@@ -85,14 +90,14 @@ def kill_and_resume(args: argparse.Namespace, out: Path, startup: float) -> list
     rng = random.Random(args.seed)
     kills = []
     for attempt in range(args.kills):
-        before = count_rows(out) if out.exists() else 0
+        before, size = (count_rows(out) if out.exists() else 0), log_bytes(out)
         t0 = time.monotonic()
         proc = _start(study_command(args, out, resume=(out / STUDY_NAME).exists()))
         in_startup = rng.random() < 0.25
         delay = rng.uniform(0, startup if in_startup else args.window)
         deadline = t0 + delay if in_startup else None
         while proc.poll() is None and (deadline is None or time.monotonic() < deadline):
-            if deadline is None and out.exists() and count_rows(out) > before:
+            if deadline is None and log_bytes(out) > size:  # this restart appended
                 deadline = time.monotonic() + delay
             time.sleep(POLL)
         killed = proc.poll() is None
