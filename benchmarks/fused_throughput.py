@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from suite.env import environment  # noqa: E402
 from suite.registry import get_task  # noqa: E402
-from tasks.fused import Member  # noqa: E402
+from suite.types import Member  # noqa: E402
 
 
 def work_per_epoch(task, config) -> int:

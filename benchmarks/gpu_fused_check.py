@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from suite.env import environment  # noqa: E402
 from suite.registry import get_task  # noqa: E402
-from tasks.fused import Member  # noqa: E402
+from suite.types import Member  # noqa: E402
 
 BF16_RTOL, BF16_ATOL = 2e-2, 2e-2
 

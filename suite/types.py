@@ -67,6 +67,18 @@ class EpochResult:
 
 
 @dataclass(frozen=True)
+class Member:
+    """One configuration of a fused training array (`train_fused`), with the arguments
+    `Task.train` would take for it alone."""
+
+    config: dict[str, Any]
+    epochs: int
+    seed: int
+    resume_from: Path | None = None
+    save_to: Path | None = None
+
+
+@dataclass(frozen=True)
 class TaskInfo:
     """A task's static description, for listings and run metadata."""
 

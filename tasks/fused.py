@@ -22,31 +22,19 @@ configuration computes alone through its task's `train()`:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 from torch.nn import functional as F
 
 from suite.errors import SuiteError
-from suite.types import EpochResult
-from tasks.training import EpochTimer, save_checkpoint
+from suite.types import EpochResult, Member
+from tasks.training import EpochTimer, TrainingState, rng_state, save_state
 
-__all__ = ["linear", "Member", "FusedTraining", "shell_optimizer", "state_aliases", "select_state",
-           "column", "FusedAdamW", "FusedSGD", "member_dropout", "layer_norm", "cross_entropy",
-           "clip_grad_norm", "shell_state_dict", "stack_states", "check_same_shape"]
-
-
-@dataclass(frozen=True)
-class Member:
-    """One configuration of a fused array, with the arguments `Task.train` would take."""
-
-    config: dict[str, Any]
-    epochs: int
-    seed: int
-    resume_from: Path | None = None
-    save_to: Path | None = None
+__all__ = ["linear", "FusedTraining", "MemberTensors", "shell_optimizer", "state_aliases",
+           "select_state", "column", "FusedAdamW", "FusedSGD", "member_dropout", "layer_norm",
+           "cross_entropy", "clip_grad_norm", "shell_state_dict", "stack_states",
+           "check_same_shape"]
 
 
 class _Run(Protocol):
@@ -55,7 +43,7 @@ class _Run(Protocol):
     device: torch.device
 
     def train_and_evaluate(self) -> list[dict[str, float]]: ...
-    def state(self, slot: int) -> dict[str, Any]: ...
+    def state(self, slot: int) -> TrainingState: ...
     def keep(self, slots: Sequence[int]) -> None: ...
 
 
@@ -86,7 +74,7 @@ class FusedTraining:
         out = []
         for slot, index in enumerate(run.active):
             save_to = self.members[index].save_to
-            ckpt = save_checkpoint(save_to, run.state(slot)) if save_to else None
+            ckpt = save_state(save_to, run.state(slot)) if save_to else None
             out.append((index, EpochResult(run.epochs[slot], metrics[slot], share, ckpt)))
         self._keep(lambda slot, index: run.epochs[slot] < self.members[index].epochs)
         return out
@@ -127,6 +115,26 @@ def shell_optimizer(model: torch.nn.Module, make_optimizer: Callable, cfg: dict,
     shell = make_optimizer(_Named(holders), cfg, device)
     names = {id(t): n for n, t in holders.items()}
     return shell, [[names[id(p)] for p in g["params"]] for g in shell.param_groups]
+
+
+class MemberTensors:
+    """A member's tensors before they join the array, fresh or from the state it resumes.
+
+    Attributes:
+        model: the model's state dict (the freshly initialized model's, or the checkpoint's).
+        optimizer: per-parameter optimizer state as `torch.optim` indexes it; None if fresh.
+        rng: the global RNGs as its solo run holds them at this point (`rng_state()`).
+    """
+
+    def __init__(self, model: torch.nn.Module, shell: torch.optim.Optimizer,
+                 resumed: TrainingState | None) -> None:
+        if resumed is None:  # right after the model's initialization, as a solo run
+            self.model, self.optimizer, self.rng = model.state_dict(), None, rng_state()
+            return
+        self.model, self.rng = resumed.model, resumed.rng
+        self.optimizer = resumed.optimizer["state"]
+        # The shell takes on the checkpoint's hyperparameters (the plateau-reduced rate).
+        shell.load_state_dict({"state": {}, "param_groups": resumed.optimizer["param_groups"]})
 
 
 def state_aliases(model: torch.nn.Module) -> dict[str, str]:

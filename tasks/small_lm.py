@@ -28,6 +28,7 @@ training 9 (bit for bit on the CPU).
 from __future__ import annotations
 
 import functools
+import importlib
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -53,20 +54,23 @@ from suite.types import EpochResult, Fidelity, Metric, TaskInfo
 from tasks import data
 from tasks.training import (
     EpochTimer,
+    TrainingState,
     autocast,
     check_epochs,
-    load_checkpoint,
-    read_checkpoint,
+    load_state,
     resolve_device,
     rng_state,
-    save_checkpoint,
+    save_state,
     seed_everything,
     set_rng_state,
 )
 
-__all__ = ["SmallLM", "GPT", "lr_at"]
+__all__ = ["SmallLM", "GPT", "lr_at", "LMProgress", "set_up", "new_model", "make_optimizer",
+           "SHAPE_KEYS", "load_corpus"]
 
 DATA_FILE = "tinyshakespeare/input.txt"
+# What members of one fused array share (AdamW and SGD keep different state).
+SHAPE_KEYS = ("batch_size", "width", "depth", "optimizer")
 
 
 @dataclass(frozen=True)
@@ -273,16 +277,15 @@ class SmallLM:
         device: str = "auto",
     ) -> Iterator[EpochResult]:
         """Train to `epochs` (absolute), yielding one `EpochResult` per new epoch."""
-        cfg = validate_config(self.config_space(), config)
-        check_epochs(epochs, self.info.fidelity.max_epochs)
         dev = resolve_device(device)
-        run = _Run(self, cfg, seed, dev)
-        if resume_from is not None:
-            run.restore(load_checkpoint(resume_from, task=self.info.name, config=cfg,
-                                        scale=self.scale))
-        check_epochs(epochs, self.info.fidelity.max_epochs, done=run.epoch)
+        cfg, model, resumed = set_up(self, config, epochs=epochs, seed=seed,
+                                     resume_from=resume_from)
+        progress = LMProgress(self, cfg, seed)
+        run = _Run(progress, model, dev)
+        if resumed is not None:
+            run.restore(resumed)
         timer = EpochTimer(dev)
-        while run.epoch < epochs:
+        while progress.epoch < epochs:
             with timer.measure() as elapsed:
                 train_loss = run.train_epoch()
                 val_loss = run.evaluate(run.corpus.val)
@@ -292,63 +295,116 @@ class SmallLM:
                 "train_loss": train_loss.item(),
                 "lr": run.current_lr(),
             }
-            ckpt = save_checkpoint(save_to, run.state()) if save_to else None
-            yield EpochResult(run.epoch, metrics, elapsed[0], ckpt)
+            ckpt = save_state(save_to, run.snapshot()) if save_to else None
+            yield EpochResult(progress.epoch, metrics, elapsed[0], ckpt)
 
     def fuse_key(self, config: Mapping[str, Any]) -> tuple:
         """Configurations with one key share every shape and can train as one array."""
-        from tasks.small_lm_fused import SHAPE_KEYS
-
         return tuple(config.get(key) for key in SHAPE_KEYS)
 
     def train_fused(self, members, *, device: str = "auto", exact: bool | None = None):
-        """Train same-shape configurations as one fused array (`tasks.fused.Member`s);
+        """Train same-shape configurations (`suite.types.Member`s) as one fused array;
         see `tasks.small_lm_fused.train_fused`."""
-        from tasks.small_lm_fused import train_fused
-
-        return train_fused(self, members, device=device, exact=exact)
+        # Imported by name: the fused module builds on this one, never the reverse.
+        fused = importlib.import_module("tasks.small_lm_fused")
+        return fused.train_fused(self, members, device=device, exact=exact)
 
     def evaluate(self, checkpoint: Path, *, device: str = "auto") -> dict[str, float]:
         """Test loss (nats/char) and bits per character of a checkpoint's model."""
-        cfg = validate_config(self.config_space(), read_checkpoint(checkpoint)["config"])
-        state = load_checkpoint(checkpoint, task=self.info.name, config=cfg, scale=self.scale)
-        run = _Run(self, cfg, 0, resolve_device(device))
+        state = load_state(checkpoint, task=self.info.name, scale=self.scale)
+        cfg = validate_config(self.config_space(), state.config)
+        progress = LMProgress(self, cfg, 0)
+        run = _Run(progress, new_model(self, cfg, 0), resolve_device(device))
         run.restore(state)
         loss = run.evaluate(run.corpus.test).item()
         return {"test_loss": loss, "test_bpc": loss / math.log(2)}
 
 
-class _Run:
-    """The mutable state of one training run: model, optimizer, step, data order."""
+def new_model(task: SmallLM, cfg: Mapping[str, Any], seed: int) -> GPT:
+    """A freshly initialized GPT (on the CPU), drawn from the global RNG seeded by `seed`."""
+    seed_everything(seed)
+    return GPT(len(load_corpus(task.scale).vocab), task.context, cfg["width"], cfg["depth"],
+               cfg["dropout"])
 
-    def __init__(self, task: SmallLM, cfg: dict, seed: int, device: torch.device) -> None:
-        self.task, self.cfg, self.device = task, cfg, device
-        corpus = load_corpus(task.scale)
-        self.corpus = Corpus(corpus.vocab, corpus.train.to(device), corpus.val.to(device),
-                             corpus.test.to(device))
-        seed_everything(seed)
-        self.model = GPT(len(corpus.vocab), task.context, cfg["width"], cfg["depth"],
-                         cfg["dropout"]).to(device)
-        self.optimizer = _make_optimizer(self.model, cfg, device)
+
+def set_up(task: SmallLM, config: Mapping[str, Any], *, epochs: int, seed: int,
+           resume_from: Path | None) -> tuple[dict[str, Any], GPT, TrainingState | None]:
+    """Check a run's arguments and set up what a solo run and a fused member share: the
+    validated configuration, the freshly initialized model and, on resume, the checked
+    state to restore from."""
+    cfg = validate_config(task.config_space(), config)
+    max_epochs = task.info.fidelity.max_epochs
+    check_epochs(epochs, max_epochs)
+    model, resumed = new_model(task, cfg, seed), None
+    if resume_from is not None:
+        resumed = load_state(resume_from, task=task.info.name, scale=task.scale, config=cfg)
+    check_epochs(epochs, max_epochs, done=resumed.epoch if resumed else 0)
+    return cfg, model, resumed
+
+
+class LMProgress:
+    """Where one run stands, apart from its weights and the global RNGs: the validated
+    configuration, epoch, global step and data order.
+
+    A solo run and every member of a fused array keep one, so they draw the same windows,
+    follow the same schedule and save and restore the same fields of a `TrainingState`.
+    """
+
+    def __init__(self, task: SmallLM, cfg: dict[str, Any], seed: int) -> None:
+        self.task, self.cfg = task, cfg
         self.order = torch.Generator().manual_seed(seed)  # data order, CPU for portability
         self.steps_per_epoch = task.steps_per_epoch(cfg["batch_size"])
         self.epoch, self.step = 0, 0
+
+    def window_starts(self, n_chars: int) -> torch.Tensor:
+        """One epoch's window starts (CPU): a random offset, then the windows shuffled."""
+        ctx = self.task.context
+        offset = int(torch.randint(ctx, (1,), generator=self.order))
+        n_windows = (n_chars - 1 - offset) // ctx
+        return offset + ctx * torch.randperm(n_windows, generator=self.order)
+
+    def lr(self) -> float:
+        """The learning rate of the next step."""
+        return lr_at(self.step, self.cfg, steps_per_epoch=self.steps_per_epoch,
+                     max_epochs=self.task.info.fidelity.max_epochs)
+
+    def state(self, *, model: dict[str, torch.Tensor], optimizer: dict[str, Any],
+              rng: dict[str, Any]) -> TrainingState:
+        """The run's checkpoint record, given its weights, optimizer state and RNGs."""
+        return TrainingState(
+            task=self.task.info.name, scale=self.task.scale, config=self.cfg, epoch=self.epoch,
+            model=model, optimizer=optimizer, scheduler={"step": self.step}, rng=rng,
+            data_rng=self.order.get_state())
+
+    def restore(self, state: TrainingState) -> None:
+        """Continue from a checkpoint's epoch, step and data order."""
+        self.epoch, self.step = state.epoch, state.scheduler["step"]
+        self.order.set_state(state.data_rng)
+
+
+class _Run:
+    """A solo run: the model and optimizer on the device, and the loop over the corpus."""
+
+    def __init__(self, progress: LMProgress, model: GPT, device: torch.device) -> None:
+        self.progress, self.task, self.cfg = progress, progress.task, progress.cfg
+        self.device = device
+        corpus = load_corpus(self.task.scale)
+        self.corpus = Corpus(corpus.vocab, corpus.train.to(device), corpus.val.to(device),
+                             corpus.test.to(device))
+        self.model = model.to(device)
+        self.optimizer = make_optimizer(self.model, self.cfg, device)
 
     def current_lr(self) -> float:
         return self.optimizer.param_groups[0]["lr"]
 
     def train_epoch(self) -> torch.Tensor:
-        ctx, bs = self.task.context, self.cfg["batch_size"]
-        offset = int(torch.randint(ctx, (1,), generator=self.order))
-        n_windows = (len(self.corpus.train) - 1 - offset) // ctx
-        starts = (offset + ctx * torch.randperm(n_windows, generator=self.order)).to(self.device)
+        ctx, bs, progress = self.task.context, self.cfg["batch_size"], self.progress
+        starts = progress.window_starts(len(self.corpus.train)).to(self.device)
         span = torch.arange(ctx + 1, device=self.device)
-        max_epochs = self.task.info.fidelity.max_epochs
         self.model.train()
         total = torch.zeros((), device=self.device)
-        for i in range(self.steps_per_epoch):
-            lr = lr_at(self.step, self.cfg, steps_per_epoch=self.steps_per_epoch,
-                       max_epochs=max_epochs)
+        for i in range(progress.steps_per_epoch):
+            lr = progress.lr()
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             chunk = self.corpus.train[starts[i * bs:(i + 1) * bs, None] + span]
@@ -360,9 +416,9 @@ class _Run:
             nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
             self.optimizer.step()
             total += loss.detach()
-            self.step += 1
-        self.epoch += 1
-        return total / self.steps_per_epoch
+            progress.step += 1
+        progress.epoch += 1
+        return total / progress.steps_per_epoch
 
     @torch.no_grad()
     def evaluate(self, ids: torch.Tensor, batch: int = 256) -> torch.Tensor:
@@ -380,24 +436,23 @@ class _Run:
                                      reduction="sum")
         return total / (len(starts) * ctx)
 
-    def state(self) -> dict[str, Any]:
-        return {
-            "task": self.task.info.name, "scale": self.task.scale, "config": self.cfg,
-            "epoch": self.epoch, "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(), "scheduler": {"step": self.step},
-            "rng": rng_state(), "data_rng": self.order.get_state(),
-        }
+    def snapshot(self) -> TrainingState:
+        return self.progress.state(model=self.model.state_dict(),
+                                   optimizer=self.optimizer.state_dict(), rng=rng_state())
 
-    def restore(self, state: Mapping[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.step, self.epoch = state["scheduler"]["step"], state["epoch"]
-        self.order.set_state(state["data_rng"])
-        set_rng_state(state["rng"])
+    def restore(self, state: TrainingState) -> None:
+        self.model.load_state_dict(state.model)
+        self.optimizer.load_state_dict(state.optimizer)
+        self.progress.restore(state)
+        set_rng_state(state.rng)
 
 
-def _make_optimizer(model: nn.Module, cfg: Mapping[str, Any], device: torch.device):
-    """Decay matrices only; biases, LayerNorm gains and positions are left undecayed."""
+def make_optimizer(model: nn.Module, cfg: Mapping[str, Any], device: torch.device):
+    """The run's optimizer: AdamW (fused kernel on CUDA) or SGD with momentum.
+
+    Decays matrices only; biases, LayerNorm gains and positions are left undecayed. A
+    fused array calls it on placeholders to learn the groups and hyperparameters.
+    """
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and not n.startswith("pos")]
     rest = [p for n, p in model.named_parameters() if p.dim() < 2 or n.startswith("pos")]
     groups = [{"params": decay, "weight_decay": cfg["weight_decay"]},

@@ -20,24 +20,15 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from suite.config import validate_config
+from suite.types import Member
 from tasks import fused
-from tasks.small_lm import GPT, _make_optimizer, load_corpus, lr_at
-from tasks.training import (
-    autocast,
-    check_epochs,
-    load_checkpoint,
-    resolve_device,
-    rng_state,
-    seed_everything,
-)
+from tasks.small_lm import SHAPE_KEYS, LMProgress, load_corpus, make_optimizer, set_up
+from tasks.training import TrainingState, autocast, resolve_device
 
-__all__ = ["train_fused", "SHAPE_KEYS"]
-
-SHAPE_KEYS = ("batch_size", "width", "depth", "optimizer")
+__all__ = ["train_fused"]
 
 
-def train_fused(task, members: Sequence[fused.Member], *, device: str = "auto",
+def train_fused(task, members: Sequence[Member], *, device: str = "auto",
                 exact: bool | None = None) -> fused.FusedTraining:
     """Train `members` as one array; see `tasks.fused.FusedTraining` for what it yields."""
     dev = resolve_device(device)
@@ -46,61 +37,44 @@ def train_fused(task, members: Sequence[fused.Member], *, device: str = "auto",
 
 
 class _Member:
-    """One member's host-side state: generators, step, schedule, checkpoint fields."""
+    """One member's host-side state: its progress, dropout stream and checkpoint fields."""
 
-    def __init__(self, task, member: fused.Member, vocab: int, device: torch.device) -> None:
-        cfg = validate_config(task.config_space(), member.config)
-        check_epochs(member.epochs, task.info.fidelity.max_epochs)
-        self.cfg = cfg
-        seed_everything(member.seed)
-        self.model = GPT(vocab, task.context, cfg["width"], cfg["depth"], cfg["dropout"])
-        self.model_state = self.model.state_dict()
-        self.rng = rng_state()
+    def __init__(self, task, member: Member, device: torch.device) -> None:
+        self.cfg, self.model, resumed = set_up(task, member.config, epochs=member.epochs,
+                                               seed=member.seed, resume_from=member.resume_from)
+        self.progress = LMProgress(task, self.cfg, member.seed)
+        self.shell, self.groups = fused.shell_optimizer(self.model, make_optimizer, self.cfg,
+                                                        device)
+        self.tensors = fused.MemberTensors(self.model, self.shell, resumed)
+        if resumed is not None:
+            self.progress.restore(resumed)
         # The stream the global RNG would give this run's dropout from here on.
+        rng = self.tensors.rng
         self.dropout_gen = torch.Generator(device=device)
-        if device.type == "cuda":
-            self.dropout_gen.manual_seed(member.seed)
+        if device.type == "cpu":
+            self.dropout_gen.set_state(rng["torch"])
+        elif resumed is not None and "cuda" in rng:
+            self.dropout_gen.set_state(rng["cuda"][device.index or 0])
         else:
-            self.dropout_gen.set_state(self.rng["torch"])
-        self.shell, self.groups = fused.shell_optimizer(self.model, _make_optimizer, cfg, device)
-        self.order = torch.Generator().manual_seed(member.seed)
-        self.epoch, self.step, self.optimizer_state = 0, 0, None
-        if member.resume_from is not None:
-            self._restore(task, member, device)
-        self.lr = self.shell.param_groups[0]["lr"]
-        check_epochs(member.epochs, task.info.fidelity.max_epochs, done=self.epoch)
-
-    def _restore(self, task, member: fused.Member, device: torch.device) -> None:
-        state = load_checkpoint(member.resume_from, task=task.info.name, config=self.cfg,
-                                scale=task.scale)
-        self.model_state = state["model"]
-        self.optimizer_state = state["optimizer"]["state"]
-        self.shell.load_state_dict({"state": {},
-                                    "param_groups": state["optimizer"]["param_groups"]})
-        self.step, self.epoch = state["scheduler"]["step"], state["epoch"]
-        self.order.set_state(state["data_rng"])
-        self.rng = state["rng"]
-        if device.type == "cuda" and "cuda" in self.rng:
-            self.dropout_gen.set_state(self.rng["cuda"][device.index or 0])
-        elif device.type == "cpu":
-            self.dropout_gen.set_state(self.rng["torch"])
+            self.dropout_gen.manual_seed(member.seed)
+        self.lr = self.shell.param_groups[0]["lr"]  # the rate of its last step, as alone
 
     def rng_now(self) -> dict[str, Any]:
         if self.dropout_gen.device.type == "cuda":
-            return {**self.rng, "cuda": [self.dropout_gen.get_state()]}
-        return {**self.rng, "torch": self.dropout_gen.get_state()}
+            return {**self.tensors.rng, "cuda": [self.dropout_gen.get_state()]}
+        return {**self.tensors.rng, "torch": self.dropout_gen.get_state()}
 
 
 class _FusedRun:
     """The array: stacked GPT parameters under their solo names, one optimizer."""
 
-    def __init__(self, task, members: Sequence[fused.Member], device: torch.device,
+    def __init__(self, task, members: Sequence[Member], device: torch.device,
                  exact: bool) -> None:
         self.task, self.device, self.exact = task, device, exact
         corpus = load_corpus(task.scale)
         self.train, self.val = corpus.train.to(device), corpus.val.to(device)
         self.vocab = len(corpus.vocab)
-        self.members = [_Member(task, m, self.vocab, device) for m in members]
+        self.members = [_Member(task, m, device) for m in members]
         fused.check_same_shape([m.cfg for m in self.members], SHAPE_KEYS)
         template = self.members[0].model
         self.names = [n for n, _ in template.named_parameters()]  # the order clipping sums in
@@ -108,10 +82,10 @@ class _FusedRun:
         self.group_names = self.members[0].groups
         for m in self.members:
             del m.model  # only its state is needed from here on
-        self.params = fused.stack_states([m.model_state for m in self.members], self.names,
+        self.params = fused.stack_states([m.tensors.model for m in self.members], self.names,
                                          device)
         self.active = list(range(len(members)))
-        self.steps_per_epoch = task.steps_per_epoch(self.members[0].cfg["batch_size"])
+        self.steps_per_epoch = self.members[0].progress.steps_per_epoch
         self.heads = max(1, self.members[0].cfg["width"] // 64)
         self._build_optimizer()
 
@@ -126,12 +100,12 @@ class _FusedRun:
             self.optimizer = fused.FusedAdamW(groups, wds, betas=(0.9, 0.99),
                                               steps=[0] * len(self.members))
         for k, m in enumerate(self.members):
-            if m.optimizer_state is not None:
-                self.optimizer.load_member(k, m.optimizer_state)
+            if m.tensors.optimizer is not None:
+                self.optimizer.load_member(k, m.tensors.optimizer)
 
     @property
     def epochs(self) -> list[int]:
-        return [m.epoch for m in self.members]
+        return [m.progress.epoch for m in self.members]
 
     # -- the model ------------------------------------------------------------------------
 
@@ -198,15 +172,13 @@ class _FusedRun:
 
     def _train_epoch(self) -> torch.Tensor:
         ctx, bs, steps = self.task.context, self.members[0].cfg["batch_size"], self.steps_per_epoch
-        starts = torch.stack([self._starts(m, ctx)[:steps * bs] for m in self.members])
-        starts = starts.to(self.device)
+        starts = torch.stack([m.progress.window_starts(len(self.train))[:steps * bs]
+                              for m in self.members]).to(self.device)
         span = torch.arange(ctx + 1, device=self.device)
-        max_epochs = self.task.info.fidelity.max_epochs
         params = [self.params[n] for n in self.names]
         total = torch.zeros(len(self.members), device=self.device)
         for i in range(steps):
-            lrs = [lr_at(m.step, m.cfg, steps_per_epoch=steps, max_epochs=max_epochs)
-                   for m in self.members]
+            lrs = [m.progress.lr() for m in self.members]
             chunk = self.train[starts[:, i * bs:(i + 1) * bs, None] + span]
             with autocast(self.device):
                 logits = self.forward(chunk[..., :-1], train=True)
@@ -218,16 +190,10 @@ class _FusedRun:
             self.optimizer.step(lrs)
             total += losses.detach()
             for m, lr in zip(self.members, lrs, strict=True):
-                m.step, m.lr = m.step + 1, lr
+                m.progress.step, m.lr = m.progress.step + 1, lr
         for m in self.members:
-            m.epoch += 1
+            m.progress.epoch += 1
         return total / steps
-
-    def _starts(self, m: _Member, ctx: int) -> torch.Tensor:
-        """The member's window starts for one epoch, drawn exactly as its solo run draws."""
-        offset = int(torch.randint(ctx, (1,), generator=m.order))
-        n_windows = (len(self.train) - 1 - offset) // ctx
-        return offset + ctx * torch.randperm(n_windows, generator=m.order)
 
     @torch.no_grad()
     def _evaluate(self, ids: torch.Tensor, batch: int = 256) -> torch.Tensor:
@@ -251,20 +217,16 @@ class _FusedRun:
 
     # -- members --------------------------------------------------------------------------
 
-    def state(self, slot: int) -> dict[str, Any]:
-        """Member `slot`'s checkpoint, in `SmallLM`'s own format."""
+    def state(self, slot: int) -> TrainingState:
+        """Member `slot`'s checkpoint, the record its solo run saves."""
         m = self.members[slot]
         for group in m.shell.param_groups:  # the rate of its last step, as alone
             group["lr"] = m.lr
-        return {
-            "task": self.task.info.name, "scale": self.task.scale, "config": m.cfg,
-            "epoch": m.epoch,
-            "model": {key: self.params[name][slot].detach().clone()
-                      for key, name in self.aliases.items()},
-            "optimizer": fused.shell_state_dict(self.optimizer.member_state(slot), m.shell),
-            "scheduler": {"step": m.step}, "rng": m.rng_now(),
-            "data_rng": m.order.get_state(),
-        }
+        return m.progress.state(
+            model={key: self.params[name][slot].detach().clone()
+                   for key, name in self.aliases.items()},
+            optimizer=fused.shell_state_dict(self.optimizer.member_state(slot), m.shell),
+            rng=m.rng_now())
 
     def keep(self, slots: Sequence[int]) -> None:
         self.members = [self.members[s] for s in slots]
@@ -285,7 +247,9 @@ def _math_attention(q, key, v, ps: Sequence[float], gens) -> torch.Tensor:
     causal = torch.ones(t, t, dtype=torch.bool, device=q.device).tril()
     mask = torch.zeros(t, t, dtype=q.dtype, device=q.device).masked_fill(~causal, -math.inf)
     att = torch.matmul(q * scale, key.transpose(-2, -1) * scale)
-    att = torch._safe_softmax(att + mask, -1)
+    # The math path's `_safe_softmax` differs from softmax only on fully masked rows, and
+    # a causal mask leaves every row its diagonal: the public op gives the same bits.
+    att = torch.softmax(att + mask, -1)
     k = len(ps)
     att = fused.member_dropout(att.view(k, -1, *att.shape[1:]), ps, gens).flatten(0, 1)
     return torch.matmul(att, v)

@@ -31,7 +31,9 @@ epochs and resuming to 9 is the same computation as training 9 (bit for bit on t
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,22 +51,25 @@ from suite.types import EpochResult, Fidelity, Metric, TaskInfo
 from tasks.text_features import TAGS, Corpus, Split, load_corpus
 from tasks.training import (
     EpochTimer,
+    TrainingState,
     autocast,
     check_epochs,
-    load_checkpoint,
-    read_checkpoint,
+    load_state,
     resolve_device,
     rng_state,
-    save_checkpoint,
+    save_state,
     seed_everything,
     set_rng_state,
 )
 
 __all__ = ["TextClassifier", "BagOfNgrams", "config_space", "default_config", "table_grid",
-           "tfidf_baseline", "macro_f1"]
+           "tfidf_baseline", "macro_f1", "ClassifierState", "ClassifierProgress", "set_up",
+           "new_model", "make_optimizer", "DeviceSplit", "logit_scores", "SHAPE_KEYS", "NAME"]
 
 NAME = "text_classifier"
 SCALES = ("tiny", "full")
+# What members of one fused array share.
+SHAPE_KEYS = ("batch_size", "width")
 
 
 def config_space(seed: int | None = None) -> ConfigurationSpace:
@@ -193,27 +198,24 @@ class TextClassifier:
                 configuration, vocabulary or device type.
             SuiteError: `epochs` outside the fidelity or not beyond the checkpoint.
         """
-        cfg = validate_config(config_space(), config)
-        check_epochs(epochs, self.info.fidelity.max_epochs)
-        run = _Run(self.scale, cfg, seed, resolve_device(device))
-        if resume_from is not None:
-            state = load_checkpoint(resume_from, task=NAME, config=cfg, scale=self.scale)
-            run.restore(state, resume_from)
-        check_epochs(epochs, self.info.fidelity.max_epochs, done=run.epoch)
+        dev = resolve_device(device)
+        cfg, model, resumed = set_up(self, config, epochs=epochs, seed=seed,
+                                     resume_from=resume_from, device=dev)
+        run = _Run(self, cfg, seed, model, dev)
+        if resumed is not None:
+            run.restore(resumed)
         return _epochs(run, epochs, save_to)
 
     def fuse_key(self, config: Mapping[str, Any]) -> tuple:
         """Configurations with one key share every shape and can train as one array."""
-        from tasks.text_classifier_fused import SHAPE_KEYS
-
         return tuple(config.get(key) for key in SHAPE_KEYS)
 
     def train_fused(self, members, *, device: str = "auto", exact: bool | None = None):
-        """Train same-shape configurations as one fused array (`tasks.fused.Member`s);
+        """Train same-shape configurations (`suite.types.Member`s) as one fused array;
         see `tasks.text_classifier_fused.train_fused`."""
-        from tasks.text_classifier_fused import train_fused
-
-        return train_fused(self, members, device=device, exact=exact)
+        # Imported by name: the fused module builds on this one, never the reverse.
+        fused = importlib.import_module("tasks.text_classifier_fused")
+        return fused.train_fused(self, members, device=device, exact=exact)
 
     def evaluate(self, checkpoint: Path, *, device: str = "auto") -> dict[str, float]:
         """Test (holdout.csv) loss, accuracy and macro-F1 of a checkpoint's model.
@@ -221,38 +223,36 @@ class TextClassifier:
         Raises:
             CheckpointError: unreadable, or from another task, scale or vocabulary.
         """
-        state = read_checkpoint(checkpoint)
-        if state.get("task") != NAME or state.get("scale") != self.scale:
-            raise CheckpointError(f"checkpoint {checkpoint} is from {state.get('task')} "
-                                  f"({state.get('scale')}), not {NAME} ({self.scale})")
-        cfg = validate_config(config_space(), state["config"])
+        state = load_state(checkpoint, task=NAME, scale=self.scale, kind=ClassifierState)
+        cfg = validate_config(config_space(), state.config)
         dev = resolve_device(device)
         corpus = load_corpus(self.scale)
         _check_vocabulary(state, corpus, checkpoint)
         model = BagOfNgrams(corpus.num_features, cfg["width"], len(TAGS), cfg["dropout_p"])
-        model.load_state_dict(state["model"])
-        loss, accuracy, f1 = _scores(model.to(dev), _DeviceSplit(corpus.test, dev),
+        model.load_state_dict(state.model)
+        loss, accuracy, f1 = _scores(model.to(dev), DeviceSplit(corpus.test, dev),
                                      dev).tolist()
         return {"test_loss": loss, "test_accuracy": accuracy, "test_macro_f1": f1}
 
 
 def _epochs(run: _Run, epochs: int, save_to: Path | None) -> Iterator[EpochResult]:
     timer = EpochTimer(run.device)
-    while run.epoch < epochs:
+    progress = run.progress
+    while progress.epoch < epochs:
         lr = run.optimizer.param_groups[0]["lr"]  # the rate this epoch trains with
         with timer.measure() as elapsed:
             train_loss = run.train_epoch()
             val = run.evaluate(run.val)
             # The epoch's one host synchronization: every metric in one transfer.
             train_loss, val_loss, accuracy, f1 = torch.cat([train_loss[None], val]).tolist()
-        run.scheduler.step(val_loss)
+        progress.scheduler.step(val_loss)
         metrics = {"val_loss": val_loss, "val_accuracy": accuracy, "val_macro_f1": f1,
                    "train_loss": train_loss, "lr": lr}
-        ckpt = save_checkpoint(save_to, run.state()) if save_to else None
-        yield EpochResult(run.epoch, metrics, elapsed[0], ckpt)
+        ckpt = save_state(save_to, run.snapshot()) if save_to else None
+        yield EpochResult(progress.epoch, metrics, elapsed[0], ckpt)
 
 
-class _DeviceSplit:
+class DeviceSplit:
     """A split's padded features and labels, moved to the device once per run."""
 
     def __init__(self, split: Split, device: torch.device) -> None:
@@ -264,91 +264,156 @@ class _DeviceSplit:
         return len(self.labels)
 
 
-class _Run:
-    """The mutable state of one training run: model, optimizer, scheduler, random streams."""
+@dataclass(frozen=True)
+class ClassifierState(TrainingState):
+    """The classifier's `TrainingState`, with what a resume must also match or continue.
 
-    def __init__(self, scale: str, cfg: dict, seed: int, device: torch.device) -> None:
-        self.scale, self.cfg, self.device, self.epoch = scale, cfg, device, 0
-        self.corpus = corpus = load_corpus(scale)
-        self.train, self.val = _DeviceSplit(corpus.train, device), _DeviceSplit(corpus.val, device)
-        seed_everything(seed)  # the model's initialization draws from the global RNG
-        self.model = BagOfNgrams(corpus.num_features, cfg["width"], len(TAGS),
-                                 cfg["dropout_p"]).to(device)
-        self.optimizer = _make_optimizer(self.model, cfg, device)
+    Attributes:
+        features: the vocabulary's fingerprint (a checkpoint fits this vocabulary only).
+        device_type: where it trained; its dropout stream belongs to that device type.
+        dropout_rng: the state of the generator that draws the dropout masks.
+    """
+
+    features: str
+    device_type: str
+    dropout_rng: torch.Tensor
+
+
+def new_model(corpus: Corpus, cfg: Mapping[str, Any], seed: int) -> BagOfNgrams:
+    """A freshly initialized model (on the CPU), drawn from the global RNG seeded by `seed`."""
+    seed_everything(seed)
+    return BagOfNgrams(corpus.num_features, cfg["width"], len(TAGS), cfg["dropout_p"])
+
+
+def set_up(task: TextClassifier, config: Mapping[str, Any], *, epochs: int, seed: int,
+           resume_from: Path | None, device: torch.device
+           ) -> tuple[dict[str, Any], BagOfNgrams, ClassifierState | None]:
+    """Check a run's arguments and set up what a solo run and a fused member share: the
+    validated configuration, the freshly initialized model and, on resume, the checked
+    state to restore from."""
+    cfg = validate_config(config_space(), config)
+    max_epochs = task.info.fidelity.max_epochs
+    check_epochs(epochs, max_epochs)
+    corpus = load_corpus(task.scale)
+    model, resumed = new_model(corpus, cfg, seed), None
+    if resume_from is not None:
+        resumed = load_state(resume_from, task=NAME, scale=task.scale, config=cfg,
+                             kind=ClassifierState)
+        _check_vocabulary(resumed, corpus, resume_from)
+        if resumed.device_type != device.type:
+            raise CheckpointError(f"checkpoint {resume_from} was trained on "
+                                  f"{resumed.device_type}; resume it there (its dropout RNG "
+                                  "belongs to that device)")
+    check_epochs(epochs, max_epochs, done=resumed.epoch if resumed else 0)
+    return cfg, model, resumed
+
+
+class ClassifierProgress:
+    """Where one run stands, apart from its weights and the global RNGs: epoch, plateau
+    schedule, data order and dropout stream.
+
+    A solo run and every member of a fused array keep one (the schedule over the run's
+    optimizer, or over a member's shell), so they draw the same batches and masks and
+    save and restore the same fields of a `ClassifierState`.
+    """
+
+    def __init__(self, task: TextClassifier, cfg: dict[str, Any], seed: int,
+                 optimizer: torch.optim.Optimizer, device: torch.device) -> None:
+        self.scale, self.features = task.scale, load_corpus(task.scale).fingerprint
+        self.cfg, self.device_type, self.epoch = cfg, device.type, 0
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            self.optimizer, mode="min", factor=cfg["lr_factor"], patience=cfg["lr_patience"])
+            optimizer, mode="min", factor=cfg["lr_factor"], patience=cfg["lr_patience"])
         order_seed, dropout_seed = np.random.SeedSequence(seed % 2**63).generate_state(2)
         # Data order on the CPU (portable state, one small transfer per epoch); dropout
         # masks on the device, where they are used.
         self.order = torch.Generator().manual_seed(int(order_seed))
         self.dropout = torch.Generator(device=device).manual_seed(int(dropout_seed))
 
+    def state(self, *, model: dict[str, torch.Tensor], optimizer: dict[str, Any],
+              rng: dict[str, Any]) -> ClassifierState:
+        """The run's checkpoint record, given its weights, optimizer state and RNGs."""
+        return ClassifierState(
+            task=NAME, scale=self.scale, config=self.cfg, epoch=self.epoch, model=model,
+            optimizer=optimizer, scheduler=self.scheduler.state_dict(), rng=rng,
+            data_rng=self.order.get_state(), features=self.features,
+            device_type=self.device_type, dropout_rng=self.dropout.get_state())
+
+    def restore(self, state: ClassifierState) -> None:
+        """Continue from a checkpoint's epoch, schedule, data order and dropout stream."""
+        self.scheduler.load_state_dict(state.scheduler)
+        self.order.set_state(state.data_rng)
+        self.dropout.set_state(state.dropout_rng)
+        self.epoch = state.epoch
+
+
+class _Run:
+    """A solo run: the model and optimizer on the device, its progress, the splits."""
+
+    def __init__(self, task: TextClassifier, cfg: dict, seed: int, model: BagOfNgrams,
+                 device: torch.device) -> None:
+        self.cfg, self.device = cfg, device
+        corpus = load_corpus(task.scale)
+        self.train, self.val = DeviceSplit(corpus.train, device), DeviceSplit(corpus.val, device)
+        self.model = model.to(device)
+        self.optimizer = make_optimizer(self.model, cfg, device)
+        self.progress = ClassifierProgress(task, cfg, seed, self.optimizer, device)
+
     def train_epoch(self) -> torch.Tensor:
         """One pass over the shuffled training split; the mean loss, left on the device."""
         self.model.train()
-        perm = torch.randperm(len(self.train), generator=self.order).to(self.device)
+        perm = torch.randperm(len(self.train), generator=self.progress.order).to(self.device)
         total = torch.zeros((), device=self.device)
         for batch in perm.split(self.cfg["batch_size"]):
             with autocast(self.device):
                 logits = self.model(self.train.ids[batch], self.train.weights[batch],
-                                    generator=self.dropout)
+                                    generator=self.progress.dropout)
             loss = F.cross_entropy(logits.float(), self.train.labels[batch])
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
             total += loss.detach() * len(batch)
-        self.epoch += 1
+        self.progress.epoch += 1
         return total / len(self.train)
 
-    def evaluate(self, split: _DeviceSplit) -> torch.Tensor:
+    def evaluate(self, split: DeviceSplit) -> torch.Tensor:
         return _scores(self.model, split, self.device)
 
-    def state(self) -> dict[str, Any]:
-        return {
-            "task": NAME, "scale": self.scale, "config": self.cfg, "epoch": self.epoch,
-            "features": self.corpus.fingerprint, "device_type": self.device.type,
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "rng": rng_state(),
-            "data_rng": self.order.get_state(), "dropout_rng": self.dropout.get_state(),
-        }
+    def snapshot(self) -> ClassifierState:
+        return self.progress.state(model=self.model.state_dict(),
+                                   optimizer=self.optimizer.state_dict(), rng=rng_state())
 
-    def restore(self, state: Mapping[str, Any], path: Path) -> None:
-        _check_vocabulary(state, self.corpus, path)
-        if state.get("device_type") != self.device.type:
-            raise CheckpointError(f"checkpoint {path} was trained on {state.get('device_type')}; "
-                                  "resume it there (its dropout RNG belongs to that device)")
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.order.set_state(state["data_rng"])
-        self.dropout.set_state(state["dropout_rng"])
-        set_rng_state(state["rng"])
-        self.epoch = state["epoch"]
+    def restore(self, state: ClassifierState) -> None:
+        self.model.load_state_dict(state.model)
+        self.optimizer.load_state_dict(state.optimizer)
+        self.progress.restore(state)
+        set_rng_state(state.rng)
 
 
 @torch.no_grad()
-def _scores(model: BagOfNgrams, split: _DeviceSplit, device: torch.device) -> torch.Tensor:
+def _scores(model: BagOfNgrams, split: DeviceSplit, device: torch.device) -> torch.Tensor:
     """[loss, accuracy, macro-F1] on a whole split, left on the device."""
     model.eval()
     with autocast(device):
         logits = model(split.ids, split.weights)
-    return _logit_scores(logits.float(), split.labels)
+    return logit_scores(logits.float(), split.labels)
 
 
-def _logit_scores(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def logit_scores(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """[loss, accuracy, macro-F1] of one model's logits [N, classes], left on the device."""
     pred = logits.argmax(1)
     return torch.stack([F.cross_entropy(logits, labels), (pred == labels).float().mean(),
                         macro_f1(pred, labels, len(TAGS))])
 
 
-def _check_vocabulary(state: Mapping[str, Any], corpus: Corpus, path: Path) -> None:
-    if state.get("features") != corpus.fingerprint:
+def _check_vocabulary(state: ClassifierState, corpus: Corpus, path: Path) -> None:
+    if state.features != corpus.fingerprint:
         raise CheckpointError(f"checkpoint {path} was trained on another vocabulary (other "
                               "data or scikit-learn version); train from scratch")
 
 
-def _make_optimizer(model: nn.Module, cfg: Mapping[str, Any], device: torch.device):
-    """AdamW; decay the embedding table and head weights, not the head's bias."""
+def make_optimizer(model: nn.Module, cfg: Mapping[str, Any], device: torch.device):
+    """The run's AdamW (fused kernel on CUDA); decays the embedding table and head weights,
+    not the head's bias. A fused array calls it on placeholders to learn the groups."""
     decay = [p for p in model.parameters() if p.dim() >= 2]
     rest = [p for p in model.parameters() if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": cfg["weight_decay"]},

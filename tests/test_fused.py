@@ -11,8 +11,8 @@ import torch
 from torch.nn import functional as F
 
 from suite.errors import SuiteError
+from suite.types import Member
 from tasks import fused
-from tasks.fused import Member
 from tasks.small_lm import SmallLM
 from tasks.text_classifier import TextClassifier
 

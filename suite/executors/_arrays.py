@@ -15,7 +15,7 @@ from suite.executors._base import (
     describe_error,
     pin_checkpoint,
 )
-from suite.types import Task
+from suite.types import Member, Task
 
 __all__ = ["run_array"]
 
@@ -24,8 +24,6 @@ def run_array(task: Task, array: ArrayJob, device: str, worker: int, conn,
               reporter=None) -> bool:
     """Train the array, talking to the driver on the worker's duplex pipe `conn`; True if
     it failed (an exception ended every member still in it)."""
-    from tasks.fused import Member  # torch: workers import it anyway
-
     jobs = array.jobs
     ids = [job.trial.trial_id for job in jobs]
     live = set(range(len(jobs)))
