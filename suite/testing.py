@@ -234,7 +234,7 @@ class ToyTask:
         return (config["batch_size"],)
 
     def train_fused(self, members, *, device: str = "auto", exact: bool | None = None):
-        """Members (`tasks.fused.Member`-like) as one array: epochs in lockstep, each
+        """Members (`suite.types.Member`s) as one array: epochs in lockstep, each
         member's curve exactly its solo one; an array epoch costs its slowest member's
         epoch, shared equally among the members trained (see `tasks.fused.FusedTraining`).
         """

@@ -22,7 +22,7 @@ configuration computes alone through its task's `train()`:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch.nn import functional as F
@@ -31,20 +31,10 @@ from suite.errors import SuiteError
 from suite.types import EpochResult, Member
 from tasks.training import EpochTimer, TrainingState, rng_state, save_state
 
-__all__ = ["linear", "FusedTraining", "MemberTensors", "shell_optimizer", "state_aliases",
-           "select_state", "column", "FusedAdamW", "FusedSGD", "member_dropout", "layer_norm",
-           "cross_entropy", "clip_grad_norm", "shell_state_dict", "stack_states",
-           "check_same_shape"]
-
-
-class _Run(Protocol):
-    active: list[int]  # indices into the members, in array order
-    epochs: list[int]  # epochs trained, per active member
-    device: torch.device
-
-    def train_and_evaluate(self) -> list[dict[str, float]]: ...
-    def state(self, slot: int) -> TrainingState: ...
-    def keep(self, slots: Sequence[int]) -> None: ...
+__all__ = ["linear", "FusedTraining", "ArrayRun", "MemberTensors", "shell_optimizer",
+           "state_aliases", "select_state", "column", "FusedAdamW", "FusedSGD",
+           "member_dropout", "layer_norm", "cross_entropy", "clip_grad_norm",
+           "shell_state_dict", "stack_states", "check_same_shape"]
 
 
 class FusedTraining:
@@ -57,7 +47,7 @@ class FusedTraining:
     cut trial); the others continue undisturbed.
     """
 
-    def __init__(self, run: _Run, members: Sequence[Member]) -> None:
+    def __init__(self, run: ArrayRun, members: Sequence[Member]) -> None:
         self.run, self.members = run, list(members)
         self._timer = EpochTimer(run.device)
 
@@ -87,6 +77,56 @@ class FusedTraining:
         slots = [s for s, i in enumerate(self.run.active) if predicate(s, i)]
         if len(slots) < len(self.run.active):
             self.run.keep(slots)
+
+
+class ArrayRun:
+    """What every task's fused run shares: the members in array order, their parameters
+    stacked by name under one fused optimizer, and members leaving.
+
+    Each member has `progress` (its epoch), `groups` and `shell` (from `shell_optimizer`)
+    and `tensors` (`MemberTensors`). A task's run subclasses it with its forward pass and
+    vectorized step (`train_and_evaluate`), `state(slot)` and `make_optimizer`.
+    """
+
+    def __init__(self, members: Sequence[Any], names: Sequence[str],
+                 device: torch.device) -> None:
+        self.members, self.device = list(members), device
+        self.active = list(range(len(self.members)))  # indices into the members given
+        self.group_names = self.members[0].groups
+        self.params = stack_states([m.tensors.model for m in self.members], names, device)
+        groups = [[self.params[n] for n in g] for g in self.group_names]
+        wds = [[m.shell.param_groups[i]["weight_decay"] for m in self.members]
+               for i in range(len(groups))]
+        self.optimizer = self.make_optimizer(groups, wds)
+        for k, m in enumerate(self.members):
+            if m.tensors.optimizer is not None:
+                self.optimizer.load_member(k, m.tensors.optimizer)
+
+    def make_optimizer(self, groups: list[list[torch.Tensor]],
+                       weight_decay: list[list[float]]) -> _FusedOptimizer:
+        """The task's fused optimizer over the stacked groups (per-member weight decay)."""
+        raise NotImplementedError
+
+    def train_and_evaluate(self) -> list[dict[str, float]]:
+        """One epoch for every member in the array; each one's metrics, in array order."""
+        raise NotImplementedError
+
+    def state(self, slot: int) -> TrainingState:
+        """The checkpoint of the member at `slot`: the record its solo run would save."""
+        raise NotImplementedError
+
+    @property
+    def epochs(self) -> list[int]:
+        """Epochs trained, per member still in the array."""
+        return [m.progress.epoch for m in self.members]
+
+    def keep(self, slots: Sequence[int]) -> None:
+        """Keep only the members at these positions of the array, in order."""
+        self.members = [self.members[s] for s in slots]
+        self.active = [self.active[s] for s in slots]
+        if slots:
+            self.params = select_state(self.params, slots)
+            self.optimizer.keep([self.params[n] for g in self.group_names for n in g], slots)
 
 
 class _Named:

@@ -65,47 +65,32 @@ class _Member:
         return {**self.tensors.rng, "torch": self.dropout_gen.get_state()}
 
 
-class _FusedRun:
+class _FusedRun(fused.ArrayRun):
     """The array: stacked GPT parameters under their solo names, one optimizer."""
 
     def __init__(self, task, members: Sequence[Member], device: torch.device,
                  exact: bool) -> None:
-        self.task, self.device, self.exact = task, device, exact
+        self.task, self.exact = task, exact
         corpus = load_corpus(task.scale)
         self.train, self.val = corpus.train.to(device), corpus.val.to(device)
         self.vocab = len(corpus.vocab)
-        self.members = [_Member(task, m, device) for m in members]
-        fused.check_same_shape([m.cfg for m in self.members], SHAPE_KEYS)
-        template = self.members[0].model
+        array = [_Member(task, m, device) for m in members]
+        fused.check_same_shape([m.cfg for m in array], SHAPE_KEYS)
+        template = array[0].model
         self.names = [n for n, _ in template.named_parameters()]  # the order clipping sums in
         self.aliases = fused.state_aliases(template)
-        self.group_names = self.members[0].groups
-        for m in self.members:
+        for m in array:
             del m.model  # only its state is needed from here on
-        self.params = fused.stack_states([m.tensors.model for m in self.members], self.names,
-                                         device)
-        self.active = list(range(len(members)))
-        self.steps_per_epoch = self.members[0].progress.steps_per_epoch
-        self.heads = max(1, self.members[0].cfg["width"] // 64)
-        self._build_optimizer()
+        super().__init__(array, self.names, device)
+        self.steps_per_epoch = array[0].progress.steps_per_epoch
+        self.heads = max(1, array[0].cfg["width"] // 64)
 
-    def _build_optimizer(self) -> None:
-        groups = [[self.params[n] for n in g] for g in self.group_names]
-        wds = [[m.shell.param_groups[i]["weight_decay"] for m in self.members]
-               for i in range(len(groups))]
+    def make_optimizer(self, groups, weight_decay):
         if self.members[0].cfg["optimizer"] == "sgd":
-            self.optimizer = fused.FusedSGD(groups, wds,
-                                            momentum=[m.cfg["momentum"] for m in self.members])
-        else:
-            self.optimizer = fused.FusedAdamW(groups, wds, betas=(0.9, 0.99),
-                                              steps=[0] * len(self.members))
-        for k, m in enumerate(self.members):
-            if m.tensors.optimizer is not None:
-                self.optimizer.load_member(k, m.tensors.optimizer)
-
-    @property
-    def epochs(self) -> list[int]:
-        return [m.progress.epoch for m in self.members]
+            return fused.FusedSGD(groups, weight_decay,
+                                  momentum=[m.cfg["momentum"] for m in self.members])
+        return fused.FusedAdamW(groups, weight_decay, betas=(0.9, 0.99),
+                                steps=[0] * len(self.members))
 
     # -- the model ------------------------------------------------------------------------
 
@@ -227,13 +212,6 @@ class _FusedRun:
                    for key, name in self.aliases.items()},
             optimizer=fused.shell_state_dict(self.optimizer.member_state(slot), m.shell),
             rng=m.rng_now())
-
-    def keep(self, slots: Sequence[int]) -> None:
-        self.members = [self.members[s] for s in slots]
-        self.active = [self.active[s] for s in slots]
-        if slots:
-            self.params = fused.select_state(self.params, slots)
-            self.optimizer.keep([self.params[n] for g in self.group_names for n in g], slots)
 
 
 def _math_attention(q, key, v, ps: Sequence[float], gens) -> torch.Tensor:

@@ -67,36 +67,21 @@ class _Member:
         return self.shell.param_groups[0]["lr"]
 
 
-class _FusedRun:
+class _FusedRun(fused.ArrayRun):
     """The array: stacked parameters, one optimizer, per-member host state."""
 
     def __init__(self, task, members: Sequence[Member], device: torch.device,
                  exact: bool) -> None:
-        self.task, self.device, self.exact = task, device, exact
+        self.task, self.exact = task, exact
         corpus = load_corpus(task.scale)
         self.train, self.val = DeviceSplit(corpus.train, device), DeviceSplit(corpus.val, device)
-        self.members = [_Member(task, m, device) for m in members]
-        fused.check_same_shape([m.cfg for m in self.members], SHAPE_KEYS)
-        self.active = list(range(len(members)))
-        self.params = fused.stack_states([m.tensors.model for m in self.members],
-                                         list(self.members[0].tensors.model), device)
-        self.group_names = self.members[0].groups
-        self._build_optimizer()
+        array = [_Member(task, m, device) for m in members]
+        fused.check_same_shape([m.cfg for m in array], SHAPE_KEYS)
+        super().__init__(array, list(array[0].tensors.model), device)
 
-    def _build_optimizer(self) -> None:
-        names = self.group_names
-        groups = [[self.params[n] for n in g] for g in names]
-        wds = [[m.shell.param_groups[i]["weight_decay"] for m in self.members]
-               for i in range(len(names))]
-        self.optimizer = fused.FusedAdamW(groups, wds, betas=(0.9, 0.999),
-                                          steps=[0] * len(self.members))
-        for k, m in enumerate(self.members):
-            if m.tensors.optimizer is not None:
-                self.optimizer.load_member(k, m.tensors.optimizer)
-
-    @property
-    def epochs(self) -> list[int]:
-        return [m.progress.epoch for m in self.members]
+    def make_optimizer(self, groups, weight_decay):
+        return fused.FusedAdamW(groups, weight_decay, betas=(0.9, 0.999),
+                                steps=[0] * len(self.members))
 
     def forward(self, ids: torch.Tensor, weights: torch.Tensor, train: bool) -> torch.Tensor:
         """Logits [K, N, classes] for member-major ids and weights [K, N, L]."""
@@ -168,10 +153,3 @@ class _FusedRun:
             model={n: t[slot].detach().clone() for n, t in self.params.items()},
             optimizer=fused.shell_state_dict(self.optimizer.member_state(slot), m.shell),
             rng=m.tensors.rng)
-
-    def keep(self, slots: Sequence[int]) -> None:
-        self.members = [self.members[s] for s in slots]
-        self.active = [self.active[s] for s in slots]
-        if slots:
-            self.params = fused.select_state(self.params, slots)
-            self.optimizer.keep([self.params[n] for g in self.group_names for n in g], slots)

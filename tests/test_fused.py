@@ -27,7 +27,7 @@ CLASSIFIER = [{**c, "batch_size": 16, "width": 64} for c in CLASSIFIER]
 def _solo(task, config, epochs, seed, path, resume_from=None):
     results = list(task.train(config, epochs=epochs, seed=seed, resume_from=resume_from,
                               save_to=path, device="cpu"))
-    return [r.metrics for r in results], torch.load(path, weights_only=False)
+    return [r.metrics for r in results], torch.load(path, weights_only=True)
 
 
 def _fused(task, members, **kwargs):
@@ -43,7 +43,7 @@ def _fused(task, members, **kwargs):
 def _start(member):
     if member.resume_from is None:
         return 0
-    return torch.load(member.resume_from, weights_only=False)["epoch"]
+    return torch.load(member.resume_from, weights_only=True)["epoch"]
 
 
 def _assert_same_checkpoint(a, b):
@@ -69,9 +69,9 @@ def test_classifier_members_equal_solo_runs_bit_for_bit(tmp_path):
         solo, state = _solo(task, member.config, member.epochs, member.seed,
                             tmp_path / f"s{i}.pt")
         assert curves[i] == solo, i
-        _assert_same_checkpoint(torch.load(member.save_to, weights_only=False), state)
+        _assert_same_checkpoint(torch.load(member.save_to, weights_only=True), state)
         assert torch.equal(state["dropout_rng"],
-                           torch.load(member.save_to, weights_only=False)["dropout_rng"])
+                           torch.load(member.save_to, weights_only=True)["dropout_rng"])
     assert len({tuple(c[0].values()) for c in curves}) == 3  # the members really differ
 
 
@@ -83,7 +83,7 @@ def test_checkpoints_move_between_arrays_and_solo_runs(tmp_path):
                            Member(b, 3, 4, None, tmp_path / "b3.pt")])
     straight, a_state = _solo(task, a, 4, 3, tmp_path / "a-straight.pt")
     assert curves[0] == straight[2:]
-    _assert_same_checkpoint(torch.load(tmp_path / "a4.pt", weights_only=False), a_state)
+    _assert_same_checkpoint(torch.load(tmp_path / "a4.pt", weights_only=True), a_state)
     # ...and a member's checkpoint resumes alone as if it had never been fused
     rest, b_state = _solo(task, b, 5, 4, tmp_path / "b5.pt", resume_from=tmp_path / "b3.pt")
     straight, b_straight = _solo(task, b, 5, 4, tmp_path / "b-straight.pt")
@@ -152,7 +152,7 @@ def test_small_lm_members_equal_solo_runs_bit_for_bit(tmp_path, optimizer):
         solo, state = _solo(task, member.config, member.epochs, member.seed,
                             tmp_path / f"s{i}.pt")
         assert curves[i] == solo, i
-        _assert_same_checkpoint(torch.load(member.save_to, weights_only=False), state)
+        _assert_same_checkpoint(torch.load(member.save_to, weights_only=True), state)
 
 
 @pytest.mark.parametrize("n, width, out", [(16, 64, 4), (3, 64, 4), (256, 128, 384)])

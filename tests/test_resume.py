@@ -21,7 +21,7 @@ def _train(task, config, epochs, tmp_path, name, resume_from=None):
     ckpt = tmp_path / name
     results = list(task.train(config, epochs=epochs, seed=7, resume_from=resume_from,
                               save_to=ckpt, device="cpu"))
-    return results, torch.load(ckpt, weights_only=False)
+    return results, torch.load(ckpt, weights_only=True)
 
 
 @pytest.mark.parametrize("task_name, overrides", CASES)

@@ -29,7 +29,7 @@ def _train(task, epochs, tmp_path, name, resume_from=None, config=CONFIG):
     ckpt = tmp_path / name
     results = list(task.train(config, epochs=epochs, seed=3, resume_from=resume_from,
                               save_to=ckpt, device="cpu"))
-    return results, torch.load(ckpt, weights_only=False)
+    return results, torch.load(ckpt, weights_only=True)
 
 
 def test_is_a_task_with_a_default_inside_its_space(task):
