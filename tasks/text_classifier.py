@@ -329,6 +329,10 @@ class ClassifierProgress:
         self.order = torch.Generator().manual_seed(int(order_seed))
         self.dropout = torch.Generator(device=device).manual_seed(int(dropout_seed))
 
+    def example_order(self, n: int) -> torch.Tensor:
+        """One epoch's order of the `n` training examples (CPU)."""
+        return torch.randperm(n, generator=self.order)
+
     def state(self, *, model: dict[str, torch.Tensor], optimizer: dict[str, Any],
               rng: dict[str, Any]) -> ClassifierState:
         """The run's checkpoint record, given its weights, optimizer state and RNGs."""
@@ -361,7 +365,7 @@ class _Run:
     def train_epoch(self) -> torch.Tensor:
         """One pass over the shuffled training split; the mean loss, left on the device."""
         self.model.train()
-        perm = torch.randperm(len(self.train), generator=self.progress.order).to(self.device)
+        perm = self.progress.example_order(len(self.train)).to(self.device)
         total = torch.zeros((), device=self.device)
         for batch in perm.split(self.cfg["batch_size"]):
             with autocast(self.device):

@@ -5,8 +5,9 @@ weight decay, dropout, the plateau schedule's factor and patience, the training 
 the epoch already reached. Each member draws its data order and dropout masks from its
 own generators, seeded exactly as `TextClassifier.train` seeds them, so member k is the
 same computation as training its configuration alone (bit for bit on the CPU in fp32;
-tests/test_fused.py). Checkpoints are the task's ordinary ones, so a member resumes alone
-and a solo checkpoint can join an array.
+tests/test_fused.py). A member is set up, scheduled, checkpointed and restored by
+`tasks.text_classifier`'s own `set_up`, `ClassifierProgress` and `ClassifierState`, so a
+member resumes alone and a solo checkpoint can join an array.
 """
 
 from __future__ import annotations
@@ -128,8 +129,7 @@ class _FusedRun(fused.ArrayRun):
 
     def _train_epoch(self, lrs: list[float]) -> torch.Tensor:
         n, bs = len(self.train), self.members[0].cfg["batch_size"]
-        perms = torch.stack([torch.randperm(n, generator=m.progress.order)
-                             for m in self.members])
+        perms = torch.stack([m.progress.example_order(n) for m in self.members])
         perms = perms.to(self.device)
         total = torch.zeros(len(self.members), device=self.device)
         for start in range(0, n, bs):
