@@ -32,6 +32,7 @@ line passes one that parses them), and without it refuses them in one line.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -122,7 +123,7 @@ def load_manifest(path: Path, *, convert: Convert | None = None) -> dict[str, An
     if not path.is_file():
         return {"about": "suite figures: figure → report → inputs → SHA-256 (see "
                          "suite/report/_manifest.py)", "renderer": {},
-                "figures": [dict(e) for e in DEFAULT_ENTRIES]}
+                "figures": copy.deepcopy(DEFAULT_ENTRIES)}
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
         entries = manifest["figures"]
