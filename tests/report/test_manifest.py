@@ -133,3 +133,13 @@ def test_options_round_trip_through_the_manifest_dict():
     plain = options_to_dict(options)
     assert plain == {"table": "t.parquet", "top": 5, "fidelities": [1, 3]}
     assert options_from_dict(json.loads(json.dumps(plain))) == replace(options, render=True)
+
+
+def test_run_studies_runs_a_missing_study_then_builds_its_report(tmp_path, monkeypatch):
+    path = _setup(tmp_path, monkeypatch)
+    assert main(["figures", "--manifest", str(path), "--only", "toy-replay",
+                 "--run-studies"]) == 0
+    replay = json.loads(path.read_text())["figures"][2]
+    assert (Path("runs/replay") / "study.json").is_file() and "report.md" in replay["data"]
+    assert "runs/replay" not in replay["inputs"]  # a study's runs are rebuilt, not hashed
+    assert check_manifest(load_manifest(path), ["toy-replay"], scratch=tmp_path) == []
