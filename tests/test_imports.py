@@ -27,7 +27,7 @@ more than one module (Tarjan), plus a module that imports itself.
 
 Print the graph's cycles (exit status 1 when there are any):
 
-    PYTHONPATH=. python tests/test_imports.py
+    python tests/test_imports.py
 """
 
 from __future__ import annotations
