@@ -12,16 +12,14 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from suite.config import to_plain
 from suite.env import environment
 from suite.registry import get_task
+from suite.spec import StudySpec
 from suite.tables import Table, TableError, read_table
 from suite.types import Fidelity, Metric, Task
-
-if TYPE_CHECKING:  # study.py imports this module
-    from suite.study import StudySpec
 
 __all__ = ["Setting", "study_setting"]
 

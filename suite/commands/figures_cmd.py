@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import shlex
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
+from suite.commands import report_cmd
 from suite.errors import SuiteError
 
 
@@ -28,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from suite.report._manifest import check_manifest, load_manifest, rebuild_manifest
 
     path = Path(args.manifest)
-    manifest = load_manifest(path)
+    manifest = load_manifest(path, convert=convert_entry)
     names = [n.strip() for n in args.only.split(",")] if args.only else None
     known = {e["name"] for e in manifest["figures"]}
     unknown = sorted(set(names or ()) - known)
@@ -46,6 +51,40 @@ def run(args: argparse.Namespace) -> int:
             say(f"[red]mismatch[/]: {problem}")
         say(f"{path}: {'OK' if not problems else f'{len(problems)} mismatches'}")
         return 1 if problems else 0
-    rebuild_manifest(manifest, path, names, run_studies=args.run_studies, on_message=say)
+
+    def run_study(command: str, out: Path) -> None:
+        argv = shlex.split(command)[1:]  # without the leading `suite`
+        if (out / "study.json").exists():
+            argv = ["run", "--resume", str(out)]
+        say(f"running `suite {' '.join(argv)}`")
+        done = subprocess.run([sys.executable, "-m", "suite.cli", *argv], check=False)
+        if done.returncode != 0:
+            raise SuiteError(f"`{command}` failed (exit {done.returncode})")
+
+    rebuild_manifest(manifest, path, names, run_study=run_study if args.run_studies else None,
+                     on_message=say)
     say(f"{path}: written")
     return 0
+
+
+class _ReportParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise SuiteError(f"{self.prog}: {message}")
+
+
+def convert_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    """An entry of the old manifest format, whose `command` is a `suite report …` line,
+    as one that names its report (`report`: roots, out, options); the rest is kept."""
+    from suite.report._manifest import report_entry
+
+    argv = shlex.split(entry["command"])
+    if argv[:2] != ["suite", "report"]:
+        raise ValueError(f"expected `suite report …`, got {entry['command']!r}")
+    parser = _ReportParser(prog=f"manifest entry {entry.get('name')!r}")
+    report_cmd.add_arguments(parser)
+    args = parser.parse_args(argv[2:])
+    report = report_entry(args.dirs, report_cmd.out_dir(args), report_cmd.options(args))
+    converted = {k: v for k, v in entry.items() if k != "command"}
+    at = list(converted).index("inputs") if "inputs" in converted else len(converted)
+    items = list(converted.items())
+    return dict([*items[:at], ("report", report), *items[at:]])

@@ -5,10 +5,12 @@ Layout: `OUT/report.md` (and `report.html`), `OUT/figures/<name>.png|pdf`, and
 (fixed float format, no run paths, no times), so two builds from the same inputs give
 byte-identical data files; `suite figures` records their SHA-256 in the manifest.
 
-This module reads the inputs and plans the steps; `_writer` holds the `Report` that
-writes, and each section lives in `_sec_anytime` (inputs, anytime, ranks, statistics),
-`_sec_testset` (incumbents on the test set) or `_sec_analysis` (importance, fidelity,
-learning curves).
+This module reads the inputs and calls the sections in order (`_task_report`), each a
+function of what it reads (the `Report` it writes to, the task's `RunSet`, its
+`TaskInputs`, frames returned by earlier sections) that returns what later ones need;
+`_writer` holds the `Report` that writes, and each section lives in `_sec_anytime`
+(inputs, anytime, ranks, statistics), `_sec_testset` (incumbents on the test set) or
+`_sec_analysis` (importance, fidelity, learning curves).
 """
 
 from __future__ import annotations
@@ -28,7 +30,13 @@ from suite.report._sec_analysis import (
 from suite.report._sec_anytime import anytime_section, describe_inputs, final_section
 from suite.report._sec_testset import testset_section
 from suite.report._table import require_complete
-from suite.report._writer import Report, ReportOptions, ReportResult, Step, write_report
+from suite.report._writer import (
+    Report,
+    ReportOptions,
+    ReportResult,
+    TaskInputs,
+    write_report,
+)
 from suite.tables import TableError, read_table
 
 __all__ = ["ReportOptions", "ReportResult", "build_report"]
@@ -53,19 +61,67 @@ def build_report(roots: Iterable[Path], out: Path,
     report = Report(Path(out), options)
     if on_step is not None:
         on_step(0, 0, "reading run logs" if roots else "reading the table")
-    steps = _plan(report, roots)
-    for i, (description, step) in enumerate(steps):
-        if on_step is not None:
-            on_step(i, len(steps), description)
-        step()
-    if on_step is not None:
-        on_step(len(steps), len(steps), "done")
+    tasks = _read_inputs(report, roots)
+    step = _Progress(on_step, sum(_step_count(runs, options) for _, runs in tasks) + 1)
+    for task, runs in tasks:
+        _task_report(report, task, runs, step)
+    step("writing report.md")
+    write_report(report)
+    step.finish()
     return report.result
 
 
-def _plan(report: Report, roots: list[Path]) -> list[Step]:
-    """The steps of a report: read the runs, then per task its sections, then write."""
-    steps: list[Step] = []
+class _Progress:
+    """Counts the steps for `on_step`: called with a step's description before it runs."""
+
+    def __init__(self, on_step: Callable[[int, int, str], None] | None, total: int) -> None:
+        self.on_step, self.total, self.done = on_step, total, 0
+
+    def __call__(self, description: str) -> None:
+        if self.on_step is not None:
+            self.on_step(self.done, self.total, description)
+        self.done += 1
+
+    def finish(self) -> None:
+        if self.on_step is not None:
+            self.on_step(self.total, self.total, "done")
+
+
+def _step_count(runs: RunSet | None, options: ReportOptions) -> int:
+    """The steps `_task_report` takes: reading, five on runs, two on the table (a test
+    holds the two to each other)."""
+    return 1 + (5 if runs is not None else 0) + (2 if options.table_figures else 0)
+
+
+def _task_report(report: Report, task: str, runs: RunSet | None,
+                 step: Callable[[str], None]) -> None:
+    """One task's sections in order, each handed what it reads and returning what the
+    later ones need: the anytime section's trials and incumbent trace, the final
+    section's incumbents."""
+    step(f"{task}: reading")
+    inputs = _task_inputs(report, runs, task)
+    describe_inputs(report, inputs, runs)
+    if runs is not None:
+        step(f"{task}: anytime performance")
+        anytime = anytime_section(report, runs, inputs)
+        step(f"{task}: ranks and statistics")
+        finals = final_section(report, runs, task, anytime)
+        step(f"{task}: test set")
+        testset_section(report, runs, inputs, anytime.results, finals)
+        step(f"{task}: importance from the trials")
+        trial_importance_section(report, runs, task, anytime.results)
+        step(f"{task}: learning curves and trials")
+        curves_section(report, runs, task, anytime.results)
+    if report.options.table_figures:
+        step(f"{task}: grid fANOVA")
+        grid_importance_section(report, inputs)
+        step(f"{task}: fidelity correlation")
+        fidelity_section(report, inputs)
+
+
+def _read_inputs(report: Report, roots: list[Path]) -> list[tuple[str, RunSet | None]]:
+    """Read the runs and `--table`, create the folder; each task with its runs (None:
+    the table's task, without runs), in task order."""
     title = ", ".join(map(str, roots)) or str(report.options.table)
     report.text(f"# Report: {title}")
     if roots:
@@ -81,11 +137,8 @@ def _plan(report: Report, roots: list[Path]) -> list[Step]:
     except OSError as exc:
         raise SuiteError(f"cannot write the report folder {report.out}: {exc.strerror}") \
             from None
-    for task in sorted(set(tasks) | ({table_task} if table_task else set())):
-        steps += _task_steps(report, runs.of_task(task) if runs is not None and task in tasks
-                             else None, task)
-    steps.append(("writing report.md", lambda: write_report(report)))
-    return steps
+    return [(task, runs.of_task(task) if runs is not None and task in tasks else None)
+            for task in sorted(set(tasks) | ({table_task} if table_task else set()))]
 
 
 def _table_task(report: Report) -> str | None:
@@ -148,28 +201,12 @@ def _check_digest(report: Report, runs: RunSet, path: str) -> None:
                         "from their meta.json): regret is measured against today's file")
 
 
-def _task_steps(report: Report, runs: RunSet | None, task: str) -> list[Step]:
-    s: dict = {"task": task}  # what a section leaves for later ones: table, trace, finals…
-
-    def header() -> None:
-        table, path = _task_table(report, runs, task)
-        s["table"], s["table_path"] = table, path
-        report.text(f"## {task}")
-        incomplete = require_complete(table, path) if table is not None else None
-        if incomplete:
-            report.note(incomplete)
-            s["table"] = None
-        describe_inputs(report, runs, s)
-
-    steps: list[Step] = [(f"{task}: reading", header)]
-    if runs is not None:
-        steps += [(f"{task}: anytime performance", lambda: anytime_section(report, runs, s)),
-                  (f"{task}: ranks and statistics", lambda: final_section(report, runs, s)),
-                  (f"{task}: test set", lambda: testset_section(report, runs, s)),
-                  (f"{task}: importance from the trials",
-                   lambda: trial_importance_section(report, runs, s)),
-                  (f"{task}: learning curves and trials", lambda: curves_section(report, runs, s))]
-    if report.options.table_figures:
-        steps += [(f"{task}: grid fANOVA", lambda: grid_importance_section(report, s)),
-                  (f"{task}: fidelity correlation", lambda: fidelity_section(report, s))]
-    return steps
+def _task_inputs(report: Report, runs: RunSet | None, task: str) -> TaskInputs:
+    """The task's heading, and its table when that can serve (complete)."""
+    table, path = _task_table(report, runs, task)
+    report.text(f"## {task}")
+    incomplete = require_complete(table, path) if table is not None else None
+    if incomplete:
+        report.note(incomplete)
+        table = None
+    return TaskInputs(task, table, path)

@@ -1,35 +1,42 @@
-"""The figure manifest: every committed figure → the command that builds it → its inputs,
+"""The figure manifest: every committed figure → the report that builds it → its inputs,
 with the SHA-256 of the inputs and of the data behind it.
 
 `results/figures/manifest.json`:
 
     {"about": ..., "renderer": {package: version},
-     "figures": [{"name", "command", "study", "inputs", "data", "figures", "notes"}]}
+     "figures": [{"name", "study", "report", "inputs", "data", "figures", "notes"}]}
 
-- `command`: a `suite report …` line with `--out`; `suite figures` runs it in-process.
-- `study`: a `suite run …` line that makes the runs the command reads, or null. Replayed
-  studies are not committed (their logs are megabytes and carry wall-clock times); they
-  are rebuilt from the committed table in minutes, and what is committed and hashed is
-  the data the report derives from them, which is deterministic.
+- `report`: what to build, in `build_report`'s own terms: `{"roots": [run folders],
+  "out": report folder, "options": {ReportOptions field: value}}`, the options left out
+  taking their defaults (`table` a path, `fidelities` a list of epochs; `render` is the
+  check's to decide). `suite figures` calls `build_report` with them.
+- `study`: a `suite run … --out DIR` line that makes the runs the report reads, or null.
+  Replayed studies are not committed (their logs are megabytes and carry wall-clock
+  times); they are rebuilt from the committed table in minutes, and what is committed and
+  hashed is the data the report derives from them, which is deterministic. The report
+  layer only reads the line's `--out`; running it is the command line's job
+  (`suite figures --run-studies`).
 - `inputs`: committed files the report read (tables; run folders, hashed as a tree of
   their `meta.json`, `log.jsonl` and `study.json`) → SHA-256.
-- `data`: the report's `report.md` and `data/*` (relative to `--out`) → SHA-256. Equal
+- `data`: the report's `report.md` and `data/*` (relative to `out`) → SHA-256. Equal
   inputs rebuild equal data byte for byte; `suite figures --check` verifies both.
 - `figures`: PNG and PDF → SHA-256. They carry no timestamps, so the same renderer
   versions (`renderer`) give the same bytes; other versions may differ by a pixel, so the
   check compares them only under the recorded versions.
 
-Adding a study is one entry: its `study` and `command` lines, the rest filled by
-`suite figures`.
+Adding a study is one entry: its `study` line and `report`, the rest filled by
+`suite figures`. Manifests written before `report` existed named a `suite report …`
+`command` instead; `load_manifest` takes a `convert` function for those (the command
+line passes one that parses them), and without it refuses them in one line.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import hashlib
 import json
 import shlex
-import subprocess
-import sys
 import tempfile
 from collections.abc import Callable, Iterable
 from importlib import metadata
@@ -37,33 +44,42 @@ from pathlib import Path
 from typing import Any
 
 from suite.errors import SuiteError
+from suite.report._compose import build_report
+from suite.report._writer import ReportOptions, ReportResult
 
 __all__ = ["DEFAULT_ENTRIES", "load_manifest", "rebuild_manifest", "check_manifest",
-           "sha256_path", "renderer_versions", "build_entry"]
+           "sha256_path", "renderer_versions", "build_entry", "report_entry",
+           "options_from_dict", "options_to_dict"]
 
 _TREE_FILES = ("meta.json", "log.jsonl", "study.json")
 _RENDERER = ("matplotlib", "seaborn", "numpy", "pandas", "scipy", "optuna")
+_TC_TABLE = "results/tables/text_classifier.parquet"
 
 DEFAULT_ENTRIES: list[dict[str, Any]] = [
     {"name": "text_classifier-table",
-     "command": "suite report --table results/tables/text_classifier.parquet "
-                "--out results/figures/text_classifier-table"},
+     "report": {"roots": [], "out": "results/figures/text_classifier-table",
+                "options": {"table": _TC_TABLE}}},
     {"name": "small_lm-table",
-     "command": "suite report --table results/tables/small_lm.parquet "
-                "--out results/figures/small_lm-table"},
+     "report": {"roots": [], "out": "results/figures/small_lm-table",
+                "options": {"table": "results/tables/small_lm.parquet"}}},
     {"name": "text_classifier-live",
-     "command": "suite report results/runs/text_classifier-live "
-                "--table results/tables/text_classifier.parquet --no-table-figures "
-                "--out results/figures/text_classifier-live"},
+     "report": {"roots": ["results/runs/text_classifier-live"],
+                "out": "results/figures/text_classifier-live",
+                "options": {"table": _TC_TABLE, "table_figures": False}}},
     {"name": "text_classifier-replay",
      "study": "suite run --task text_classifier --table --optimizer "
               "grid,random,tpe,hyperband,bohb,smac,asha --seeds 0-19 --budget 30x "
               "--workers 4 --include-default --out runs/text_classifier-replay",
-     "command": "suite report runs/text_classifier-replay --no-table-figures "
-                "--out results/figures/text_classifier-replay"},
+     "report": {"roots": ["runs/text_classifier-replay"],
+                "out": "results/figures/text_classifier-replay",
+                "options": {"table_figures": False}}},
 ]
 
 Message = Callable[[str], None]
+RunStudy = Callable[[str, Path], None]  # (the study's `suite run` line, its --out folder)
+Convert = Callable[[dict[str, Any]], dict[str, Any]]  # an old `command` entry → `report`
+
+_OPTION_FIELDS = {f.name for f in dataclasses.fields(ReportOptions)} - {"render"}
 
 
 def _quiet(_: str) -> None:
@@ -93,44 +109,88 @@ def renderer_versions() -> dict[str, str]:
     return out
 
 
-def load_manifest(path: Path) -> dict[str, Any]:
-    """The manifest at `path`, or a new one with `DEFAULT_ENTRIES` when there is none."""
+def load_manifest(path: Path, *, convert: Convert | None = None) -> dict[str, Any]:
+    """The manifest at `path`, or a new one with `DEFAULT_ENTRIES` when there is none.
+
+    Args:
+        convert: turns an entry of the old format (a `suite report …` `command`) into
+            one with `report`; without it such an entry is refused.
+
+    Raises:
+        SuiteError: not a manifest, or an entry that names no report to build.
+    """
     path = Path(path)
     if not path.is_file():
-        return {"about": "suite figures: figure → command → inputs → SHA-256 (see "
+        return {"about": "suite figures: figure → report → inputs → SHA-256 (see "
                          "suite/report/_manifest.py)", "renderer": {},
-                "figures": [dict(e) for e in DEFAULT_ENTRIES]}
+                "figures": copy.deepcopy(DEFAULT_ENTRIES)}
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-        for entry in manifest["figures"]:
-            _argv(entry["command"], "report")
+        entries = manifest["figures"]
+        for i, entry in enumerate(entries):
+            if "report" not in entry and "command" in entry:
+                if convert is None:
+                    raise SuiteError(f"{path}: entry {entry.get('name')!r} names a `command` "
+                                     "(the old format); rebuild it with `suite figures`")
+                entries[i] = entry = convert(entry)
+            _check_entry(entry)
         return manifest
     except (ValueError, KeyError, TypeError) as exc:
         raise SuiteError(f"{path} is not a figure manifest ({type(exc).__name__}: {exc})"
                          ) from None
 
 
-def _argv(command: str, expected: str) -> list[str]:
-    argv = shlex.split(command)
-    if len(argv) < 2 or argv[0] != "suite" or argv[1] != expected:
-        raise ValueError(f"expected `suite {expected} …`, got {command!r}")
-    return argv[1:]
+def _check_entry(entry: dict[str, Any]) -> None:
+    """Raises ValueError/KeyError/TypeError on an entry `build_entry` cannot build."""
+    str(entry["name"])
+    report = entry["report"]
+    if not isinstance(report["roots"], list) or not isinstance(report["out"], str):
+        raise TypeError(f"{entry['name']}: report needs a list of roots and an out folder")
+    options_from_dict(report.get("options", {}))
+    _study_out(entry)
 
 
-def _parse_report(command: str):
-    from suite.cli import build_parser
+def options_from_dict(options: dict[str, Any]) -> ReportOptions:
+    """`ReportOptions` from a manifest's plain dict (paths and lists as JSON has them)."""
+    unknown = sorted(set(options) - _OPTION_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown report options {', '.join(unknown)}; known: "
+                         f"{', '.join(sorted(_OPTION_FIELDS))}")
+    values = dict(options)
+    if values.get("table") is not None:
+        values["table"] = Path(values["table"])
+    if values.get("fidelities") is not None:
+        values["fidelities"] = tuple(int(e) for e in values["fidelities"])
+    return ReportOptions(**values)
 
-    return build_parser().parse_args(_argv(command, "report"))
+
+def options_to_dict(options: ReportOptions) -> dict[str, Any]:
+    """The options that differ from the defaults, as plain JSON values (not `render`)."""
+    default = ReportOptions()
+    out = {}
+    for name in (f.name for f in dataclasses.fields(ReportOptions)):
+        value = getattr(options, name)
+        if name in _OPTION_FIELDS and value != getattr(default, name):
+            out[name] = (Path(value).as_posix() if isinstance(value, Path) else
+                         list(value) if isinstance(value, tuple) else value)
+    return out
 
 
-def build_entry(entry: dict[str, Any], *, out: Path | None = None, render: bool = True):
-    """Run an entry's report command (into `out` instead of its own `--out` if given)."""
-    from suite.commands.report_cmd import options, out_dir
-    from suite.report import build_report
+def report_entry(roots: Iterable[Path | str], out: Path | str,
+                 options: ReportOptions) -> dict[str, Any]:
+    """An entry's `report`: what `build_entry` passes to `build_report`."""
+    return {"roots": [Path(r).as_posix() for r in roots], "out": Path(out).as_posix(),
+            "options": options_to_dict(options)}
 
-    args = _parse_report(entry["command"])
-    target = Path(out) if out is not None else out_dir(args)
-    return build_report([Path(d) for d in args.dirs], target, options(args, render=render))
+
+def build_entry(entry: dict[str, Any], *, out: Path | None = None,
+                render: bool = True) -> ReportResult:
+    """Build an entry's report (into `out` instead of its own folder if given)."""
+    report = entry["report"]
+    options = dataclasses.replace(options_from_dict(report.get("options", {})),
+                                  render=render)
+    target = Path(out) if out is not None else Path(report["out"])
+    return build_report([Path(d) for d in report["roots"]], target, options)
 
 
 def _selected(manifest: dict, names: Iterable[str] | None) -> list[dict]:
@@ -139,31 +199,29 @@ def _selected(manifest: dict, names: Iterable[str] | None) -> list[dict]:
 
 
 def _study_out(entry: dict) -> Path | None:
+    """The folder an entry's `study` line writes (its `--out`), or None without a study."""
     study = entry.get("study")
     if not study:
         return None
-    argv = _argv(study, "run")
-    if "--out" not in argv:
-        raise SuiteError(f"{entry['name']}: its study command needs --out")
+    argv = shlex.split(study)
+    if argv[:2] != ["suite", "run"]:
+        raise ValueError(f"expected `suite run …`, got {study!r}")
+    if "--out" not in argv[:-1]:
+        raise ValueError(f"{entry['name']}: its study command needs --out")
     return Path(argv[argv.index("--out") + 1])
 
 
-def _ensure_study(entry: dict, run_studies: bool, say: Message) -> bool:
-    """True when the entry's runs exist (running its study first if allowed)."""
+def _ensure_study(entry: dict, run_study: RunStudy | None, say: Message) -> bool:
+    """True when the entry's runs exist (running its study first if given a way to)."""
     out = _study_out(entry)
     if out is None or ((out / "study.json").exists() and _complete(out)):
         return True
-    if not run_studies:
+    if run_study is None:
         say(f"{entry['name']}: skipped, its runs {out} are missing or unfinished; run "
             f"`{entry['study']}` (or `suite figures --run-studies`)")
         return False
-    argv = _argv(entry["study"], "run")
-    resume = ["run", "--resume", str(out)] if (out / "study.json").exists() else argv
-    say(f"{entry['name']}: running `suite {' '.join(resume)}`")
-    done = subprocess.run([sys.executable, "-m", "suite.cli", *resume], check=False)
-    if done.returncode != 0:
-        raise SuiteError(f"{entry['name']}: its study command failed (exit "
-                         f"{done.returncode})")
+    say(f"{entry['name']}: its runs {out} are missing or unfinished; running its study")
+    run_study(entry["study"], out)
     return True
 
 
@@ -185,12 +243,17 @@ def _hashes(paths: Iterable[Path], root: Path | None = None) -> dict[str, str]:
 
 
 def rebuild_manifest(manifest: dict, path: Path, names: Iterable[str] | None = None, *,
-                     run_studies: bool = False, on_message: Message = _quiet) -> dict:
-    """Rebuild the selected entries' figures and data, record their hashes, write `path`."""
+                     run_study: RunStudy | None = None, on_message: Message = _quiet) -> dict:
+    """Rebuild the selected entries' figures and data, record their hashes, write `path`.
+
+    Args:
+        run_study: runs an entry's study when its runs are missing or unfinished; without
+            it such entries are skipped with a message.
+    """
     for entry in _selected(manifest, names):
-        if not _ensure_study(entry, run_studies, on_message):
+        if not _ensure_study(entry, run_study, on_message):
             continue
-        on_message(f"{entry['name']}: `{entry['command']}`")
+        on_message(f"{entry['name']}: building {entry['report']['out']}")
         result = build_entry(entry)
         study_out = _study_out(entry)
         inputs = [p for p in result.inputs if study_out is None
@@ -231,7 +294,7 @@ def check_manifest(manifest: dict, names: Iterable[str] | None = None, *,
                 problems.append(f"{entry['name']}: input {key} is missing")
             elif sha256_path(Path(key)) != digest:
                 problems.append(f"{entry['name']}: input {key} changed")
-        if not _ensure_study(entry, False, on_message):
+        if not _ensure_study(entry, None, on_message):
             continue
         with tempfile.TemporaryDirectory(dir=scratch) as folder:
             result = build_entry(entry, out=Path(folder), render=figures)

@@ -22,7 +22,7 @@ from suite.report._table import (
     top_curves,
     top_overlap,
 )
-from suite.report._writer import Report, md_table
+from suite.report._writer import Report, TaskInputs, md_table
 
 
 def _hp_frame(results: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -31,9 +31,10 @@ def _hp_frame(results: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     return frame, hps
 
 
-def trial_importance_section(report: Report, runs: RunSet, s: dict) -> None:
-    results, task = s.get("results"), s["task"]
-    if results is None or results.empty:
+def trial_importance_section(report: Report, runs: RunSet, task: str,
+                             results: pd.DataFrame) -> None:
+    """fANOVA and PED-ANOVA on each optimizer's completed trials (`results`)."""
+    if results.empty:
         return
     frame, hps = _hp_frame(results)
     max_epochs = int(runs.runs["max_epochs"].max())
@@ -76,8 +77,9 @@ def _importance_leaders(imp: pd.DataFrame, top: int = 3) -> list[str]:
     return out
 
 
-def grid_importance_section(report: Report, s: dict) -> None:
-    table, task = s["table"], s["task"]
+def grid_importance_section(report: Report, inputs: TaskInputs) -> None:
+    """Exact fANOVA on the table's full grid, per fidelity, against the literature."""
+    table, task = inputs.table, inputs.task
     if table is None:
         return
     epochs = list(report.options.fidelities or fidelity_rungs(table.max_epochs))
@@ -103,8 +105,9 @@ def grid_importance_section(report: Report, s: dict) -> None:
                   f"{task}: literature tiers against the measured order", width=5.0)
 
 
-def fidelity_section(report: Report, s: dict) -> None:
-    table, task = s["table"], s["task"]
+def fidelity_section(report: Report, inputs: TaskInputs) -> None:
+    """Rank correlation of the table's configurations between fidelities; top curves."""
+    table, task = inputs.table, inputs.task
     if table is None:
         return
     epochs = list(report.options.fidelities or fidelity_rungs(table.max_epochs))
@@ -126,9 +129,9 @@ def fidelity_section(report: Report, s: dict) -> None:
                   "configurations (seed mean, band = seed range)", width=5.0)
 
 
-def curves_section(report: Report, runs: RunSet, s: dict) -> None:
-    results, task = s.get("results"), s["task"]
-    if results is None or results.empty:
+def curves_section(report: Report, runs: RunSet, task: str, results: pd.DataFrame) -> None:
+    """The learning curves of the best configurations the runs trained; every trial."""
+    if results.empty:
         return
     curves = run_curves(runs.rows, results, report.options.top)
     frame, hps = _hp_frame(results)

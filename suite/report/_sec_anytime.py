@@ -4,6 +4,7 @@ and the final budget, and the statistics over seeds."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -28,7 +29,7 @@ from suite.report._stats import (
     wilcoxon_holm,
 )
 from suite.report._table import table_reference
-from suite.report._writer import Report, md_table
+from suite.report._writer import Report, TaskInputs, md_table
 
 _N_WARNING = ("N counts seeds of one task. Seeds are repeated measurements of one problem, "
               "not independent data sets: the test and its critical difference describe "
@@ -38,11 +39,21 @@ _N_WARNING = ("N counts seeds of one task. Seeds are repeated measurements of on
               "Pairing by seed number is nominal.")
 
 
-def describe_inputs(report: Report, runs: RunSet | None, s: dict) -> None:
-    table = s["table"]
+@dataclass(frozen=True)
+class Anytime:
+    """What the anytime section derives from the runs, for the sections after it."""
+
+    results: pd.DataFrame  # every completed trial (`trial_results`)
+    trace: pd.DataFrame  # incumbent over budget per run, with `regret` given a table
+    unit: str  # the runs' budget axis
+
+
+def describe_inputs(report: Report, inputs: TaskInputs, runs: RunSet | None) -> None:
+    """What the task's sections read: the table, and the runs (how many, what kind)."""
+    table = inputs.table
     if table is not None:
         env = table.meta.get("environment", {})
-        report.text(f"Table `{s['table_path']}`: {len(table.configs)} configurations × "
+        report.text(f"Table `{inputs.table_path}`: {len(table.configs)} configurations × "
                     f"{table.seeds} seeds × {table.max_epochs} epochs of "
                     f"`{table.meta.get('metric')}`, recorded on {env.get('gpu', 'a CPU')}.")
     if runs is None:
@@ -56,20 +67,18 @@ def describe_inputs(report: Report, runs: RunSet | None, s: dict) -> None:
                                   for o, n in seeds.items()) + ".")
 
 
-def anytime_section(report: Report, runs: RunSet, s: dict) -> None:
+def anytime_section(report: Report, runs: RunSet, inputs: TaskInputs) -> Anytime:
     """Incumbent loss (and regret) against budget, in the run's unit and device-seconds."""
-    o, task = report.options, s["task"]
+    o, task, table = report.options, inputs.task, inputs.table
     results = trial_results(runs.rows)
     trace = incumbent_traces(results, runs.rows)
-    s["results"], s["trace"] = results, trace
+    unit = runs.runs["unit_axis"].iloc[0]
     if trace.empty:
         report.note("no trial completed in these runs: nothing to plot")
-        return
-    table = s["table"]
+        return Anytime(results, trace, unit)
     if table is not None:
         ref = table_reference(table)
         trace["regret"] = (trace["loss"] - ref["best"]) / (ref["median"] - ref["best"])
-    unit = runs.runs["unit_axis"].iloc[0]
     axes = [unit] if unit == "device_seconds" else [unit, "device_seconds"]
     values = ["loss", "regret"] if table is not None else ["loss"]
     summaries = []
@@ -79,15 +88,15 @@ def anytime_section(report: Report, runs: RunSet, s: dict) -> None:
             summary = anytime_summary(on_grid(trace, axis, grid, value), value, o.aggregate,
                                       o.resamples)
             summaries.append(summary.assign(axis=axis, value=value))
-    s["unit"] = unit
     frame = pd.concat(summaries, ignore_index=True)
     report.text("### Anytime performance")
     report.data(f"{task}-incumbent-traces", trace.drop(columns=["run"]))
     report.data(f"{task}-anytime", frame)
-    _anytime_text(report, runs, s, table)
+    _anytime_text(report, runs, table)
     report.text(*[f"- {t}" for t in _anytime_sentences(frame, unit, o.aggregate)])
     for value in values:
         _anytime_figure(report, frame, task, value, axes)
+    return Anytime(results, trace, unit)
 
 
 def _anytime_sentences(frame: pd.DataFrame, unit: str, how: str) -> list[str]:
@@ -114,7 +123,7 @@ def _anytime_sentences(frame: pd.DataFrame, unit: str, how: str) -> list[str]:
     return out
 
 
-def _anytime_text(report: Report, runs: RunSet, s: dict, table) -> None:
+def _anytime_text(report: Report, runs: RunSet, table) -> None:
     o = report.options
     seeds = runs.runs.groupby("optimizer")["seed"].nunique()
     how = {"iqm": "interquartile mean (IQM)", "median": "median", "mean": "mean"}[o.aggregate]
@@ -152,13 +161,17 @@ def _anytime_figure(report: Report, frame: pd.DataFrame, task: str, value: str,
     report.figure(name, draw, f"{task}: {label} against budget spent", ncols=len(axes))
 
 
-def final_section(report: Report, runs: RunSet, s: dict) -> None:
-    """Ranks over budget, the final-budget table, Friedman, post-hoc tests, CD diagram."""
-    trace, task, o = s.get("trace"), s["task"], report.options
-    if trace is None or trace.empty:
-        return
+def final_section(report: Report, runs: RunSet, task: str,
+                  anytime: Anytime) -> pd.DataFrame | None:
+    """Ranks over budget, the final-budget table, Friedman, post-hoc tests, CD diagram.
+
+    Returns:
+        Each run's final incumbent (`final_incumbents`), or None when no trial completed.
+    """
+    trace, unit, o = anytime.trace, anytime.unit, report.options
+    if trace.empty:
+        return None
     finals = final_incumbents(trace)
-    s["finals"] = finals
     report.text("### Ranks and the final budget")
     table = final_table(finals, "loss")
     if "regret" in finals:
@@ -167,17 +180,18 @@ def final_section(report: Report, runs: RunSet, s: dict) -> None:
     report.data(f"{task}-final", table)
     report.text(f"Final incumbent validation loss per optimizer (budget "
                 f"{', '.join(runs.runs['budget'].unique())}):", md_table(_final_md(table)))
-    grid = budget_grid(trace, s["unit"], o.points)
-    ranks = ranks_over_budget(on_grid(trace, s["unit"], grid, "loss", carry=True))
+    grid = budget_grid(trace, unit, o.points)
+    ranks = ranks_over_budget(on_grid(trace, unit, grid, "loss", carry=True))
     if not ranks.empty:
         report.data(f"{task}-ranks", ranks)
         report.figure(f"{task}-ranks", lambda ax: F.plot_ranks(
-            ranks, ax[0, 0], xlabel=f"budget spent ({axis_label(s['unit'])})"),
+            ranks, ax[0, 0], xlabel=f"budget spent ({axis_label(unit)})"),
             f"{task}: average rank over budget (ranked within each seed; no incumbent yet "
             "ranks last)")
     report.figure(f"{task}-final", lambda ax: F.plot_final(finals, ax[0, 0]),
                   f"{task}: final incumbent loss, every seed")
     _statistics(report, finals, task)
+    return finals
 
 
 def _final_md(table: pd.DataFrame) -> pd.DataFrame:

@@ -10,12 +10,17 @@ import pandas as pd
 
 from suite.report import _figures as F
 from suite.report._runs import RunSet
-from suite.report._writer import Report, md_table
+from suite.report._writer import Report, TaskInputs, md_table
 
 
-def testset_section(report: Report, runs: RunSet, s: dict) -> None:
-    """Test-set value of each run's final incumbent beside its validation value."""
-    finals = s.get("finals")
+def testset_section(report: Report, runs: RunSet, inputs: TaskInputs, results: pd.DataFrame,
+                    finals: pd.DataFrame | None) -> None:
+    """Test-set value of each run's final incumbent beside its validation value.
+
+    Args:
+        results: the runs' completed trials (the incumbents' configurations).
+        finals: each run's final incumbent, None when no trial completed.
+    """
     if finals is None or finals.empty:
         return
     report.text("### Test set")
@@ -23,17 +28,18 @@ def testset_section(report: Report, runs: RunSet, s: dict) -> None:
     live = finals[~finals["run"].map(meta["simulated"])]
     replayed = finals[finals["run"].map(meta["simulated"])]
     if len(replayed):
-        _test_replayed(report, replayed, s)
+        _test_replayed(report, replayed, inputs, results)
     if len(live) and not report.options.test:
         report.text("Live runs: test metrics not computed; pass `--test` to evaluate each "
                     "run's incumbent checkpoint (`<run>/checkpoints`; needs the task and "
                     "torch).")
     elif len(live):
-        _test_live(report, live, meta, s)
+        _test_live(report, live, meta, inputs.task)
 
 
-def _test_replayed(report: Report, replayed: pd.DataFrame, s: dict) -> None:
-    table = s["table"]
+def _test_replayed(report: Report, replayed: pd.DataFrame, inputs: TaskInputs,
+                   results: pd.DataFrame) -> None:
+    table = inputs.table
     names = [m for m in (table.metrics if table is not None else ()) if m.startswith("test")]
     if not names:
         report.text("Replayed runs: no test metric. A replay serves the table's validation "
@@ -42,14 +48,14 @@ def _test_replayed(report: Report, replayed: pd.DataFrame, s: dict) -> None:
         return
     rows = []
     for rec in replayed.to_dict("records"):
-        config = _config_of(s["results"], rec)
+        config = _config_of(results, rec)
         index = table.config_index(config)
         row = {"optimizer": rec["optimizer"], "seed": rec["seed"], "val": rec["loss"]}
         for m in names:
             row[m] = float(np.nanmean(table.curve(m)[index, :, rec["epoch"] - 1]))
         rows.append(row)
     frame = pd.DataFrame(rows)
-    report.data(f"{s['task']}-test", frame)
+    report.data(f"{inputs.task}-test", frame)
     report.text("Replayed runs: the table's test metrics at the incumbent's configuration "
                 "and epochs, averaged over the table's seeds:", md_table(frame))
 
@@ -69,7 +75,7 @@ def _plain(v):
     return v
 
 
-def _test_live(report: Report, live: pd.DataFrame, meta: pd.DataFrame, s: dict) -> None:
+def _test_live(report: Report, live: pd.DataFrame, meta: pd.DataFrame, name: str) -> None:
     from suite.registry import get_task  # imports torch: only when asked for
 
     rows, missing = [], []
@@ -81,7 +87,7 @@ def _test_live(report: Report, live: pd.DataFrame, meta: pd.DataFrame, s: dict) 
         if ckpt is None:
             missing.append(f"{rec['optimizer']} seed {rec['seed']}")
             continue
-        task = get_task(s["task"], scale=meta.loc[rec["run"], "scale"] or "full")
+        task = get_task(name, scale=meta.loc[rec["run"], "scale"] or "full")
         metrics = task.evaluate(ckpt, device=report.options.device)
         rows.append({"optimizer": rec["optimizer"], "seed": rec["seed"], "val": rec["loss"],
                      **{k: float(v) for k, v in sorted(metrics.items())}})
@@ -90,11 +96,11 @@ def _test_live(report: Report, live: pd.DataFrame, meta: pd.DataFrame, s: dict) 
                     "is kept, and committed results hold none): no test value for those runs")
     if rows:
         frame = pd.DataFrame(rows)
-        report.data(f"{s['task']}-test", frame)
+        report.data(f"{name}-test", frame)
         report.text("Validation loss of each live run's final incumbent and its test metrics "
                     "(the held-out split):", md_table(frame))
         test_col = next((c for c in frame.columns if c.startswith("test") and "loss" in c),
                         None)
         if test_col:
-            report.figure(f"{s['task']}-test", lambda ax: F.plot_test_vs_val(
-                frame, ax[0, 0], test=test_col), f"{s['task']}: test against validation")
+            report.figure(f"{name}-test", lambda ax: F.plot_test_vs_val(
+                frame, ax[0, 0], test=test_col), f"{name}: test against validation")

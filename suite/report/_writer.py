@@ -1,5 +1,6 @@
 """The report writer: options, result, and the `Report` that accumulates markdown and
-writes figures (PNG + PDF) and data files (deterministic CSV) under a folder."""
+writes figures (PNG + PDF) and data files (deterministic CSV) under a folder; and
+`TaskInputs`, what every section of one task starts from."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from suite.report._style import new_figure, save_figure
+from suite.tables import Table
 
 _GZIP_ABOVE = 256 * 1024  # data files larger than this are stored gzipped (mtime 0)
 
@@ -45,7 +47,14 @@ class ReportResult:
     notes: list[str] = field(default_factory=list)
 
 
-Step = tuple[str, Callable[[], None]]
+@dataclass(frozen=True)
+class TaskInputs:
+    """One task of a report and the table its sections read (None: no table, or one that
+    cannot serve: unreadable or incomplete)."""
+
+    task: str
+    table: Table | None = None
+    table_path: str | None = None  # as the runs' meta or `--table` name it
 
 
 class Report:

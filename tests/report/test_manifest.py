@@ -1,15 +1,21 @@
 """The figure manifest: committed inputs hash as recorded, rebuilt data reproduces."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from synthetic import write_synthetic_study, write_synthetic_table
 
 from suite.cli import main
+from suite.commands.figures_cmd import convert_entry
+from suite.errors import SuiteError
+from suite.report import ReportOptions
 from suite.report._manifest import (
     check_manifest,
     load_manifest,
+    options_from_dict,
+    options_to_dict,
     rebuild_manifest,
     sha256_path,
 )
@@ -34,13 +40,8 @@ def test_committed_manifest_inputs_and_data_reproduce(monkeypatch, tmp_path):
             assert sha256_path(ROOT / key) == digest, f"{entry['name']}: {key} changed"
     for entry in manifest["figures"]:
         for path in entry.get("figures", {}):
-            out = _out(entry["command"])
+            out = entry["report"]["out"]
             assert (ROOT / out / path).is_file(), f"committed figure {out}/{path} missing"
-
-
-def _out(command: str) -> str:
-    argv = command.split()
-    return argv[argv.index("--out") + 1]
 
 
 def _setup(tmp_path, monkeypatch) -> Path:
@@ -48,13 +49,13 @@ def _setup(tmp_path, monkeypatch) -> Path:
     write_synthetic_table(Path("toy.parquet"))
     write_synthetic_study(Path("runs/live"), optimizers=("good", "bad"), seeds=[0, 1])
     manifest = {"about": "test", "renderer": {}, "figures": [
-        {"name": "toy-table", "command": "suite report --table toy.parquet --out figs/table "
-                                         "--bootstrap 100"},
-        {"name": "toy-live", "command": "suite report runs/live --table toy.parquet "
-                                        "--no-table-figures --out figs/live --bootstrap 100"},
+        {"name": "toy-table", "report": {"roots": [], "out": "figs/table", "options": {
+            "table": "toy.parquet", "resamples": 100}}},
+        {"name": "toy-live", "report": {"roots": ["runs/live"], "out": "figs/live", "options": {
+            "table": "toy.parquet", "table_figures": False, "resamples": 100}}},
         {"name": "toy-replay", "study": "suite run --task toy --table toy.parquet --optimizer "
                                         "random --seeds 0-1 --budget 3x --out runs/replay",
-         "command": "suite report runs/replay --out figs/replay"}]}
+         "report": {"roots": ["runs/replay"], "out": "figs/replay"}}]}
     path = Path("figs/manifest.json")
     path.parent.mkdir()
     path.write_text(json.dumps(manifest))
@@ -101,3 +102,44 @@ def test_tree_hash_ignores_files_other_than_run_data(tmp_path):
     (run / "report").mkdir()
     (run / "report" / "report.md").write_text("x")
     assert sha256_path(run) == before
+
+
+def test_old_command_entries_convert_on_the_command_line_only(tmp_path, monkeypatch, capsys):
+    path = _setup(tmp_path, monkeypatch)
+    new = json.loads(path.read_text())
+    old = json.loads(path.read_text())
+    old["figures"][1] = {"name": "toy-live", "command": "suite report runs/live --table "
+                         "toy.parquet --no-table-figures --out figs/live --bootstrap 100"}
+    path.write_text(json.dumps(old))
+    with pytest.raises(SuiteError, match="names a `command` .*rebuild it with `suite figures`"):
+        load_manifest(path)
+    assert convert_entry(old["figures"][1]) == new["figures"][1]
+    assert load_manifest(path, convert=convert_entry) == new
+    assert main(["figures", "--manifest", str(path), "--only", "toy-live"]) == 0
+    assert json.loads(path.read_text())["figures"][1]["report"] == new["figures"][1]["report"]
+
+
+def test_an_entry_with_unknown_options_is_refused(tmp_path, monkeypatch):
+    path = _setup(tmp_path, monkeypatch)
+    manifest = json.loads(path.read_text())
+    manifest["figures"][0]["report"]["options"]["bootstrap"] = 100
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(SuiteError, match="unknown report options bootstrap"):
+        load_manifest(path)
+
+
+def test_options_round_trip_through_the_manifest_dict():
+    options = ReportOptions(table=Path("t.parquet"), fidelities=(1, 3), top=5, render=False)
+    plain = options_to_dict(options)
+    assert plain == {"table": "t.parquet", "top": 5, "fidelities": [1, 3]}
+    assert options_from_dict(json.loads(json.dumps(plain))) == replace(options, render=True)
+
+
+def test_run_studies_runs_a_missing_study_then_builds_its_report(tmp_path, monkeypatch):
+    path = _setup(tmp_path, monkeypatch)
+    assert main(["figures", "--manifest", str(path), "--only", "toy-replay",
+                 "--run-studies"]) == 0
+    replay = json.loads(path.read_text())["figures"][2]
+    assert (Path("runs/replay") / "study.json").is_file() and "report.md" in replay["data"]
+    assert "runs/replay" not in replay["inputs"]  # a study's runs are rebuilt, not hashed
+    assert check_manifest(load_manifest(path), ["toy-replay"], scratch=tmp_path) == []

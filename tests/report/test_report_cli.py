@@ -128,3 +128,25 @@ def test_a_table_changed_since_the_replay_is_noted(tmp_path):
     assert _report(study, "--no-table-figures") == 0
     assert "has changed since these runs replayed it" in (study / "report" / "report.md"
                                                           ).read_text()
+
+
+@pytest.mark.parametrize(("roots", "table", "table_figures", "sections"), [
+    ([], True, True, ["reading", "grid fANOVA", "fidelity correlation"]),
+    (["study"], True, False, ["reading", "anytime performance", "ranks and statistics",
+                              "test set", "importance from the trials",
+                              "learning curves and trials"]),
+])
+def test_progress_announces_each_step_once_and_counts_them(tmp_path, roots, table,
+                                                            table_figures, sections):
+    from suite.report import ReportOptions, build_report
+
+    path = write_synthetic_table(tmp_path / "toy.parquet")
+    write_synthetic_study(tmp_path / "study", optimizers=("good",), seeds=[0])
+    calls = []
+    build_report([tmp_path / r for r in roots], tmp_path / "out", ReportOptions(
+        table=path if table else None, table_figures=table_figures, resamples=100,
+        render=False), on_step=lambda *call: calls.append(call))
+    total = len(sections) + 1
+    assert calls[0][:2] == (0, 0) and calls[-1] == (total, total, "done")
+    assert calls[1:-1] == [(i, total, what) for i, what in enumerate(
+        [*(f"toy: {s}" for s in sections), "writing report.md"])]

@@ -1,0 +1,102 @@
+"""The plan of a study: which optimizers and seeds on which task and budget, and how to
+run them; checked when made, and written to `study.json` as it is.
+
+Its own module, below both `suite.setting` (which reads what the plan's runs share) and
+`suite.study` (which runs it), so that neither imports the other for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from suite.budget import parse_budget
+from suite.errors import SuiteError
+from suite.executors import check_fuse
+from suite.runner import PROMOTION_POLICIES
+
+__all__ = ["StudySpec", "EXECUTORS"]
+
+EXECUTORS = ("local", "inprocess", "simulated", "ray")
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """The plan of a study, as written to `study.json`.
+
+    `scale` defaults to `full` for live runs and to the table's scale for a replay;
+    `executor` defaults to `local`, and is `simulated` whenever `table` is given.
+    `address` (None: a local Ray instance) and `gpus_per_trial` are the Ray executor's;
+    `trial_timeout` (wall seconds per attempt of a trial) applies to every live executor.
+    """
+
+    task: str
+    optimizers: tuple[str, ...]
+    seeds: tuple[int, ...]
+    budget: str
+    scale: str | None = None
+    promotion: str = "resume"
+    include_default: bool = False
+    workers: int = 1
+    devices: tuple[str, ...] = ("auto",)
+    executor: str | None = None
+    table: str | None = None
+    address: str | None = None
+    gpus_per_trial: float | None = None
+    trial_timeout: float | None = None
+    fuse: str = "off"  # "auto": the local executor trains same-shape trials as arrays
+    fuse_max: int = 8  # members per array; workers × fuse_max trials in flight
+
+    def __post_init__(self) -> None:
+        parse_budget(self.budget)
+        if self.promotion not in PROMOTION_POLICIES:
+            raise SuiteError(f"unknown promotion policy {self.promotion!r}; choose "
+                             f"{' or '.join(PROMOTION_POLICIES)}")
+        if self.executor is not None and self.executor not in EXECUTORS:
+            raise SuiteError(f"unknown executor {self.executor!r}; choose from "
+                             f"{', '.join(EXECUTORS)}")
+        if self.workers < 1:
+            raise SuiteError(f"--workers must be at least 1, got {self.workers}")
+        if not self.optimizers or not self.seeds:
+            raise SuiteError("a study needs at least one optimizer and one seed")
+        self._check_replay()
+        self._check_faults_and_ray()
+        # frozen: resolve the defaults that depend on whether this is a replay
+        object.__setattr__(self, "executor",
+                           self.executor or ("simulated" if self.table else "local"))
+        if self.table is None and self.scale is None:
+            object.__setattr__(self, "scale", "full")
+        check_fuse(self.executor, None, self.fuse, self.fuse_max)
+
+    def _check_faults_and_ray(self) -> None:
+        if self.trial_timeout is not None:
+            if self.table is not None:
+                raise SuiteError("--trial-timeout limits live training; a replay (--table) "
+                                 "has no wall clock per trial")
+            if not self.trial_timeout > 0:
+                raise SuiteError(f"--trial-timeout must be positive seconds, got "
+                                 f"{self.trial_timeout:g}")
+        if self.executor != "ray":
+            if self.address is not None or self.gpus_per_trial is not None:
+                flag = "--address" if self.address is not None else "--gpus-per-trial"
+                raise SuiteError(f"{flag} is for --executor ray")
+            return
+        if tuple(self.devices) != ("auto",):
+            raise SuiteError("--devices has no meaning with --executor ray: Ray places each "
+                             "trial; give --gpus-per-trial")
+        gpus = self.gpus_per_trial or 0.0
+        # Ray shares a GPU by fractions below 1 and gives whole GPUs above it
+        if gpus < 0 or (gpus > 1 and gpus != int(gpus)):
+            raise SuiteError(f"--gpus-per-trial must be a fraction in 0..1 or a whole number "
+                             f"of GPUs, got {gpus:g}")
+
+    def _check_replay(self) -> None:
+        if self.table is None:
+            if self.executor == "simulated":
+                raise SuiteError("the simulated executor replays a recorded table: give --table")
+            return
+        if self.executor not in (None, "simulated"):
+            raise SuiteError(f"--table replays on the simulated executor; drop --executor "
+                             f"{self.executor}")
+        if tuple(self.devices) != ("auto",):
+            raise SuiteError("--devices has no meaning in a replay (--table): its workers are "
+                             "simulated; give --workers N")
