@@ -10,10 +10,30 @@ import pytest
 
 from suite.budget import Totals
 from suite.cli import main
-from suite.log import (LOG_NAME, META_NAME, LogError, RunLog, read_log, read_meta, read_rows,
-                       read_run_meta, read_runs)
-from suite.records import (FORMAT, EndRow, EpochRow, Event, FinishRow, RetryRow, RowError,
-                           RunMeta, StartRow, check_row, parse_row)
+from suite.log import (
+    LOG_NAME,
+    META_NAME,
+    LogError,
+    RunLog,
+    read_log,
+    read_meta,
+    read_rows,
+    read_run_meta,
+    read_runs,
+)
+from suite.records import (
+    FORMAT,
+    EndRow,
+    EpochRow,
+    Event,
+    FinishRow,
+    RetryRow,
+    RowError,
+    RunMeta,
+    StartRow,
+    check_row,
+    parse_row,
+)
 from suite.types import Status, Trial
 
 OLD_RUN = Path(__file__).parents[1] / "results" / "runs" / "text_classifier-live" / "random" \
@@ -86,7 +106,8 @@ def test_a_committed_old_log_reads_as_before():
     assert not any("v" in row for row in raw), "a log written before the records"
     records = read_log(OLD_RUN)
     assert [r.event for r in records] == [row["event"] for row in raw]
-    assert all(_same_json(_without_v(r.to_json()), row) for r, row in zip(records, raw))
+    assert all(_same_json(_without_v(r.to_json()), row)
+               for r, row in zip(records, raw, strict=True))
     assert read_rows(OLD_RUN) == raw
     pd.testing.assert_frame_equal(read_runs(OLD_RUN), _frame_as_before(OLD_RUN))
 
@@ -116,7 +137,8 @@ def test_format_1_rows_read_as_records_and_frame_as_before(tmp_path):
                                 Totals(3, 1.5, 1.5), 3.0)
     assert records[7] == FinishRow("budget", Totals(3, 1.5, 1.5), 3.1)
     lines = [json.loads(line) for line in FORMAT_1_LINES.splitlines()]
-    assert all(_same_json(_without_v(r.to_json()), row) for r, row in zip(records, lines))
+    assert all(_same_json(_without_v(r.to_json()), row)
+               for r, row in zip(records, lines, strict=True))
     pd.testing.assert_frame_equal(read_runs(run), _frame_as_before(run))
 
 
@@ -142,7 +164,7 @@ def test_a_toy_run_logs_records_that_read_back_equal(tmp_path):
     rows, records = read_rows(run), read_log(run)
     assert {row["event"] for row in rows} >= {"start", "epoch", "finish"}
     assert all(row["v"] == FORMAT for row in rows)
-    assert all(_same_json(r.to_json(), row) for r, row in zip(records, rows))
+    assert all(_same_json(r.to_json(), row) for r, row in zip(records, rows, strict=True))
     assert all(parse_row(json.loads(json.dumps(r.to_json()))) == r for r in records
                if not (isinstance(r, EpochRow) and r.loss != r.loss))  # NaN != NaN
     assert "v" not in read_runs(run).columns
