@@ -72,6 +72,7 @@ _STATUSES = {
     Event.EPOCH: frozenset({Status.RUNNING, Status.OK, Status.FAILED, Status.CUT}),
     Event.END: frozenset({Status.FAILED, Status.CRASHED, Status.TIMEOUT, Status.CUT}),
 }
+_KINDS = {str(kind): kind for kind in _FIELDS}
 _MISSING = object()
 
 
@@ -99,7 +100,7 @@ def check_row(row: Any) -> Event:
         raise _bad(_wrong(kind, "sim_time", row, _NUM))
     if "v" in row:
         _check_version(row["v"], "row")
-    return Event(kind)
+    return _KINDS[kind]
 
 
 def _wrong(kind: str, name: str, data: dict, types: tuple[type, ...],

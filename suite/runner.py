@@ -6,14 +6,14 @@ spent or the optimizer has nothing left to propose. The log's rows are the recor
 ledger totals after its charge), `retry` (its worker died; the trial runs once more from
 the checkpoint of its last logged epoch, so no epoch is logged twice), `end` (a trial
 ended without an epoch row saying so) and `finish` (the run stopped, and why). An epoch
-row's `status` is `running`, `ok` (the target was
-reached; told to the optimizer), `failed` (NaN or inf; told as a failure) or `cut` (the
-epoch that spent the budget; never told). An end row's is `failed` (training raised),
-`crashed` (the worker died again on the retry), `timeout` (an attempt ran past
-`trial_timeout` wall seconds and was stopped) or `cut` (the budget ran out while it
-trained); all but `cut` are told as failures. Every row carries `wall_time`, and
-`sim_time` too when the executor keeps a clock of its own (a replay's simulated
-executor): the same loop, ledger and log serve live runs and replays.
+row's `status` is `running`, `ok` (the target was reached; told to the optimizer),
+`failed` (NaN or inf; told as a failure) or `cut` (the epoch that spent the budget; never
+told). An end row's is `failed` (training raised), `crashed` (the worker died again on
+the retry), `timeout` (an attempt ran past `trial_timeout` wall seconds and was stopped)
+or `cut` (the budget ran out while it trained); all but `cut` are told as failures. Every
+row carries `wall_time`, and `sim_time` too when the executor keeps a clock of its own (a
+replay's simulated executor): the same loop, ledger and log serve live runs and replays.
+`on_row`, if given, sees each row's JSON object as it was written.
 
 Crash retry and timeouts live here, not in an executor, so every executor gets them: an
 executor only says that a trial's worker was `lost` and stops a trial when told.
@@ -149,7 +149,7 @@ class Runner:
         deadline = (time.monotonic() + self.trial_timeout if self.trial_timeout is not None
                     else None)
         self.state.active[trial.trial_id] = ActiveTrial(trial, start_epoch, start_epoch,
-                                                    resume_ckpt, deadline)
+                                                        resume_ckpt, deadline)
         self._jobs.add(trial.trial_id)
         if log_start:
             self.state.trials += 1
@@ -186,7 +186,7 @@ class Runner:
             status = Status.CUT
         else:
             status = Status.RUNNING
-        self._append(EpochRow(trial, result.epoch, dict(result.metrics), loss,
+        self._append(EpochRow(trial, result.epoch, result.metrics, loss,
                               result.device_seconds, totals, status, event.worker,
                               **self._stamp()))
         if result.checkpoint is not None and active.last_epoch > active.start_epoch:

@@ -21,6 +21,8 @@ import pandas as pd
 from suite.budget import UNIT_NAMES, parse_budget
 from suite.errors import SuiteError
 from suite.log import read_run_meta, read_runs
+from suite.records import Event
+from suite.types import Status
 
 __all__ = ["RunSet", "load_runs", "trial_results", "incumbent_traces", "budget_grid",
            "on_grid", "final_incumbents", "run_curves", "AXES", "axis_label"]
@@ -85,7 +87,7 @@ def trial_results(rows: pd.DataFrame) -> pd.DataFrame:
     Columns kept: run, optimizer, seed, trial_id, config_id, epoch, loss, the config and
     metric columns, and the ledger totals after the trial's last epoch was charged.
     """
-    ok = rows[(rows["event"] == "epoch") & (rows["status"] == "ok")].copy()
+    ok = rows[(rows["event"] == Event.EPOCH) & (rows["status"] == Status.OK)].copy()
     ok["order"] = ok.index
     keep = ["run", "optimizer", "seed", "order", "trial_id", "config_id", "epoch", "loss",
             *AXES.values(), *[c for c in rows.columns if c.startswith(("config.", "metrics."))]]
@@ -184,7 +186,7 @@ def run_curves(rows: pd.DataFrame, results: pd.DataFrame, top: int = 10) -> pd.D
     """
     best = (results.sort_values(["epoch", "loss"], ascending=[False, True])
             .drop_duplicates(["run", "config_id"]).head(top))
-    epochs = rows[(rows["event"] == "epoch") & rows["loss"].notna()]
+    epochs = rows[(rows["event"] == Event.EPOCH) & rows["loss"].notna()]
     frames = []
     for rank, rec in enumerate(best.itertuples(index=False), start=1):
         curve = epochs[(epochs["run"] == rec.run) & (epochs["config_id"] == rec.config_id)]
