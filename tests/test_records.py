@@ -253,3 +253,28 @@ def test_suite_report_refuses_a_bad_row_in_one_line(tmp_path, capsys):
     assert main(["report", str(tmp_path / "old"), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and f"{LOG_NAME}:2: bad epoch row" in err, err
+
+
+def test_a_format_1_run_resumes_and_goes_on_in_format_2(tmp_path):
+    """A run written before the records, cut short, continues where its log stops."""
+    out = tmp_path / "s"
+    argv = ["run", "--task", "toy", "--optimizer", "random", "--budget", "2x",
+            "--executor", "inprocess", "--out", str(out)]
+    assert main(argv) == 0
+    run = out / "random" / "seed-0"
+    uninterrupted = read_rows(run)
+    # cut after a trial's last epoch, with none in flight: a finished run kept no checkpoints
+    cut = max(i for i, row in enumerate(uninterrupted[:len(uninterrupted) // 2])
+              if row["event"] == "epoch" and row["status"] != "running")
+    kept = uninterrupted[:cut + 1]
+    (run / LOG_NAME).write_text("".join(json.dumps(_without_v(row), sort_keys=True) + "\n"
+                                        for row in kept))
+    meta = _without_v(json.loads((run / META_NAME).read_text()))
+    (run / META_NAME).write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    assert main(["run", "--resume", str(out)]) == 0
+    rows = read_rows(run)
+    assert ["v" in row for row in rows] == [False] * len(kept) + [True] * (len(rows) - len(kept))
+
+    def timeless(rows):
+        return [{k: v for k, v in row.items() if k not in ("v", "wall_time")} for row in rows]
+    assert timeless(rows) == timeless(uninterrupted)
