@@ -12,7 +12,8 @@
   table, 4 workers), the path `benchmarks/replay_overhead.py` reports in the README.
 - report functions on a log of at least 100,000 rows written by the real runner (a replay
   study on the toy table), composed as `build_report` composes them.
-- log write (`RunLog.append`, flushed per line) and read (`read_runs`) throughput, per row.
+- log write (`RunLog.append` of an epoch record, flushed per line) and read (`read_runs`,
+  every row checked) throughput, per row.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ import numpy as np
 import pytest
 from replay_overhead import replay
 
+from suite.budget import Totals
 from suite.log import RunLog, read_runs
 from suite.optimizers import OPTIMIZERS, make_optimizer
+from suite.records import EpochRow
 from suite.report import (
     anytime_summary,
     budget_grid,
@@ -41,7 +44,7 @@ from suite.report import (
 from suite.study import StudySpec, run_study
 from suite.tables import read_table
 from suite.testing import ToyTask, toy_table
-from suite.types import Status, TrialResult
+from suite.types import Status, Trial, TrialResult
 
 OBSERVATIONS = (100, 1000)
 # One Hyperband iteration at 1..27 epochs, eta 3 (40 + 17 + 8 + 4 trials): a block holds
@@ -159,11 +162,10 @@ def test_log_read(speed, big_log):
 
 def test_log_write(speed, tmp_path):
     folders = itertools.count()
-    row = {"event": "epoch", "trial_id": 7, "config_id": 3, "target_epochs": 27,
-           "config": {"lr": 0.01, "width": 6, "batch_size": 32, "kind": "plain"},
-           "epoch": 9, "metrics": {"val_loss": 0.41, "val_accuracy": 0.77}, "loss": 0.41,
-           "device_seconds": 0.027, "status": "running", "worker": 2, "wall_time": 1.5,
-           "ledger": {"epochs": 900, "device_seconds": 24.3, "full": 33.3}, "sim_time": 6.1}
+    # the record the runner appends (its JSON object is built as the row is written)
+    row = EpochRow(Trial(7, {"lr": 0.01, "width": 6, "batch_size": 32, "kind": "plain"}, 27, 3),
+                   9, {"val_loss": 0.41, "val_accuracy": 0.77}, 0.41, 0.027,
+                   Totals(900, 24.3, 33.3), Status.RUNNING, 2, wall_time=1.5, sim_time=6.1)
 
     def write():
         with RunLog.create(tmp_path / str(next(folders)), {"task": "toy"}) as log:

@@ -1,9 +1,15 @@
 """The run log: append-only JSONL, one row per trained epoch, `meta.json` beside it.
 
+Rows and meta are the typed records of `suite.records` (one writer, one reader each).
 Rows are flushed line by line, so a killed run loses at most the line being written.
 A torn last line (no trailing newline) is tolerated by the reader; `--resume` repairs it
 by appending a marker line after it, never by rewriting what is already on disk.
-`read_runs` is the only reader the reports use.
+
+Readers: `read_log` (the rows as records; resume and replay use it), `read_runs` (every
+run below a folder as one DataFrame; the reports use it) and `read_run_meta` check every
+row and the meta at the boundary and refuse a bad one with one line naming the file and
+line. `read_rows` and `read_meta` give the JSON objects: the rows as written, unchecked
+(for tools that look at a log line by line), and the meta's records as JSON.
 """
 
 from __future__ import annotations
@@ -17,13 +23,14 @@ from typing import Any
 import pandas as pd
 
 from suite.errors import SuiteError
+from suite.records import Event, Row, RowError, RunMeta, check_row, parse_row
 
-__all__ = ["RunLog", "LogError", "read_rows", "read_meta", "read_runs", "write_atomic",
-           "LOG_NAME", "META_NAME"]
+__all__ = ["RunLog", "LogError", "read_log", "read_rows", "read_run_meta", "read_meta",
+           "read_runs", "write_atomic", "LOG_NAME", "META_NAME"]
 
 LOG_NAME = "log.jsonl"
 META_NAME = "meta.json"
-_REPAIR_MARKER = {"event": "repaired_torn_line_above"}
+_REPAIR_MARKER = {"event": str(Event.REPAIRED)}
 
 
 class LogError(SuiteError):
@@ -38,15 +45,22 @@ class RunLog:
         self._handle = handle
 
     @classmethod
-    def create(cls, directory: Path, meta: Mapping[str, Any]) -> RunLog:
-        """Start a new run folder; refuses one that already holds a log."""
+    def create(cls, directory: Path, meta: RunMeta | Mapping[str, Any]) -> RunLog:
+        """Start a new run folder; refuses one that already holds a log. `meta` may be
+        given as its JSON object (checked as the reader would)."""
         directory = Path(directory)
         if (directory / LOG_NAME).exists():
             raise LogError(f"{directory} already holds a run; use --resume {directory} to "
                            "continue it or choose another --out")
+        if not isinstance(meta, RunMeta):
+            try:
+                meta = RunMeta.from_json(dict(meta))
+            except RowError as exc:
+                raise LogError(f"cannot write {directory / META_NAME}: {exc}") from None
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            write_atomic(directory / META_NAME, json.dumps(meta, indent=1, sort_keys=True))
+            write_atomic(directory / META_NAME,
+                         json.dumps(meta.to_json(), indent=1, sort_keys=True))
             return cls(directory, open(directory / LOG_NAME, "x", encoding="utf-8"))
         except OSError as exc:
             raise LogError(f"cannot write the run folder {directory}: {exc.strerror}") from None
@@ -64,9 +78,14 @@ class RunLog:
             raise LogError(f"cannot append to {path}: {exc.strerror}") from None
         return cls(directory, handle)
 
-    def append(self, row: Mapping[str, Any]) -> None:
-        self._handle.write(json.dumps(row, sort_keys=True) + "\n")
+    def append(self, row: Row | Mapping[str, Any]) -> Mapping[str, Any]:
+        """Write one row and flush it; returns the JSON object written. The runner appends
+        records; a JSON object is written as it is (tests and tools write odd rows)."""
+        to_json = getattr(row, "to_json", None)
+        data = to_json() if to_json is not None else row
+        self._handle.write(json.dumps(data, sort_keys=True) + "\n")
         self._handle.flush()
+        return data
 
     def close(self) -> None:
         self._handle.close()
@@ -90,20 +109,39 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def read_meta(directory: Path) -> dict[str, Any]:
+def read_run_meta(directory: Path) -> RunMeta:
+    """A run's meta.json as a record; defaults fill what an older file lacks."""
     path = Path(directory) / META_NAME
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return RunMeta.from_json(json.loads(path.read_text(encoding="utf-8")))
     except FileNotFoundError:
         raise LogError(f"{directory} is not a run folder (no {META_NAME})") from None
+    except RowError as exc:
+        raise LogError(f"{path}: {exc}") from None
     except (OSError, ValueError) as exc:
         raise LogError(f"{path} is unreadable ({type(exc).__name__})") from None
 
 
-def read_rows(directory: Path) -> list[dict[str, Any]]:
-    """Every row of a run's log. A torn line is skipped only where it is the last line or
-    is followed by the repair marker; any other unreadable line is an error."""
+def read_meta(directory: Path) -> dict[str, Any]:
+    """`read_run_meta` as its JSON object (as this version writes it: all its keys)."""
+    return read_run_meta(directory).to_json()
+
+
+def read_log(directory: Path) -> list[Row]:
+    """Every row of a run's log as a record, of either format; a row that is not one of a
+    known kind, with its fields and their types, is an error naming file and line."""
     path = Path(directory) / LOG_NAME
+    return _checked(path, _numbered_rows(path), parse_row)
+
+
+def read_rows(directory: Path) -> list[dict[str, Any]]:
+    """Every row of a run's log as the JSON object written, unchecked."""
+    return [row for _, row in _numbered_rows(Path(directory) / LOG_NAME)]
+
+
+def _numbered_rows(path: Path) -> list[tuple[int, Any]]:
+    """(line number, decoded row) of each row. A torn line is skipped only where it is the
+    last line or is followed by the repair marker; any other unreadable line is an error."""
     try:
         lines = path.read_text(encoding="utf-8").split("\n")
     except FileNotFoundError:
@@ -123,8 +161,19 @@ def read_rows(directory: Path) -> list[dict[str, Any]]:
             raise LogError(f"{path}:{i + 1}: corrupt line (not JSON); the log was edited or "
                            "damaged") from None
         if row != _REPAIR_MARKER:
-            rows.append(row)
+            rows.append((i + 1, row))
     return rows
+
+
+def _checked(path: Path, numbered: list[tuple[int, Any]], check) -> list:
+    """`check(row)` of every row; the first it refuses is one error naming file and line."""
+    out = []
+    for number, row in numbered:
+        try:
+            out.append(check(row))
+        except RowError as exc:
+            raise LogError(f"{path}:{number}: {exc}") from None
+    return out
 
 
 def _is_marker(lines: list[str], i: int) -> bool:
@@ -153,13 +202,17 @@ def read_runs(roots: Path | Iterable[Path]) -> pd.DataFrame:
     roots = [roots] if isinstance(roots, str | Path) else list(roots)
     frames = []
     for directory in find_runs(roots):
-        rows = read_rows(directory)
-        if not rows:
+        path = directory / LOG_NAME
+        numbered = _numbered_rows(path)
+        if not numbered:
             continue
-        meta = read_meta(directory)
-        frame = pd.json_normalize(rows, sep=".")
+        _checked(path, numbered, check_row)  # as `read_log` would, without the records
+        meta = read_run_meta(directory)
+        frame = pd.json_normalize([row for _, row in numbered], sep=".")
+        if "v" in frame:  # the format of a row, not its data: the same columns in either
+            frame = frame.drop(columns="v")
         for key in ("task", "optimizer", "seed", "budget", "simulated"):
-            frame[key] = meta.get(key)
+            frame[key] = getattr(meta, key)
         frame["run"] = str(directory)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

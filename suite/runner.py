@@ -1,18 +1,19 @@
 """The runner: the only owner of the loop, time, I/O and failures.
 
 ask → submit → wait → charge the ledger → append to the log → tell, until the budget is
-spent or the optimizer has nothing left to propose. The log has four kinds of rows:
-`start` (a trial was submitted), `epoch` (one per trained epoch, with the ledger totals
-after its charge), `retry` (its worker died; the trial runs once more from the checkpoint
-of its last logged epoch, so no epoch is logged twice) and `end` (a trial ended without
-an epoch row saying so). An epoch row's `status` is `running`, `ok` (the target was
-reached; told to the optimizer), `failed` (NaN or inf; told as a failure) or `cut` (the
-epoch that spent the budget; never told). An end row's is `failed` (training raised),
-`crashed` (the worker died again on the retry), `timeout` (an attempt ran past
-`trial_timeout` wall seconds and was stopped) or `cut` (the budget ran out while it
-trained); all but `cut` are told as failures. Every row carries `wall_time`, and
-`sim_time` too when the executor keeps a clock of its own (a replay's simulated
-executor): the same loop, ledger and log serve live runs and replays.
+spent or the optimizer has nothing left to propose. The log's rows are the records of
+`suite.records`: `start` (a trial was submitted), `epoch` (one per trained epoch, with the
+ledger totals after its charge), `retry` (its worker died; the trial runs once more from
+the checkpoint of its last logged epoch, so no epoch is logged twice), `end` (a trial
+ended without an epoch row saying so) and `finish` (the run stopped, and why). An epoch
+row's `status` is `running`, `ok` (the target was reached; told to the optimizer),
+`failed` (NaN or inf; told as a failure) or `cut` (the epoch that spent the budget; never
+told). An end row's is `failed` (training raised), `crashed` (the worker died again on
+the retry), `timeout` (an attempt ran past `trial_timeout` wall seconds and was stopped)
+or `cut` (the budget ran out while it trained); all but `cut` are told as failures. Every
+row carries `wall_time`, and `sim_time` too when the executor keeps a clock of its own (a
+replay's simulated executor): the same loop, ledger and log serve live runs and replays.
+`on_row`, if given, sees each row's JSON object as it was written.
 
 Crash retry and timeouts live here, not in an executor, so every executor gets them: an
 executor only says that a trial's worker was `lost` and stops a trial when told.
@@ -27,13 +28,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from suite.budget import Ledger, Totals
+from suite.budget import Ledger
 from suite.executors import EpochDone, Executor, Job, TrialEnded
 from suite.executors._base import snapshot_path
 from suite.log import RunLog
+from suite.records import EndRow, EpochRow, FinishRow, RetryRow, Row, StartRow
 from suite.types import Metric, Status, Trial, TrialResult
 
-__all__ = ["Runner", "RunState", "Incumbent", "training_seed", "PROMOTION_POLICIES"]
+__all__ = ["Runner", "RunState", "ActiveTrial", "Incumbent", "training_seed",
+           "PROMOTION_POLICIES"]
 
 PROMOTION_POLICIES = ("resume", "retrain")
 
@@ -58,7 +61,10 @@ class Incumbent:
 
 
 @dataclass
-class _Active:
+class ActiveTrial:
+    """A trial submitted and not yet ended: where its current attempt started and how far
+    it got. The runner keeps one per trial in flight; `suite.resume` rebuilds them."""
+
     trial: Trial
     start_epoch: int  # of this attempt
     last_epoch: int  # the last logged
@@ -72,7 +78,7 @@ class RunState:
 
     tells: int = 0
     wall_offset: float = 0.0
-    active: dict[int, _Active] = field(default_factory=dict)
+    active: dict[int, ActiveTrial] = field(default_factory=dict)
     finals: dict[int, tuple[int, Path]] = field(default_factory=dict)  # trial → (epochs, ckpt)
     incumbent: Incumbent | None = None
     trials: int = 0
@@ -86,7 +92,7 @@ class Runner:
                  metric: Metric, seed: int, checkpoints: Path | None,
                  promotion: str = "resume", trial_timeout: float | None = None,
                  state: RunState | None = None,
-                 on_row: Callable[[dict, Runner], None] | None = None) -> None:
+                 on_row: Callable[[Mapping[str, Any], Runner], None] | None = None) -> None:
         self.optimizer, self.executor, self.ledger, self.log = optimizer, executor, ledger, log
         self.trial_timeout = trial_timeout  # wall seconds per attempt; None: no limit
         self.metric, self.seed, self.promotion, self.on_row = metric, seed, promotion, on_row
@@ -106,8 +112,7 @@ class Runner:
             reason = self._loop()
         finally:
             self.executor.close()
-        self._append({"event": "finish", "reason": reason,
-                      "ledger": _totals(self.ledger.totals)})
+        self._append(FinishRow(reason, self.ledger.totals, **self._stamp()))
         return reason
 
     def _loop(self) -> str:
@@ -143,15 +148,14 @@ class Runner:
                   start_epoch)
         deadline = (time.monotonic() + self.trial_timeout if self.trial_timeout is not None
                     else None)
-        self.state.active[trial.trial_id] = _Active(trial, start_epoch, start_epoch,
-                                                    resume_ckpt, deadline)
+        self.state.active[trial.trial_id] = ActiveTrial(trial, start_epoch, start_epoch,
+                                                        resume_ckpt, deadline)
         self._jobs.add(trial.trial_id)
         if log_start:
             self.state.trials += 1
-            self._append({"event": "start", **_trial_fields(trial), "start_epoch": start_epoch,
-                          "asked_after": self.state.tells, "seed": job.seed,
-                          # relative to the run's checkpoint folder: runs can be moved
-                          "resumed_checkpoint": resume_ckpt.name if resume_ckpt else None})
+            # the checkpoint relative to the run's checkpoint folder: runs can be moved
+            self._append(StartRow(trial, start_epoch, self.state.tells, job.seed,
+                                  resume_ckpt.name if resume_ckpt else None, **self._stamp()))
         self.executor.submit(job)
 
     def _handle(self, event: EpochDone | TrialEnded) -> None:
@@ -169,7 +173,7 @@ class Runner:
         if active is not None:  # else: an epoch of a trial already stopped; not charged
             self._epoch(active, event)
 
-    def _epoch(self, active: _Active, event: EpochDone) -> None:
+    def _epoch(self, active: ActiveTrial, event: EpochDone) -> None:
         result, trial = event.result, active.trial
         totals = self.ledger.charge(epochs=1, device_seconds=result.device_seconds)
         value = result.metrics.get(self.metric.name, math.nan)
@@ -181,11 +185,10 @@ class Runner:
         elif self.ledger.exhausted:
             status = Status.CUT
         else:
-            status = "running"
-        self._append({"event": "epoch", **_trial_fields(trial), "epoch": result.epoch,
-                      "metrics": dict(result.metrics), "loss": loss,
-                      "device_seconds": result.device_seconds, "ledger": _totals(totals),
-                      "status": str(status), "worker": event.worker})
+            status = Status.RUNNING
+        self._append(EpochRow(trial, result.epoch, result.metrics, loss,
+                              result.device_seconds, totals, status, event.worker,
+                              **self._stamp()))
         if result.checkpoint is not None and active.last_epoch > active.start_epoch:
             # the previous pin is no longer needed
             snapshot_path(self.checkpoints / f"{trial.trial_id}.pt",
@@ -193,10 +196,10 @@ class Runner:
         active.last_epoch = result.epoch
         if result.checkpoint is not None:
             active.source = result.checkpoint
-        if status != "running":
+        if status is not Status.RUNNING:
             self._finish(active, status, loss, result)
 
-    def _finish(self, active: _Active, status: Status, loss: float, result) -> None:
+    def _finish(self, active: ActiveTrial, status: Status, loss: float, result) -> None:
         trial = active.trial
         del self.state.active[trial.trial_id]
         if status is Status.CUT:
@@ -215,15 +218,14 @@ class Runner:
         self.optimizer.tell(TrialResult(trial, status, loss, epochs))
         self.state.tells += 1
 
-    def _end(self, active: _Active, status: Status, error: str | None) -> None:
+    def _end(self, active: ActiveTrial, status: Status, error: str | None) -> None:
         trial = active.trial
-        self._append({"event": "end", **_trial_fields(trial), "status": str(status),
-                      "epoch": active.last_epoch, "error": error,
-                      "ledger": _totals(self.ledger.totals)})
+        self._append(EndRow(trial, status, active.last_epoch, error, self.ledger.totals,
+                            **self._stamp()))
         if status is not Status.CUT:  # crashed and timeout are failures to the optimizer
             self._tell(trial, Status.FAILED, math.inf, active.last_epoch)
 
-    def _retry(self, active: _Active, error: str | None) -> bool:
+    def _retry(self, active: ActiveTrial, error: str | None) -> bool:
         """Its worker died: run the trial once more, from the checkpoint of its last logged
         epoch, so that no epoch is logged (or charged) twice. False if it had its retry, or
         has no checkpoint to resume (retraining would log its epochs again)."""
@@ -232,9 +234,8 @@ class Runner:
                 active.last_epoch > 0 and active.source is None):
             return False
         self.state.retried.add(trial.trial_id)
-        self._append({"event": "retry", **_trial_fields(trial), "epoch": active.last_epoch,
-                      "error": error, "resumed_checkpoint":
-                          active.source.name if active.source else None})
+        self._append(RetryRow(trial, active.last_epoch, error,
+                              active.source.name if active.source else None, **self._stamp()))
         self._submit(trial, resume_ckpt=active.source, start_epoch=active.last_epoch,
                      log_start=False)
         return True
@@ -267,21 +268,13 @@ class Runner:
             self.executor.cancel(trial_id)
             self._end(self.state.active.pop(trial_id), Status.CUT, None)
 
-    def _append(self, row: dict) -> None:
-        row["wall_time"] = round(self.state.wall_offset + time.monotonic() - self._t0, 6)
-        if self._clocked:
-            row["sim_time"] = self.executor.now
-        self.log.append(row)
+    def _stamp(self) -> dict[str, float | None]:
+        """The times every row carries: the run's wall time and, when the executor keeps
+        a clock of its own (a replay), that clock's."""
+        return {"wall_time": round(self.state.wall_offset + time.monotonic() - self._t0, 6),
+                "sim_time": self.executor.now if self._clocked else None}
+
+    def _append(self, row: Row) -> None:
+        data = self.log.append(row)
         if self.on_row is not None:
-            self.on_row(row, self)
-
-
-def _trial_fields(trial: Trial) -> dict[str, Any]:
-    return {"trial_id": trial.trial_id, "config_id": trial.config_id,
-            "config": dict(trial.config), "target_epochs": trial.epochs,
-            "resumed_from": trial.resume_from}
-
-
-def _totals(totals: Totals) -> dict[str, float]:
-    return {"epochs": totals.epochs, "device_seconds": totals.device_seconds,
-            "full": totals.full}
+            self.on_row(data, self)

@@ -19,12 +19,12 @@ import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from suite.budget import Ledger, parse_budget
 from suite.errors import SuiteError
 from suite.executors import SimulatedExecutor, training_executor
-from suite.log import LOG_NAME, LogError, RunLog, read_meta, read_rows, write_atomic
+from suite.log import LOG_NAME, LogError, RunLog, read_log, read_run_meta, write_atomic
+from suite.records import FinishRow, Row
 from suite.resume import rebuild, summarize
 from suite.runner import Runner, RunState
 from suite.setting import Setting, study_setting
@@ -112,12 +112,12 @@ def _run_one(spec: StudySpec, setting: Setting, name: str, seed: int, directory:
     budget = parse_budget(spec.budget)
     ledger = Ledger(budget, max_epochs=setting.fidelity.max_epochs)
     checkpoints = None if setting.table is not None else directory / "checkpoints"
-    rows, started = read_rows(directory), (directory / LOG_NAME).exists()
+    rows, started = read_log(directory), (directory / LOG_NAME).exists()
     if started:  # never mix in a run of another plan or table
         _check_meta(directory, setting, name, seed)
-    if rows and rows[-1]["event"] == "finish":  # complete: only its summary is needed
+    if rows and type(rows[-1]) is FinishRow:  # complete: only its summary is needed
         state = summarize(rows, ledger=ledger)
-        return RunOutcome(name, seed, directory, rows[-1]["reason"], state, ledger)
+        return RunOutcome(name, seed, directory, rows[-1].reason, state, ledger)
     optimizer = _optimizer(name, seed, setting, budget)
     if started:
         state, resubmit = rebuild(rows, optimizer, ledger=ledger, checkpoints=checkpoints)
@@ -149,7 +149,7 @@ def _optimizer(name: str, seed: int, setting: Setting, budget):
                           default_config=setting.default, max_full_trials=hint or None)
 
 
-def _executor(spec: StudySpec, setting: Setting, rows: list[dict[str, Any]]):
+def _executor(spec: StudySpec, setting: Setting, rows: list[Row]):
     if spec.executor == "simulated":
         executor = SimulatedExecutor(setting.table, workers=spec.workers)
         executor.restore(rows)  # a resumed replay continues its clock where the log stops
@@ -161,11 +161,11 @@ def _executor(spec: StudySpec, setting: Setting, rows: list[dict[str, Any]]):
 
 
 def _check_meta(directory: Path, setting: Setting, name: str, seed: int) -> None:
-    meta = read_meta(directory)
+    meta = read_run_meta(directory)
     keys = ("task", "budget", "table_sha256") if setting.table is not None else (
         "task", "budget")
     expected = {"optimizer": name, "seed": seed, **{k: setting.meta[k] for k in keys}}
-    wrong = {k: meta.get(k) for k, v in expected.items() if meta.get(k) != v}
+    wrong = {k: getattr(meta, k) for k, v in expected.items() if getattr(meta, k) != v}
     if wrong:
         what = "another table" if "table_sha256" in wrong else "another run"
         raise LogError(f"{directory} belongs to {what} ({wrong}); refusing to resume it")

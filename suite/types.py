@@ -126,13 +126,15 @@ class Status(StrEnum):
     (stopped by the end of the budget; never told to the optimizer as complete),
     `crashed` (its worker died twice: once, and again on the retry) or `timeout` (an
     attempt ran past the trial timeout). Optimizers are told every status but `ok` and
-    `cut` as `FAILED`; the log keeps the precise one."""
+    `cut` as `FAILED`; the log keeps the precise one. `running` is the log's only: an
+    epoch row of a trial that trains on (never told)."""
 
     OK = "ok"
     FAILED = "failed"
     CUT = "cut"
     CRASHED = "crashed"
     TIMEOUT = "timeout"
+    RUNNING = "running"
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from suite.budget import Ledger, parse_budget
-from suite.log import LOG_NAME, find_runs, read_rows
+from suite.log import LOG_NAME, find_runs, read_log, read_rows
 from suite.resume import summarize
 from suite.study import STUDY_NAME
 
@@ -129,7 +129,7 @@ def comparable_rows(directory: Path) -> list[dict]:
 def incumbent(directory: Path) -> tuple | None:
     """The run's incumbent as the suite defines it (trial, epochs, loss)."""
     ledger = Ledger(parse_budget("1e"), max_epochs=1)  # unused: only the incumbent matters
-    best = summarize(read_rows(directory), ledger=ledger).incumbent
+    best = summarize(read_log(directory), ledger=ledger).incumbent
     return (best.trial_id, best.epochs, best.loss) if best else None
 
 

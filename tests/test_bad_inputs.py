@@ -57,6 +57,10 @@ def ws(tmp_path_factory) -> Path:
     lines = (ws / "corrupt_log" / LOG_NAME).read_text().splitlines(keepends=True)
     lines[1] = '{"event": "epo\n'  # damaged in the middle: not a torn last line
     (ws / "corrupt_log" / LOG_NAME).write_text("".join(lines))
+    shutil.copytree(ws / "study" / run, ws / "invalid_row")
+    lines = (ws / "invalid_row" / LOG_NAME).read_text().splitlines(keepends=True)
+    lines[1] = json.dumps({**json.loads(lines[1]), "event": "epoch_done"}) + "\n"
+    (ws / "invalid_row" / LOG_NAME).write_text("".join(lines))
 
     toy = toy_table(ws / "toy.parquet", seeds=1)
     table = read_table(toy)
@@ -199,6 +203,8 @@ CASES = [
     ("report-missing-folder", ["report", "{ws}/nowhere"], "does not exist", None),
     ("report-corrupt-log", ["report", "{ws}/corrupt_log", "--out", "{ws}/r"], "corrupt line",
      None),
+    ("report-invalid-row", ["report", "{ws}/invalid_row", "--out", "{ws}/r"],
+     "log.jsonl:2: bad row (unknown event 'epoch_done')", None),
     ("report-corrupt-table", ["report", "--table", "{ws}/garbage.parquet", "--out", "{ws}/r"],
      "corrupt or not a suite table", None),
     ("report-out-below-a-file", ["report", "{ws}/study", "--out", "{ws}/blocker/r"], "blocker",

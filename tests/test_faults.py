@@ -12,7 +12,7 @@ from logcheck import assert_every_epoch_once, killer
 
 from suite.budget import Ledger, parse_budget
 from suite.executors import EpochDone, InProcessExecutor, LocalExecutor, TrialEnded
-from suite.log import RunLog, read_rows
+from suite.log import RunLog, read_log, read_rows
 from suite.resume import rebuild
 from suite.runner import Runner, training_seed
 from suite.testing import At, Die, Faults, Pace, ToyTask
@@ -35,7 +35,8 @@ def _run(tmp_path, executor, trials, *, trial_timeout=None, on_row=None, rows=No
     log = RunLog.reopen(directory) if rows else RunLog.create(directory, {"task": "toy"})
     ledger = Ledger(parse_budget("100x"), max_epochs=27)
     if rows:
-        state, resubmit = rebuild(rows, optimizer, ledger=ledger, checkpoints=directory / "ckpt")
+        state, resubmit = rebuild(read_log(directory), optimizer, ledger=ledger,
+                                  checkpoints=directory / "ckpt")
     runner = Runner(optimizer=optimizer, executor=executor, ledger=ledger, log=log,
                     metric=ToyTask.info.metric, seed=0, checkpoints=directory / "ckpt",
                     trial_timeout=trial_timeout, on_row=on_row, state=state)

@@ -14,8 +14,12 @@ def _write(tmp_path, rows, meta=None):
 
 
 def test_round_trip_and_dataframe(tmp_path):
-    rows = [{"event": "epoch", "trial_id": i, "config": {"lr": 0.1 * i}, "metrics":
-             {"val_loss": 1.0 / (i + 1)}} for i in range(3)]
+    rows = [{"event": "epoch", "trial_id": i, "config_id": i, "config": {"lr": 0.1 * i},
+             "target_epochs": 1, "resumed_from": None, "epoch": 1,
+             "metrics": {"val_loss": 1.0 / (i + 1)}, "loss": 1.0 / (i + 1),
+             "device_seconds": 0.5, "status": "ok", "worker": 0, "wall_time": float(i),
+             "ledger": {"epochs": i + 1, "device_seconds": 0.5 * (i + 1), "full": i + 1.0}}
+            for i in range(3)]
     run = _write(tmp_path, rows)
     assert read_rows(run) == rows and read_meta(run)["optimizer"] == "random"
     frame = read_runs(tmp_path)

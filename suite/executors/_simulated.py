@@ -17,7 +17,8 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from suite.executors._base import EpochDone, Event, Job, TrialEnded
-from suite.types import EpochResult
+from suite.records import EndRow, EpochRow, Row, StartRow
+from suite.types import EpochResult, Status
 
 if TYPE_CHECKING:
     from suite.tables import Table
@@ -138,24 +139,27 @@ class SimulatedExecutor:
         self._busy = [None] * self.workers
         self._free = list(range(self.workers))
 
-    def restore(self, rows: Iterable[Mapping[str, Any]]) -> None:
+    def restore(self, rows: Iterable[Row]) -> None:
         """Put the clock and the in-flight jobs back where a run's log left them.
 
-        Walks the log with the same worker policy as `submit` (lowest free worker; freed at
-        a trial's terminal epoch row or its end row), so the trials the runner resubmits
-        after `--resume` land on their original workers and continue from the simulated time
-        of their last logged epoch: the resumed log equals an uninterrupted one.
+        Walks the log (`suite.log.read_log`) with the same worker policy as `submit`
+        (lowest free worker; freed at a trial's terminal epoch row or its end row), so the
+        trials the runner resubmits after `--resume` land on their original workers and
+        continue from the simulated time of their last logged epoch: the resumed log equals
+        an uninterrupted one.
         """
         free, placed = list(range(self.workers)), {}
         for row in rows:
-            self.now = row.get("sim_time", self.now)
-            tid, event = row.get("trial_id"), row["event"]
-            if event == "start":
-                placed[tid] = (heapq.heappop(free), row["sim_time"])
-            elif event == "epoch" and tid in placed:
-                placed[tid] = (placed[tid][0], row["sim_time"])
-                if row["status"] != "running":
+            if row.sim_time is not None:
+                self.now = row.sim_time
+            kind = type(row)
+            if kind is StartRow:
+                placed[row.trial.trial_id] = (heapq.heappop(free), row.sim_time)
+            elif kind is EpochRow and row.trial.trial_id in placed:
+                tid = row.trial.trial_id
+                placed[tid] = (placed[tid][0], row.sim_time)
+                if row.status is not Status.RUNNING:
                     heapq.heappush(free, placed.pop(tid)[0])
-            elif event == "end" and tid in placed:
-                heapq.heappush(free, placed.pop(tid)[0])
+            elif kind is EndRow and row.trial.trial_id in placed:
+                heapq.heappush(free, placed.pop(row.trial.trial_id)[0])
         self._free, self._restored = free, placed

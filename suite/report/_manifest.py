@@ -226,11 +226,12 @@ def _ensure_study(entry: dict, run_study: RunStudy | None, say: Message) -> bool
 
 
 def _complete(out: Path) -> bool:
-    from suite.log import find_runs, read_rows
+    from suite.log import find_runs, read_log
+    from suite.records import FinishRow
 
     plan = json.loads((out / "study.json").read_text())
     runs = find_runs([out])
-    finished = [r for r in runs if (rows := read_rows(r)) and rows[-1]["event"] == "finish"]
+    finished = [r for r in runs if (rows := read_log(r)) and type(rows[-1]) is FinishRow]
     return len(finished) == len(plan["optimizers"]) * len(plan["seeds"])
 
 

@@ -20,7 +20,9 @@ import pandas as pd
 
 from suite.budget import UNIT_NAMES, parse_budget
 from suite.errors import SuiteError
-from suite.log import read_meta, read_runs
+from suite.log import read_run_meta, read_runs
+from suite.records import Event
+from suite.types import Status
 
 __all__ = ["RunSet", "load_runs", "trial_results", "incumbent_traces", "budget_grid",
            "on_grid", "final_incumbents", "run_curves", "AXES", "axis_label"]
@@ -63,16 +65,14 @@ def load_runs(roots: Path | Iterable[Path]) -> RunSet:
         raise SuiteError(f"no run logs at or below {', '.join(map(str, _as_list(roots)))}")
     metas = []
     for run in rows["run"].unique():
-        meta = read_meta(Path(run))
-        metas.append({"run": run, "task": meta.get("task"), "optimizer": meta.get("optimizer"),
-                      "seed": int(meta.get("seed", 0)), "budget": meta.get("budget"),
-                      "unit_axis": _UNIT_AXIS[parse_budget(meta["budget"]).unit.value],
-                      "metric": meta.get("metric", "val_loss"),
-                      "minimize": bool(meta.get("minimize", True)),
-                      "max_epochs": int(meta.get("max_epochs", 0) or 0),
-                      "simulated": bool(meta.get("simulated", False)),
-                      "table": meta.get("table"), "table_sha256": meta.get("table_sha256"),
-                      "scale": meta.get("scale")})
+        meta = read_run_meta(Path(run))
+        metas.append({"run": run, "task": meta.task, "optimizer": meta.optimizer,
+                      "seed": meta.seed, "budget": meta.budget,
+                      "unit_axis": _UNIT_AXIS[parse_budget(meta.budget).unit.value],
+                      "metric": meta.metric, "minimize": meta.minimize,
+                      "max_epochs": meta.max_epochs, "simulated": meta.simulated,
+                      "table": meta.table, "table_sha256": meta.table_sha256,
+                      "scale": meta.scale})
     runs = pd.DataFrame(metas).sort_values(["task", "optimizer", "seed", "run"])
     return RunSet(rows, runs.reset_index(drop=True))
 
@@ -87,7 +87,7 @@ def trial_results(rows: pd.DataFrame) -> pd.DataFrame:
     Columns kept: run, optimizer, seed, trial_id, config_id, epoch, loss, the config and
     metric columns, and the ledger totals after the trial's last epoch was charged.
     """
-    ok = rows[(rows["event"] == "epoch") & (rows["status"] == "ok")].copy()
+    ok = rows[(rows["event"] == Event.EPOCH) & (rows["status"] == Status.OK)].copy()
     ok["order"] = ok.index
     keep = ["run", "optimizer", "seed", "order", "trial_id", "config_id", "epoch", "loss",
             *AXES.values(), *[c for c in rows.columns if c.startswith(("config.", "metrics."))]]
@@ -186,7 +186,7 @@ def run_curves(rows: pd.DataFrame, results: pd.DataFrame, top: int = 10) -> pd.D
     """
     best = (results.sort_values(["epoch", "loss"], ascending=[False, True])
             .drop_duplicates(["run", "config_id"]).head(top))
-    epochs = rows[(rows["event"] == "epoch") & rows["loss"].notna()]
+    epochs = rows[(rows["event"] == Event.EPOCH) & rows["loss"].notna()]
     frames = []
     for rank, rec in enumerate(best.itertuples(index=False), start=1):
         curve = epochs[(epochs["run"] == rec.run) & (epochs["config_id"] == rec.config_id)]

@@ -93,20 +93,23 @@ def write_synthetic_run(directory: Path, optimizer: str, seed: int, *, trials: i
             config = {n: GRID[n][int(rng.integers(len(GRID[n])))] for n in names}
             target = 3 if trial % 2 == 0 else MAX_EPOCHS
             log.append({"event": "start", "trial_id": trial, "config_id": trial,
-                        "config": config, "target_epochs": target, "start_epoch": 0,
-                        "seed": seed, "wall_time": 0.0})
+                        "config": config, "target_epochs": target, "resumed_from": None,
+                        "start_epoch": 0, "asked_after": trial, "seed": seed,
+                        "resumed_checkpoint": None, "wall_time": 0.0})
             for epoch in range(1, target + 1):
                 loss = curve_loss(config, epoch) + bias + 0.01 * rng.random()
                 totals = {"epochs": totals["epochs"] + 1,
                           "device_seconds": totals["device_seconds"] + 0.1,
                           "full": (totals["epochs"] + 1) / MAX_EPOCHS}
                 log.append({"event": "epoch", "trial_id": trial, "config_id": trial,
-                            "config": config, "target_epochs": target, "epoch": epoch,
+                            "config": config, "target_epochs": target, "resumed_from": None,
+                            "epoch": epoch,
                             "metrics": {"val_loss": loss}, "loss": loss,
                             "device_seconds": 0.1, "ledger": dict(totals),
                             "status": "ok" if epoch == target else "running",
                             "worker": 0, "wall_time": 0.0})
-        log.append({"event": "finish", "reason": "budget", "ledger": dict(totals)})
+        log.append({"event": "finish", "reason": "budget", "ledger": dict(totals),
+                    "wall_time": 0.0})
     return directory
 
 

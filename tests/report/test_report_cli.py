@@ -67,11 +67,13 @@ def test_test_flag_evaluates_the_incumbent_checkpoint(tmp_path):
     with RunLog.create(run, meta) as log:
         for epoch in (1, 2, 3):
             log.append({"event": "epoch", "trial_id": 0, "config_id": 0, "config": config,
+                        "target_epochs": 3, "resumed_from": None,
                         "epoch": epoch, "loss": 1.0 / epoch, "metrics": {"val_loss": 1 / epoch},
-                        "status": "ok" if epoch == 3 else "running",
+                        "device_seconds": 1, "status": "ok" if epoch == 3 else "running",
+                        "worker": 0, "wall_time": float(epoch),
                         "ledger": {"epochs": epoch, "full": epoch / 3,
                                    "device_seconds": epoch}})
-        log.append({"event": "finish", "reason": "budget",
+        log.append({"event": "finish", "reason": "budget", "wall_time": 3.0,
                     "ledger": {"epochs": 3, "full": 1.0, "device_seconds": 3}})
     (run / "checkpoints").mkdir()
     (run / "checkpoints" / "0.e3.pt").write_text(json.dumps(

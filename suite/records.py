@@ -1,0 +1,365 @@
+"""Typed records of a run folder: the rows of `log.jsonl` and its `meta.json`.
+
+Every record is a frozen dataclass with one writer (`to_json`: the JSON object written)
+and one reader (`parse_row` for rows, `RunMeta.from_json` for meta) that checks at the
+boundary what the rest of the suite relies on: the event kind is known, every field of
+that kind is present, and each has a JSON type it may have (`check_row`, which the
+DataFrame reader uses without building records).
+
+Versions: format 2 stamps `"v": 2` on every row and in meta.json. Rows and metas without
+`v` are format 1, written before the records were typed, with the same fields: they read
+alike (a meta's missing keys take the defaults below). A log resumed by a newer suite
+may hold both; a row or meta of a format newer than `FORMAT` is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from suite.budget import Totals
+from suite.types import Status, Trial
+
+__all__ = ["FORMAT", "Event", "RowError", "StartRow", "EpochRow", "EndRow", "RetryRow",
+           "FinishRow", "Row", "check_row", "parse_row", "RunMeta"]
+
+FORMAT = 2
+
+
+class Event(StrEnum):
+    """The kind of a log row (its `event` field)."""
+
+    START = "start"  # a trial was submitted
+    EPOCH = "epoch"  # one trained epoch, charged to the ledger
+    END = "end"  # a trial ended without an epoch row saying so
+    RETRY = "retry"  # its worker died: the trial runs once more from its last epoch
+    FINISH = "finish"  # the run stopped (the budget was spent, or the optimizer ran dry)
+    # Not a row: the line `--resume` appends after a torn last line. Readers skip it.
+    REPAIRED = "repaired_torn_line_above"
+
+
+class RowError(ValueError):
+    """A decoded JSON line that is not a row of a known kind, or a meta.json that is not a
+    run's meta; the message says why, in one line."""
+
+
+def _bad(what: str) -> RowError:
+    return RowError(f"{what}; the log was edited or damaged")
+
+
+# --- validation: per kind, (field, the exact Python types its JSON value may decode to) ---
+
+_NONE = type(None)
+_INT, _NUM, _STR, _DICT = (int,), (int, float), (str,), (dict,)  # bool is not an int here
+_TRIAL = (("trial_id", _INT), ("config_id", _INT), ("config", _DICT),
+          ("target_epochs", _INT), ("resumed_from", (int, _NONE)))
+_FIELDS: dict[str, tuple[tuple[str, tuple[type, ...]], ...]] = {
+    Event.START: _TRIAL + (("start_epoch", _INT), ("asked_after", _INT), ("seed", _INT),
+                           ("resumed_checkpoint", (str, _NONE)), ("wall_time", _NUM)),
+    Event.EPOCH: _TRIAL + (("epoch", _INT), ("metrics", _DICT), ("loss", _NUM),
+                           ("device_seconds", _NUM), ("ledger", _DICT), ("status", _STR),
+                           ("worker", _INT), ("wall_time", _NUM)),
+    Event.END: _TRIAL + (("status", _STR), ("epoch", _INT), ("error", (str, _NONE)),
+                         ("ledger", _DICT), ("wall_time", _NUM)),
+    Event.RETRY: _TRIAL + (("epoch", _INT), ("error", (str, _NONE)),
+                           ("resumed_checkpoint", (str, _NONE)), ("wall_time", _NUM)),
+    Event.FINISH: (("reason", _STR), ("ledger", _DICT), ("wall_time", _NUM)),
+}
+_LEDGER = (("epochs", _INT), ("device_seconds", _NUM), ("full", _NUM))
+_STATUSES = {
+    Event.EPOCH: frozenset({Status.RUNNING, Status.OK, Status.FAILED, Status.CUT}),
+    Event.END: frozenset({Status.FAILED, Status.CRASHED, Status.TIMEOUT, Status.CUT}),
+}
+_KINDS = {str(kind): kind for kind in _FIELDS}
+_MISSING = object()
+
+
+def check_row(row: Any) -> Event:
+    """The kind of `row` (a decoded JSON line); RowError unless it is a row of that kind."""
+    if type(row) is not dict:
+        raise _bad(f"bad row (a JSON {type(row).__name__}, not an object)")
+    kind = row.get("event")
+    spec = _FIELDS.get(kind) if type(kind) is str else None
+    if spec is None:
+        raise _bad(f"bad row (unknown event {kind!r})")
+    for key, types in spec:
+        if type(row.get(key, _MISSING)) not in types:
+            raise _bad(_wrong(kind, key, row, types))
+    ledger = row.get("ledger")
+    if ledger is not None:
+        for key, types in _LEDGER:
+            if type(ledger.get(key, _MISSING)) not in types:
+                raise _bad(_wrong(kind, f"ledger.{key}", ledger, types, key))
+    statuses = _STATUSES.get(kind)
+    if statuses is not None and row["status"] not in statuses:
+        raise _bad(f"bad {kind} row (status {row['status']!r} is not one of "
+                   f"{', '.join(sorted(statuses))})")
+    if "sim_time" in row and type(row["sim_time"]) not in _NUM:
+        raise _bad(_wrong(kind, "sim_time", row, _NUM))
+    if "v" in row:
+        _check_version(row["v"], "row")
+    return _KINDS[kind]
+
+
+def _wrong(kind: str, name: str, data: dict, types: tuple[type, ...],
+           key: str | None = None) -> str:
+    value = data.get(key or name, _MISSING)
+    if value is _MISSING:
+        return f"bad {kind} row (no {name!r})"
+    expected = " or ".join("null" if t is _NONE else t.__name__ for t in types)
+    return f"bad {kind} row ({name!r} is {type(value).__name__}, not {expected})"
+
+
+def _check_version(v: Any, what: str) -> None:
+    if type(v) is not int or v < 1:
+        raise RowError(f"bad {what} (format {v!r} is not a version); it was edited or damaged")
+    if v > FORMAT:
+        raise RowError(f"{what} of format v{v}, written by a newer suite (this one reads "
+                       f"v1 to v{FORMAT}): upgrade to read it")
+
+
+# --- rows ----------------------------------------------------------------------------
+
+def _trial_json(trial: Trial) -> dict[str, Any]:
+    return {"trial_id": trial.trial_id, "config_id": trial.config_id,
+            "config": dict(trial.config), "target_epochs": trial.epochs,
+            "resumed_from": trial.resume_from}
+
+
+def _trial(data: dict) -> Trial:
+    return Trial(data["trial_id"], data["config"], data["target_epochs"], data["config_id"],
+                 data["resumed_from"])
+
+
+def _ledger_json(totals: Totals) -> dict[str, float]:
+    return {"epochs": totals.epochs, "device_seconds": totals.device_seconds,
+            "full": totals.full}
+
+
+def _ledger(data: dict) -> Totals:
+    ledger = data["ledger"]
+    return Totals(ledger["epochs"], ledger["device_seconds"], ledger["full"])
+
+
+def _stamped(row: dict[str, Any], record) -> dict[str, Any]:
+    """Every row ends with the format, its wall time and, on a simulated clock, its time."""
+    row["v"] = FORMAT
+    row["wall_time"] = record.wall_time
+    if record.sim_time is not None:
+        row["sim_time"] = record.sim_time
+    return row
+
+
+@dataclass(frozen=True, slots=True)
+class StartRow:
+    """A trial was submitted: asked after `asked_after` tells, from `start_epoch` (a
+    promotion resumed from `resumed_checkpoint`, a name in the run's checkpoint folder)."""
+
+    event: ClassVar[Event] = Event.START
+    trial: Trial
+    start_epoch: int
+    asked_after: int
+    seed: int
+    resumed_checkpoint: str | None
+    wall_time: float
+    sim_time: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return _stamped({"event": "start", **_trial_json(self.trial),
+                         "start_epoch": self.start_epoch, "asked_after": self.asked_after,
+                         "seed": self.seed, "resumed_checkpoint": self.resumed_checkpoint},
+                        self)
+
+    @classmethod
+    def _from(cls, d: dict) -> StartRow:
+        return cls(_trial(d), d["start_epoch"], d["asked_after"], d["seed"],
+                   d["resumed_checkpoint"], d["wall_time"], d.get("sim_time"))
+
+
+@dataclass(frozen=True, slots=True)
+class EpochRow:
+    """One trained epoch: its metrics, the oriented `loss`, its charge and the ledger's
+    totals after it. `status`: RUNNING, or how the trial ended at it (OK, FAILED, CUT)."""
+
+    event: ClassVar[Event] = Event.EPOCH
+    trial: Trial
+    epoch: int
+    metrics: Mapping[str, float]
+    loss: float
+    device_seconds: float
+    ledger: Totals
+    status: Status
+    worker: int
+    wall_time: float
+    sim_time: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return _stamped({"event": "epoch", **_trial_json(self.trial), "epoch": self.epoch,
+                         "metrics": dict(self.metrics), "loss": self.loss,
+                         "device_seconds": self.device_seconds,
+                         "ledger": _ledger_json(self.ledger), "status": self.status,
+                         "worker": self.worker}, self)
+
+    @classmethod
+    def _from(cls, d: dict) -> EpochRow:
+        return cls(_trial(d), d["epoch"], d["metrics"], d["loss"], d["device_seconds"],
+                   _ledger(d), Status(d["status"]), d["worker"], d["wall_time"],
+                   d.get("sim_time"))
+
+
+@dataclass(frozen=True, slots=True)
+class EndRow:
+    """A trial ended without an epoch row saying so, after its epoch `epoch`: FAILED,
+    CRASHED, TIMEOUT or CUT."""
+
+    event: ClassVar[Event] = Event.END
+    trial: Trial
+    status: Status
+    epoch: int
+    error: str | None
+    ledger: Totals
+    wall_time: float
+    sim_time: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return _stamped({"event": "end", **_trial_json(self.trial), "status": self.status,
+                         "epoch": self.epoch, "error": self.error,
+                         "ledger": _ledger_json(self.ledger)}, self)
+
+    @classmethod
+    def _from(cls, d: dict) -> EndRow:
+        return cls(_trial(d), Status(d["status"]), d["epoch"], d["error"], _ledger(d),
+                   d["wall_time"], d.get("sim_time"))
+
+
+@dataclass(frozen=True, slots=True)
+class RetryRow:
+    """Its worker died after epoch `epoch`: the trial runs once more from there."""
+
+    event: ClassVar[Event] = Event.RETRY
+    trial: Trial
+    epoch: int
+    error: str | None
+    resumed_checkpoint: str | None
+    wall_time: float
+    sim_time: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return _stamped({"event": "retry", **_trial_json(self.trial), "epoch": self.epoch,
+                         "error": self.error,
+                         "resumed_checkpoint": self.resumed_checkpoint}, self)
+
+    @classmethod
+    def _from(cls, d: dict) -> RetryRow:
+        return cls(_trial(d), d["epoch"], d["error"], d["resumed_checkpoint"],
+                   d["wall_time"], d.get("sim_time"))
+
+
+@dataclass(frozen=True, slots=True)
+class FinishRow:
+    """The run stopped: `reason` is `budget` or `optimizer`; `ledger` what it spent."""
+
+    event: ClassVar[Event] = Event.FINISH
+    reason: str
+    ledger: Totals
+    wall_time: float
+    sim_time: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return _stamped({"event": "finish", "reason": self.reason,
+                         "ledger": _ledger_json(self.ledger)}, self)
+
+    @classmethod
+    def _from(cls, d: dict) -> FinishRow:
+        return cls(d["reason"], _ledger(d), d["wall_time"], d.get("sim_time"))
+
+
+Row = StartRow | EpochRow | EndRow | RetryRow | FinishRow
+_CLASSES = {cls.event: cls for cls in (StartRow, EpochRow, EndRow, RetryRow, FinishRow)}
+
+
+def parse_row(data: Any) -> Row:
+    """The record a decoded JSON line holds, of either format; RowError if it holds none."""
+    return _CLASSES[check_row(data)]._from(data)
+
+
+# --- meta.json -------------------------------------------------------------------------
+
+_OPT_NUM = (int, float, _NONE)
+_META_TYPES: dict[str, tuple[type, ...]] = {
+    "task": (str, _NONE), "optimizer": (str, _NONE), "seed": _INT, "budget": (str, _NONE),
+    "scale": (str, _NONE), "promotion": _STR, "include_default": (bool,), "workers": _INT,
+    "devices": (list,), "executor": (str, _NONE), "address": (str, _NONE),
+    "gpus_per_trial": _OPT_NUM, "trial_timeout": _OPT_NUM, "fuse": _STR, "fuse_max": _INT,
+    "metric": _STR, "minimize": (bool,), "max_epochs": _INT, "environment": _DICT,
+    "simulated": (bool,), "table": (str, _NONE), "table_sha256": (str, _NONE),
+    "fixed": _DICT, "default_config": (dict, _NONE), "table_provenance": _DICT, "v": _INT,
+}
+_REPLAY_KEYS = ("table", "table_sha256", "fixed", "default_config", "table_provenance")
+
+
+@dataclass(frozen=True)
+class RunMeta:
+    """A run's `meta.json`: what ran (task, optimizer, seed, budget), how (the study's
+    settings, the environment) and, for a replay, which table. A key missing from an
+    older file takes the default here, the setting that runs had before the key existed.
+    Keys this version does not know are kept in `extra` and written back as they were;
+    the format (`v`) is checked when read and stamped when written."""
+
+    task: str | None = None
+    optimizer: str | None = None
+    seed: int = 0
+    budget: str | None = None
+    scale: str | None = None
+    promotion: str = "resume"
+    include_default: bool = False
+    workers: int = 1
+    devices: tuple[str, ...] = ("auto",)
+    executor: str | None = None
+    address: str | None = None
+    gpus_per_trial: float | None = None
+    trial_timeout: float | None = None
+    fuse: str = "off"
+    fuse_max: int = 8
+    metric: str = "val_loss"
+    minimize: bool = True
+    max_epochs: int = 0
+    environment: Mapping[str, Any] = field(default_factory=dict)
+    simulated: bool = False
+    # a replay's (written only when `simulated`)
+    table: str | None = None
+    table_sha256: str | None = None
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    default_config: Mapping[str, Any] | None = None
+    table_provenance: Mapping[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out = {**self.extra, "v": FORMAT}
+        for f in fields(self):
+            if f.name != "extra" and (self.simulated or f.name not in _REPLAY_KEYS):
+                value = getattr(self, f.name)
+                out[f.name] = list(value) if f.name == "devices" else value
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any) -> RunMeta:
+        """The meta a decoded meta.json holds; RowError (saying why) if it holds none."""
+        if type(data) is not dict:
+            raise RowError(f"bad meta (a JSON {type(data).__name__}, not an object); it was "
+                           "edited or damaged")
+        known, extra = {}, {}
+        for key, value in data.items():
+            types = _META_TYPES.get(key)
+            if types is None:
+                extra[key] = value
+            elif type(value) not in types:
+                expected = " or ".join("null" if t is _NONE else t.__name__ for t in types)
+                raise RowError(f"bad meta ({key!r} is {type(value).__name__}, not "
+                               f"{expected}); it was edited or damaged")
+            else:
+                known[key] = tuple(value) if key == "devices" else value
+        _check_version(known.pop("v", 1), "meta")
+        return cls(**known, extra=extra)
