@@ -5,6 +5,10 @@ Layout: `OUT/study.json` (the plan), and per run `OUT/<optimizer>/seed-<k>/` hol
 `finish` row; `--resume OUT` skips complete runs, continues the interrupted one from its
 log, and starts the ones not yet begun.
 
+One process writes a study: it holds `OUT/.lock` (`suite.lock`) from before study.json
+is written until its last run ends, and a second `suite run` into the folder is refused.
+Parallel replays of one study run under that one driver, never as rival processes.
+
 A replay (`table` set) runs the same Runner, ledger and log against a recorded table on
 the simulated executor: the optimizers search the table's grid, every epoch's metrics and
 device-seconds come from the table, and meta.json says `"simulated": true` with the
@@ -23,6 +27,7 @@ from pathlib import Path
 from suite.budget import Ledger, parse_budget
 from suite.errors import SuiteError
 from suite.executors import SimulatedExecutor, training_executor
+from suite.lock import hold_lock
 from suite.log import LOG_NAME, LogError, RunLog, read_log, read_run_meta, write_atomic
 from suite.records import FinishRow, Row
 from suite.resume import rebuild, summarize
@@ -82,6 +87,7 @@ def run_study(spec: StudySpec, out: Path, *, resume: bool = False,
         SuiteError: the folder already holds a study (without `resume`); Ray is missing
             or its cluster unreachable (`executor` ray); or for a replay: the table is
             missing, unreadable, incomplete, of another task or scale.
+        LockedError: another live process is writing the study (`suite.lock`).
     """
     out = Path(out)
     spec, setting = study_setting(spec)
@@ -89,13 +95,25 @@ def run_study(spec: StudySpec, out: Path, *, resume: bool = False,
         from suite.executors._ray import connect
 
         connect(spec.address, workers=spec.workers, gpus_per_trial=spec.gpus_per_trial or 0.0)
+    _check_new_or_resumable(spec, setting, out, resume)  # refuse before writing the lock
+    with hold_lock(out, "study"):  # one writer per study, until its last run ends
+        if not resume:
+            _check_new_or_resumable(spec, setting, out, resume)  # a rival may have started it
+            _write_plan(out, spec)
+        return [_run_one(spec, setting, name, seed, out / name / f"seed-{seed}", on_run)
+                for name in spec.optimizers for seed in spec.seeds]
+
+
+def _check_new_or_resumable(spec: StudySpec, setting: Setting, out: Path, resume: bool) -> None:
     if not resume:
         if (out / STUDY_NAME).exists():
             raise SuiteError(f"{out} already holds a study; use --resume {out} to continue it "
                              "or choose another --out")
-        _write_plan(out, spec)
-    return [_run_one(spec, setting, name, seed, out / name / f"seed-{seed}", on_run)
-            for name in spec.optimizers for seed in spec.seeds]
+        return
+    for name in spec.optimizers:  # never mix in a run of another plan or table
+        for seed in spec.seeds:
+            if (out / name / f"seed-{seed}" / LOG_NAME).exists():
+                _check_meta(out / name / f"seed-{seed}", setting, name, seed)
 
 
 def _write_plan(out: Path, spec: StudySpec) -> None:

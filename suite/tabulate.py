@@ -5,7 +5,8 @@ finished (configuration, seed) with its whole learning curve, flushed as it ends
 or the end of a GPU session loses only the curves in flight; the next call skips what is
 recorded and trains the rest, so a table can be collected in chunks across sessions
 (`--time-limit` stops submitting new work in time). Each call rewrites the Parquet table
-from everything recorded so far, marked complete or not in its metadata.
+from everything recorded so far, marked complete or not in its metadata. One process
+records a table at a time: it holds `.<table name>.lock` beside it (`suite.lock`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from suite.config import validate_config
 from suite.env import environment
 from suite.errors import SuiteError
 from suite.executors import EpochDone, Job, training_executor
+from suite.lock import hold_lock
 from suite.log import LogError
 from suite.registry import get_task
 from suite.tables import Table, grid_configs, read_table, space_to_dict, write_table
@@ -54,6 +56,15 @@ def tabulate(spec: TabulateSpec, *, on_curve: Callable[[int, int], None] | None 
     grid = grid_configs(space)
     fill = {**task.default_config(), **fixed}
     configs = [validate_config(task.config_space(), c, fill_from=fill) for c in grid]
+    if Path(spec.out).exists():  # refuse another experiment's table before locking it
+        _check_existing(spec, read_table(spec.out).meta, space, fixed)
+    out = Path(spec.out)  # one process records a table: a rival is refused in one line
+    with hold_lock(out, "table", lock_file=out.with_name(f".{out.name}.lock")):
+        return _record(spec, task, grid, configs, space, fixed, on_curve)
+
+
+def _record(spec: TabulateSpec, task, grid, configs, space, fixed, on_curve) -> dict:
+    """Under the table's lock: read what is recorded (a rival may have added to it)."""
     existing = read_table(spec.out) if Path(spec.out).exists() else None
     if existing is not None:
         _check_existing(spec, existing.meta, space, fixed)

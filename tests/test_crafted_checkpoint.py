@@ -1,0 +1,87 @@
+"""A crafted pickle that would create a file when unpickled is refused wherever a
+checkpoint is loaded (`read_checkpoint`, a task's resume and evaluation, `suite train
+--resume-from`): one line, exit code 2, no traceback, and the file is never created."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from suite.errors import CheckpointError
+from tasks.small_lm import SmallLM
+from tasks.text_classifier import TextClassifier
+from tasks.training import CHECKPOINT_FORMAT, read_checkpoint
+
+
+class _CreatesAFile:
+    """Unpickling this calls `open(marker, "w")`: any code at all could run instead."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+def _crafted(path: Path, marker: Path, *, how: str = "torch") -> Path:
+    state = {"format": CHECKPOINT_FORMAT, "task": "text_classifier", "scale": "tiny",
+             "model": _CreatesAFile(marker)}
+    if how == "torch":
+        torch.save(state, path)
+    else:
+        path.write_bytes(pickle.dumps(state))
+    return path
+
+
+@pytest.mark.parametrize("how", ["torch", "pickle"])
+def test_the_crafted_file_runs_code_when_unpickled_and_read_checkpoint_refuses_it(tmp_path,
+                                                                                   how):
+    proof = tmp_path / "proof"
+    crafted = _crafted(tmp_path / "proof.pt", proof, how=how)
+    if how == "torch":
+        torch.load(crafted, weights_only=False)
+    else:
+        pickle.loads(crafted.read_bytes())
+    assert proof.exists(), "the crafted file is harmless: the test would prove nothing"
+
+    marker = tmp_path / "marker"
+    evil = _crafted(tmp_path / "evil.pt", marker, how=how)
+    # torch's restricted unpickler refuses the global; a bare pickle is not even a torch file
+    refusal = "holds more than plain data" if how == "torch" else "is unreadable"
+    with pytest.raises(CheckpointError, match=refusal) as err:
+        read_checkpoint(evil)
+    assert len(str(err.value).splitlines()) == 1 and str(evil) in str(err.value)
+    assert not marker.exists(), "loading the checkpoint ran its code"
+
+
+@pytest.mark.parametrize("task", [TextClassifier(scale="tiny"), SmallLM(scale="tiny")],
+                         ids=["text_classifier", "small_lm"])
+def test_resume_and_evaluation_refuse_a_crafted_checkpoint(task, tmp_path):
+    marker = tmp_path / "marker"
+    evil = _crafted(tmp_path / "evil.pt", marker)
+    with pytest.raises(CheckpointError, match="holds more than plain data"):
+        next(iter(task.train(task.default_config(), epochs=2, seed=0, resume_from=evil,
+                             device="cpu")))
+    with pytest.raises(CheckpointError, match="holds more than plain data"):
+        task.evaluate(evil, device="cpu")
+    assert not marker.exists()
+
+
+def test_suite_train_resume_from_a_crafted_checkpoint_is_one_line_and_creates_nothing(
+        tmp_path):
+    marker = tmp_path / "marker"
+    evil = _crafted(tmp_path / "evil.pt", marker)
+    proc = subprocess.run([sys.executable, "-m", "suite.cli", "train", "--task",
+                           "text_classifier", "--scale", "tiny", "--device", "cpu",
+                           "--epochs", "2", "--resume-from", str(evil)],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert f"checkpoint {evil} holds more than plain data" in proc.stderr
+    assert not marker.exists(), "loading the checkpoint ran its code"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.pt"], "nothing written"
