@@ -1,6 +1,7 @@
 """A crafted pickle that would create a file when unpickled is refused wherever a
 checkpoint is loaded (`read_checkpoint`, a task's resume and evaluation, `suite train
---resume-from`): one line, exit code 2, no traceback, and the file is never created."""
+--resume-from`: one line, exit code 2, no traceback; a run's worker: the trial fails with
+that line), and the file is never created."""
 
 from __future__ import annotations
 
@@ -85,3 +86,26 @@ def test_suite_train_resume_from_a_crafted_checkpoint_is_one_line_and_creates_no
     assert f"checkpoint {evil} holds more than plain data" in proc.stderr
     assert not marker.exists(), "loading the checkpoint ran its code"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.pt"], "nothing written"
+
+
+def test_a_run_worker_resuming_a_crafted_checkpoint_fails_the_trial_and_creates_nothing(
+        tmp_path):
+    """The path a study's promotion takes: a spawned worker (the local executor) resumes
+    the trial's pinned checkpoint; the trial ends failed with the refusal, nothing runs."""
+    from suite.executors import Job, TrialEnded, training_executor
+    from suite.types import Trial
+
+    marker = tmp_path / "marker"
+    evil = _crafted(tmp_path / "evil.pt", marker)
+    task = TextClassifier(scale="tiny")
+    executor = training_executor("local", task, scale="tiny", workers=1, devices=("cpu",))
+    try:
+        trial = Trial(1, task.default_config(), 3, 0, resume_from=0)
+        executor.submit(Job(trial, 0, save_to=None, resume_from=evil))
+        event = executor.next_event()
+        while not isinstance(event, TrialEnded):
+            event = executor.next_event()
+    finally:
+        executor.close()
+    assert event.error is not None and "holds more than plain data" in event.error, event
+    assert not event.lost and not marker.exists()
