@@ -120,7 +120,7 @@ def test_a_second_writer_is_refused_and_a_sigkilled_one_leaves_no_stale_lock(tab
 
 def test_reading_a_study_being_written_sees_a_growing_consistent_prefix(table, tmp_path):
     out = tmp_path / "study"
-    writer = _start_replay(table, out, "300x")
+    writer = _start_replay(table, out, "600x")  # long enough for several reads
     seen: list[int] = []
     try:
         _wait_for_rows(writer, out / "random" / "seed-0" / LOG_NAME, rows=1)
