@@ -130,6 +130,33 @@ def test_a_study_in_another_thread_is_stopped_through_the_api_and_resumes(tmp_pa
         reference.directory)
 
 
+@pytest.mark.parametrize("optimizer", [o if o == "bohb" else pytest.param(
+    o, marks=pytest.mark.slow) for o in OPTIMIZERS])
+def test_sigint_to_a_live_study_stops_it_and_it_resumes_exactly(tmp_path, optimizer):
+    """Live training (the toy task in this process, with checkpoints), a real SIGINT when
+    the first trial completes; the resumed run equals an uninterrupted one."""
+    spec = StudySpec(task="toy", optimizers=(optimizer,), seeds=(0,), budget="4x",
+                     executor="inprocess")  # one worker: its order is exact on resume
+    (reference,) = run_study(spec, tmp_path / "ref")
+
+    def on_run(name, seed, runner):
+        def on_row(row, runner):
+            if row.get("status") == "ok" and runner.state.tells == 0:  # the first
+                os.kill(os.getpid(), signal.SIGINT)
+        runner.on_row = on_row
+
+    with pytest.raises(Stopped) as stopped:
+        run_study(spec, tmp_path / "s", on_run=on_run)
+    assert stopped.value.signum == signal.SIGINT and stopped.value.exit_code == 130
+    run = tmp_path / "s" / optimizer / "seed-0"
+    rows = read_rows(run)
+    assert rows[-1]["event"] != "finish" and (run / "checkpoints").is_dir()
+    run_study(spec, tmp_path / "s", resume=True)
+    assert read_rows(run)[:len(rows)] == rows
+    assert crash_harness.comparable_rows(run) == crash_harness.comparable_rows(
+        reference.directory)
+
+
 def _env():
     return dict(os.environ, PYTHONHASHSEED="0")  # else SMAC re-executes itself to fix it
 
