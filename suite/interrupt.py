@@ -39,8 +39,8 @@ class Stopped(Exception):
 
 
 class SignalCatcher:
-    """What `on_signals` yields: the first signal caught (None: none yet, or none could be
-    handled here because this is not the main thread)."""
+    """What `on_signals` yields: `signum`, the first signal caught (None: none yet), and
+    `installed`, False where handlers cannot be installed (not the main thread)."""
 
     def __init__(self, stop: threading.Event) -> None:
         self.stop, self.signum = stop, None

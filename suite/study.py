@@ -115,19 +115,26 @@ def run_study(spec: StudySpec, out: Path, *, resume: bool = False,
                              "or choose another --out")
         _write_plan(out, spec)
     stop = threading.Event() if stop is None else stop
-    outcomes = []
     with on_signals(stop) as caught:
         try:
-            for name in spec.optimizers:
-                for seed in spec.seeds:
-                    if stop.is_set():
-                        raise Stopped(out, caught.signum)
-                    outcomes.append(_run_one(spec, setting, name, seed,
-                                             out / name / f"seed-{seed}", on_run, stop))
-                    if outcomes[-1].reason == STOPPED:
-                        raise Stopped(out, caught.signum)
+            return _run_all(spec, setting, out, on_run, stop, caught)
         except KeyboardInterrupt:  # a second signal: stopped at once; the log holds
             raise Stopped(out, caught.signum) from None
+
+
+def _run_all(spec: StudySpec, setting: Setting, out: Path, on_run, stop: threading.Event,
+             caught) -> list[RunOutcome]:
+    """Every run in the plan's order; `Stopped` once `stop` is set (no run begins after)."""
+    outcomes = []
+    for name in spec.optimizers:
+        for seed in spec.seeds:
+            if stop.is_set():
+                raise Stopped(out, caught.signum)
+            outcome = _run_one(spec, setting, name, seed, out / name / f"seed-{seed}",
+                               on_run, stop)
+            if outcome.reason == STOPPED:
+                raise Stopped(out, caught.signum)
+            outcomes.append(outcome)
     return outcomes
 
 

@@ -2,8 +2,9 @@
 
 A signal stops a study cleanly (exit 130 or 143, one line naming `--resume`, no traceback
 from the driver or a worker) and `suite run --resume` then ends with the rows of an
-uninterrupted run, for every optimizer. The replays of optimizers other than BOHB (the
-one whose library swallowed Ctrl-C) are `slow`: each costs two more command lines.
+uninterrupted run, for every optimizer, replayed and live. In the default run: BOHB
+replayed (its library swallowed Ctrl-C), TPE live, SIGTERM to a live run with subprocess
+workers; the other optimizers and the resumed live runs are `slow`.
 """
 
 import os
@@ -130,7 +131,7 @@ def test_a_study_in_another_thread_is_stopped_through_the_api_and_resumes(tmp_pa
         reference.directory)
 
 
-@pytest.mark.parametrize("optimizer", [o if o == "bohb" else pytest.param(
+@pytest.mark.parametrize("optimizer", [o if o == "tpe" else pytest.param(
     o, marks=pytest.mark.slow) for o in OPTIMIZERS])
 def test_sigint_to_a_live_study_stops_it_and_it_resumes_exactly(tmp_path, optimizer):
     """Live training (the toy task in this process, with checkpoints), a real SIGINT when
@@ -191,7 +192,7 @@ def table(tmp_path_factory):
 def test_sigint_stops_a_replayed_study_that_resumes_to_the_uninterrupted_rows(
         tmp_path, table, optimizer):
     args = ["--task", "toy", "--table", str(table), "--optimizer", optimizer,
-            "--budget", "5x", "--workers", "2", "--seeds", "0-1"]
+            "--budget", "3x", "--workers", "2", "--seeds", "0-1"]
     out = tmp_path / "stopped"
     code, lines = _interrupt(_suite_run(*args, "--out", str(out)), out,
                              lambda proc: proc.send_signal(signal.SIGINT))
