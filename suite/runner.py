@@ -15,6 +15,14 @@ row carries `wall_time`, and `sim_time` too when the executor keeps a clock of i
 replay's simulated executor): the same loop, ledger and log serve live runs and replays.
 `on_row`, if given, sees each row's JSON object as it was written.
 
+`stop` (a `threading.Event`, set by `suite.interrupt`'s signal handlers or by a caller in
+another thread) stops the run cleanly: it is checked at the top of each loop iteration,
+before and after each ask (a trial asked once it is set is dropped, never logged) and
+after each wait, which then lasts at most `STOP_POLL` seconds. The epochs already received
+are logged, the trials in flight are stopped with the executor, and no `finish` row is
+written: `--resume` continues the run exactly as after a kill. A flag, never an exception,
+so an optimizer library that catches everything cannot swallow it.
+
 Crash retry and timeouts live here, not in an executor, so every executor gets them: an
 executor only says that a trial's worker was `lost` and stops a trial when told.
 """
@@ -22,6 +30,7 @@ executor only says that a trial's worker was `lost` and stops a trial when told.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -39,6 +48,8 @@ __all__ = ["Runner", "RunState", "ActiveTrial", "Incumbent", "training_seed",
            "PROMOTION_POLICIES"]
 
 PROMOTION_POLICIES = ("resume", "retrain")
+STOPPED = "stopped"  # what `Runner.run` returns when `stop` was set: no finish row
+STOP_POLL = 0.2  # seconds: the longest wait before the runner looks at `stop` again
 
 
 def training_seed(run_seed: int, config_id: int) -> int:
@@ -92,45 +103,64 @@ class Runner:
                  metric: Metric, seed: int, checkpoints: Path | None,
                  promotion: str = "resume", trial_timeout: float | None = None,
                  state: RunState | None = None,
-                 on_row: Callable[[Mapping[str, Any], Runner], None] | None = None) -> None:
+                 on_row: Callable[[Mapping[str, Any], Runner], None] | None = None,
+                 stop: threading.Event | None = None) -> None:
         self.optimizer, self.executor, self.ledger, self.log = optimizer, executor, ledger, log
         self.trial_timeout = trial_timeout  # wall seconds per attempt; None: no limit
         self.metric, self.seed, self.promotion, self.on_row = metric, seed, promotion, on_row
         # None: a run without checkpoints (a replay: its executor keeps no model state)
         self.checkpoints = Path(checkpoints) if checkpoints is not None else None
         self.state = state or RunState()
+        self.stop = stop
         self._jobs: set[int] = set()  # submitted, TrialEnded not yet received
         self._t0 = time.monotonic()
         # An executor with a clock of its own (a replay) stamps every row with it too.
         self._clocked = hasattr(executor, "now")
 
     def run(self, resubmit: list[tuple[Trial, int, Path | None]] = ()) -> str:
-        """Run until the budget is spent; returns why it stopped (`budget` or `optimizer`)."""
+        """Run until the budget is spent; returns why it stopped: `budget`, `optimizer`,
+        or `stopped` (`stop` was set: no finish row, the run resumes)."""
         try:
             for trial, done, ckpt in resubmit:
                 self._submit(trial, resume_ckpt=ckpt, start_epoch=done, log_start=False)
             reason = self._loop()
         finally:
-            self.executor.close()
-        self._append(FinishRow(reason, self.ledger.totals, **self._stamp()))
+            self.executor.close()  # stops the trials still in flight, whatever happened
+        if reason != STOPPED:
+            self._append(FinishRow(reason, self.ledger.totals, **self._stamp()))
         return reason
+
+    def _stopping(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
 
     def _loop(self) -> str:
         while not self.ledger.exhausted:
+            if self._stopping():
+                return STOPPED
             self._fill()
+            if self._stopping():
+                return STOPPED
             if not self._jobs:
                 return "optimizer"
-            event = self.executor.next_event(timeout=self._until_deadline())
+            event = self.executor.next_event(timeout=self._wait())
             if event is not None:
                 self._handle(event)
             self._expire()
         self._cut_active()
         return "budget"
 
+    def _wait(self) -> float | None:
+        """How long to wait for an event: until the next trial timeout, and with a stop
+        flag at most STOP_POLL seconds (a signal does not cut a wait short: PEP 475)."""
+        until = self._until_deadline()
+        if self.stop is None:
+            return until
+        return STOP_POLL if until is None else min(until, STOP_POLL)
+
     def _fill(self) -> None:
-        while self.executor.free_slots() > 0:
+        while self.executor.free_slots() > 0 and not self._stopping():
             trial = self.optimizer.ask()
-            if trial is None:
+            if trial is None or self._stopping():  # asked after the stop: dropped, unlogged
                 return
             start, ckpt = self._promotion_source(trial)
             self._submit(trial, resume_ckpt=ckpt, start_epoch=start, log_start=True)
@@ -163,6 +193,11 @@ class Runner:
             self._jobs.discard(event.trial_id)
             active = self.state.active.pop(event.trial_id, None)
             if active is None:  # its end is logged already (a terminal epoch, timeout, cut)
+                return
+            if event.lost and self._stopping():
+                # its worker died with the run (a signal to the whole process group): it
+                # stays in flight, to resume from its last logged epoch; no retry is spent
+                self.state.active[event.trial_id] = active
                 return
             if event.lost and self._retry(active, event.error):
                 return

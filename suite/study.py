@@ -13,6 +13,10 @@ A replay (`table` set) runs the same Runner, ledger and log against a recorded t
 the simulated executor: the optimizers search the table's grid, every epoch's metrics and
 device-seconds come from the table, and meta.json says `"simulated": true` with the
 table's path, checksum and provenance. Replays keep no checkpoints.
+
+SIGINT and SIGTERM stop a study cleanly (`suite.interrupt`): the run in progress stops
+without a `finish` row, later runs are not begun, and `Stopped` is raised; `resume`
+continues exactly where it stopped.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,15 +32,17 @@ from pathlib import Path
 from suite.budget import Ledger, parse_budget
 from suite.errors import SuiteError
 from suite.executors import SimulatedExecutor, training_executor
+from suite.interrupt import Stopped, on_signals
 from suite.lock import hold_lock
 from suite.log import LOG_NAME, LogError, RunLog, read_log, read_run_meta, write_atomic
 from suite.records import FinishRow, Row
 from suite.resume import rebuild, summarize
-from suite.runner import Runner, RunState
+from suite.runner import STOPPED, Runner, RunState
 from suite.setting import Setting, study_setting
 from suite.spec import StudySpec
 
-__all__ = ["StudySpec", "RunOutcome", "parse_seeds", "run_study", "load_study", "STUDY_NAME"]
+__all__ = ["StudySpec", "RunOutcome", "parse_seeds", "run_study", "load_study", "STUDY_NAME",
+           "Stopped"]
 
 STUDY_NAME = "study.json"
 
@@ -80,10 +87,23 @@ def load_study(out: Path) -> StudySpec:
 
 
 def run_study(spec: StudySpec, out: Path, *, resume: bool = False,
-              on_run: Callable[[str, int, Runner], None] | None = None) -> list[RunOutcome]:
+              on_run: Callable[[str, int, Runner], None] | None = None,
+              stop: threading.Event | None = None) -> list[RunOutcome]:
     """Run (or resume) every optimizer × seed of `spec` into `out`.
 
+    Stopping: called from the main thread, SIGINT and SIGTERM stop the study cleanly (the
+    optimizer's library never sees them; a second signal stops at once). Python installs
+    signal handlers only from the main thread: called from another thread, the study
+    installs none, and the caller stops it by setting `stop` (from any thread). Either way
+    the epochs already received are logged, the trials in flight are stopped, and
+    `Stopped` is raised; `run_study(spec, out, resume=True)` then continues exactly where
+    it stopped, as `suite run --resume` does.
+
+    Args:
+        stop: set it to stop the study (checked between events, at least every 0.2 s).
+
     Raises:
+        Stopped: by a signal (`signum`) or `stop` (`signum` None); `out` resumes.
         SuiteError: the folder already holds a study (without `resume`); Ray is missing
             or its cluster unreachable (`executor` ray); or for a replay: the table is
             missing, unreadable, incomplete, of another task or scale.
@@ -96,12 +116,16 @@ def run_study(spec: StudySpec, out: Path, *, resume: bool = False,
 
         connect(spec.address, workers=spec.workers, gpus_per_trial=spec.gpus_per_trial or 0.0)
     _check_new_or_resumable(spec, setting, out, resume)  # refuse before writing the lock
+    stop = threading.Event() if stop is None else stop
     with hold_lock(out, "study"):  # one writer per study, until its last run ends
         if not resume:
             _check_new_or_resumable(spec, setting, out, resume)  # a rival may have started it
             _write_plan(out, spec)
-        return [_run_one(spec, setting, name, seed, out / name / f"seed-{seed}", on_run)
-                for name in spec.optimizers for seed in spec.seeds]
+        with on_signals(stop) as caught:
+            try:
+                return _run_all(spec, setting, out, on_run, stop, caught)
+            except KeyboardInterrupt:  # a second signal: stopped at once; the log holds
+                raise Stopped(out, caught.signum) from None
 
 
 def _check_new_or_resumable(spec: StudySpec, setting: Setting, out: Path, resume: bool) -> None:
@@ -116,6 +140,22 @@ def _check_new_or_resumable(spec: StudySpec, setting: Setting, out: Path, resume
                 _check_meta(out / name / f"seed-{seed}", setting, name, seed)
 
 
+def _run_all(spec: StudySpec, setting: Setting, out: Path, on_run, stop: threading.Event,
+             caught) -> list[RunOutcome]:
+    """Every run in the plan's order; `Stopped` once `stop` is set (no run begins after)."""
+    outcomes = []
+    for name in spec.optimizers:
+        for seed in spec.seeds:
+            if stop.is_set():
+                raise Stopped(out, caught.signum)
+            outcome = _run_one(spec, setting, name, seed, out / name / f"seed-{seed}",
+                               on_run, stop)
+            if outcome.reason == STOPPED:
+                raise Stopped(out, caught.signum)
+            outcomes.append(outcome)
+    return outcomes
+
+
 def _write_plan(out: Path, spec: StudySpec) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -126,7 +166,7 @@ def _write_plan(out: Path, spec: StudySpec) -> None:
 
 
 def _run_one(spec: StudySpec, setting: Setting, name: str, seed: int, directory: Path,
-             on_run) -> RunOutcome:
+             on_run, stop: threading.Event | None = None) -> RunOutcome:
     budget = parse_budget(spec.budget)
     ledger = Ledger(budget, max_epochs=setting.fidelity.max_epochs)
     checkpoints = None if setting.table is not None else directory / "checkpoints"
@@ -145,12 +185,13 @@ def _run_one(spec: StudySpec, setting: Setting, name: str, seed: int, directory:
         log = RunLog.create(directory, {**setting.meta, "optimizer": name, "seed": seed})
     runner = Runner(optimizer=optimizer, executor=_executor(spec, setting, rows), ledger=ledger,
                     log=log, metric=setting.metric, seed=seed, checkpoints=checkpoints,
-                    promotion=spec.promotion, trial_timeout=spec.trial_timeout, state=state)
+                    promotion=spec.promotion, trial_timeout=spec.trial_timeout, state=state,
+                    stop=stop)
     if on_run is not None:
         on_run(name, seed, runner)
     with log:
         reason = runner.run(resubmit)
-    if checkpoints is not None:
+    if checkpoints is not None and reason != STOPPED:  # a stopped run resumes from them
         _prune_checkpoints(checkpoints, runner.state)
     return RunOutcome(name, seed, directory, reason, runner.state, ledger)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
+import signal
 import sys
 import time
 from dataclasses import replace
@@ -15,7 +17,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 
 from suite.budget import UNIT_NAMES, parse_budget
 from suite.errors import SuiteError
-from suite.study import StudySpec, load_study, parse_seeds, run_study
+from suite.study import Stopped, StudySpec, load_study, parse_seeds, run_study
 
 # Flags that define a study; with --resume they come from the study's plan instead.
 # --address is not one: it says where the study runs, and a cluster restarted after a
@@ -80,7 +82,14 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.out or f"runs/{spec.task}-{time.strftime('%Y%m%d-%H%M%S')}")
     _fix_hash_seed_for_smac(spec)
     console = Console()
-    outcomes = _run_with_progress(spec, out, bool(args.resume), console)
+    try:
+        outcomes = _run_with_progress(spec, out, bool(args.resume), console)
+    except Stopped as exc:  # SIGINT or SIGTERM: the study stopped cleanly and resumes
+        signame = signal.Signals(exc.signum or signal.SIGINT).name
+        print(f"suite run: interrupted ({signame}): resume with suite run --resume "
+              f"{shlex.quote(str(out))}",
+              file=sys.stderr)
+        return exc.exit_code
     _print_summary(console, spec, out, outcomes)
     return 0
 

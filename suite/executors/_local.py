@@ -10,6 +10,11 @@ between epochs; a forced cancel (a trial past its timeout) terminates the proces
 worker that dies is replaced by a fresh one and its trial reported as `lost`. Workers
 sharing a device are charged their share of the time they shared it (`_occupancy`: each
 worker also sends `Busy` notices on its pipe); `_fusing` adds fused arrays.
+
+Signals are the driver's (`suite.interrupt`): a worker ignores SIGINT, which a terminal's
+Ctrl-C sends to the whole process group (it is blocked while a worker starts, so even a
+worker still importing never sees it), and the driver stops the workers. A worker whose
+driver is gone (its pipe closed) exits quietly; SIGTERM ends it without a traceback.
 """
 
 from __future__ import annotations
@@ -17,10 +22,12 @@ from __future__ import annotations
 import gc
 import multiprocessing as mp
 import os
+import signal
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from multiprocessing import resource_tracker
 from multiprocessing.connection import wait
 
 from suite.executors._arrays import run_array
@@ -39,6 +46,16 @@ from suite.types import Task
 
 def _worker_main(worker: int, make_task: Callable[[], Task], device: str, threads: int,
                  conn) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides when workers stop
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by `_start`
+    try:
+        _serve(worker, make_task, device, threads, conn)
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        pass  # the driver is gone (stopped or killed): nothing left to report to
+
+
+def _serve(worker: int, make_task: Callable[[], Task], device: str, threads: int,
+           conn) -> None:
     import torch
 
     torch.set_num_threads(threads)  # N workers on a CPU must not oversubscribe the cores
@@ -110,7 +127,16 @@ class LocalExecutor:
         device = self._devices[i % len(self._devices)]
         process = self._ctx.Process(target=_worker_main, daemon=True, args=(
             i, self._make_task, device, self._threads, child))
-        process.start()
+        # SIGINT blocked from before the spawn until the worker ignores it: a Ctrl-C
+        # while it imports stays pending, then is dropped (the mask survives the exec).
+        # multiprocessing's resource tracker, started by the first spawn, unblocks SIGINT
+        # after starting: start it first.
+        resource_tracker.ensure_running()
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         child.close()  # else the parent holds the child's end open and never sees EOF
         return _Worker(process, parent)
 

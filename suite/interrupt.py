@@ -1,0 +1,81 @@
+"""Signals are the runner's: SIGINT and SIGTERM only set a stop flag that the runner checks.
+
+A library under the runner may catch anything (hpbandster's sampler has a bare `except:`
+around its model fit), so a signal must never surface as an exception in library code:
+`on_signals` installs handlers that set a `threading.Event`, the runner checks it at the
+top of each loop iteration, before and after each ask and after each wait, and stops
+without a `finish` row, so the run resumes exactly as after a kill. A second signal stops
+at once (KeyboardInterrupt: what is logged stays, the run still resumes exactly). Python
+lets only the main thread install signal handlers; elsewhere `on_signals` installs none
+and the caller stops a study by setting the event itself.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = ["Stopped", "SignalCatcher", "on_signals", "SIGNALS"]
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Stopped(Exception):
+    """A study stopped before its end: by a signal (`signum`) or by its caller's `stop`
+    event (`signum` None). Its folder `out` resumes exactly where it stopped."""
+
+    def __init__(self, out: Path, signum: int | None = None) -> None:
+        self.out, self.signum = Path(out), signum
+        what = f"interrupted ({signal.Signals(signum).name})" if signum else "stopped"
+        super().__init__(f"{what}; {self.out} resumes where it stopped")
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's convention: 128 + the signal (130 SIGINT, 143 SIGTERM)."""
+        return 128 + (self.signum or signal.SIGINT)
+
+
+class SignalCatcher:
+    """What `on_signals` yields: `signum`, the first signal caught (None: none yet), and
+    `installed`, False where handlers cannot be installed (not the main thread)."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop, self.signum = stop, None
+        self.installed = False
+        self._previous: dict[int, object] = {}
+
+    def _handle(self, signum: int, frame) -> None:
+        if self.signum is None:  # the first: ask the runner to stop; raise nothing
+            self.signum = signum
+            self.stop.set()
+            return
+        self._restore()  # a second: stop now (a third gets the previous handlers)
+        raise KeyboardInterrupt
+
+    def _install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # Python allows signal handlers only there: the caller stops via `stop`
+        for sig in SIGNALS:
+            self._previous[sig] = signal.signal(sig, self._handle)
+        self.installed = True
+
+    def _restore(self) -> None:
+        for sig, previous in self._previous.items():
+            # None: a handler not installed from Python; the default is the closest
+            signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
+        self._previous.clear()
+
+
+@contextmanager
+def on_signals(stop: threading.Event) -> Iterator[SignalCatcher]:
+    """SIGINT and SIGTERM set `stop` while in the block (main thread only); the previous
+    handlers are restored when it ends."""
+    catcher = SignalCatcher(stop)
+    catcher._install()
+    try:
+        yield catcher
+    finally:
+        catcher._restore()
