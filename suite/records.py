@@ -4,7 +4,9 @@ Every record is a frozen dataclass with one writer (`to_json`: the JSON object w
 and one reader (`parse_row` for rows, `RunMeta.from_json` for meta) that checks at the
 boundary what the rest of the suite relies on: the event kind is known, every field of
 that kind is present, and each has a JSON type it may have (`check_row`, which the
-DataFrame reader uses without building records).
+DataFrame reader uses without building records). `LogInvariants` then checks, row by row,
+what a whole log must keep (epochs in order and once, finite non-negative charges, ledgers
+that add up); `suite.log`'s readers run both in one pass.
 
 Versions: format 2 stamps `"v": 2` on every row and in meta.json. Rows and metas without
 `v` are format 1, written before the records were typed, with the same fields: they read
