@@ -7,9 +7,12 @@ by appending a marker line after it, never by rewriting what is already on disk.
 
 Readers: `read_log` (the rows as records; resume and replay use it), `read_runs` (every
 run below a folder as one DataFrame; the reports use it) and `read_run_meta` check every
-row and the meta at the boundary and refuse a bad one with one line naming the file and
-line. `read_rows` and `read_meta` give the JSON objects: the rows as written, unchecked
-(for tools that look at a log line by line), and the meta's records as JSON.
+row and the meta at the boundary, each row's fields and the invariants of the whole log
+(`suite.records.LogInvariants`: epochs in order and once, finite non-negative charges,
+ledgers that add up), and refuse a bad one with one line naming the file and line.
+Nothing is ever rewritten. `read_rows` and `read_meta` give the JSON objects: the rows as
+written, unchecked (for tools that look at a log line by line), and the meta's records as
+JSON.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 import pandas as pd
 
 from suite.errors import SuiteError
-from suite.records import Event, Row, RowError, RunMeta, check_row, parse_row
+from suite.records import Event, LogInvariants, Row, RowError, RunMeta, check_row, record_of
 
 __all__ = ["RunLog", "LogError", "read_log", "read_rows", "read_run_meta", "read_meta",
            "read_runs", "write_atomic", "LOG_NAME", "META_NAME"]
@@ -129,9 +132,10 @@ def read_meta(directory: Path) -> dict[str, Any]:
 
 def read_log(directory: Path) -> list[Row]:
     """Every row of a run's log as a record, of either format; a row that is not one of a
-    known kind, with its fields and their types, is an error naming file and line."""
+    known kind, with its fields and their types, or that breaks the log's invariants
+    (`suite.records.LogInvariants`) is an error naming file and line."""
     path = Path(directory) / LOG_NAME
-    return _checked(path, _numbered_rows(path), parse_row)
+    return _checked(path, _numbered_rows(path), records=True)
 
 
 def read_rows(directory: Path) -> list[dict[str, Any]]:
@@ -165,14 +169,19 @@ def _numbered_rows(path: Path) -> list[tuple[int, Any]]:
     return rows
 
 
-def _checked(path: Path, numbered: list[tuple[int, Any]], check) -> list:
-    """`check(row)` of every row; the first it refuses is one error naming file and line."""
-    out = []
+def _checked(path: Path, numbered: list[tuple[int, Any]], *, records: bool) -> list[Row]:
+    """Check every row, its kind and fields (`check_row`) and the log's invariants
+    (`LogInvariants`), in one pass: the first row refused is one error naming file and
+    line. Returns the records when `records`, else nothing."""
+    rules, out = LogInvariants(), []
     for number, row in numbered:
         try:
-            out.append(check(row))
+            kind = check_row(row)
+            rules.add(row, kind)
         except RowError as exc:
             raise LogError(f"{path}:{number}: {exc}") from None
+        if records:
+            out.append(record_of(row, kind))
     return out
 
 
@@ -206,7 +215,7 @@ def read_runs(roots: Path | Iterable[Path]) -> pd.DataFrame:
         numbered = _numbered_rows(path)
         if not numbered:
             continue
-        _checked(path, numbered, check_row)  # as `read_log` would, without the records
+        _checked(path, numbered, records=False)  # as `read_log` does, without records
         meta = read_run_meta(directory)
         frame = pd.json_normalize([row for _, row in numbered], sep=".")
         if "v" in frame:  # the format of a row, not its data: the same columns in either

@@ -4,7 +4,9 @@ Every record is a frozen dataclass with one writer (`to_json`: the JSON object w
 and one reader (`parse_row` for rows, `RunMeta.from_json` for meta) that checks at the
 boundary what the rest of the suite relies on: the event kind is known, every field of
 that kind is present, and each has a JSON type it may have (`check_row`, which the
-DataFrame reader uses without building records).
+DataFrame reader uses without building records). `LogInvariants` then checks, row by row,
+what a whole log must keep (epochs in order and once, finite non-negative charges, ledgers
+that add up); `suite.log`'s readers run both in one pass.
 
 Versions: format 2 stamps `"v": 2` on every row and in meta.json. Rows and metas without
 `v` are format 1, written before the records were typed, with the same fields: they read
@@ -23,7 +25,8 @@ from suite.budget import Totals
 from suite.types import Status, Trial
 
 __all__ = ["FORMAT", "Event", "RowError", "StartRow", "EpochRow", "EndRow", "RetryRow",
-           "FinishRow", "Row", "check_row", "parse_row", "RunMeta"]
+           "FinishRow", "Row", "check_row", "parse_row", "record_of",
+           "LogInvariants", "RunMeta"]
 
 FORMAT = 2
 
@@ -283,6 +286,170 @@ _CLASSES = {cls.event: cls for cls in (StartRow, EpochRow, EndRow, RetryRow, Fin
 def parse_row(data: Any) -> Row:
     """The record a decoded JSON line holds, of either format; RowError if it holds none."""
     return _CLASSES[check_row(data)]._from(data)
+
+
+def record_of(data: dict, kind: Event) -> Row:
+    """The record of a row `check_row` found to be of `kind` (without checking it again)."""
+    return _CLASSES[kind]._from(data)
+
+
+# --- the invariants of a whole log, checked row by row -----------------------------------
+
+_TOLD_END = frozenset({Status.FAILED, Status.CRASHED, Status.TIMEOUT})
+_TRIAL_KEYS = ("config_id", "target_epochs", "resumed_from", "config")
+
+
+class _Open:
+    """What the checker keeps per trial: its start row's trial fields, its last epoch."""
+
+    __slots__ = ("fields", "epoch", "retried")
+
+    def __init__(self, fields: tuple, epoch: int) -> None:
+        self.fields, self.epoch, self.retried = fields, epoch, False
+
+
+def _a(kind: str) -> str:
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
+
+
+def _finite(value: float) -> bool:
+    return value - value == 0  # False for NaN and both infinities; cheaper than isfinite
+
+
+class LogInvariants:
+    """The sequence rules every log the runner writes keeps (rows already `check_row`ed):
+
+    - every number is finite and non-negative where the runner writes one so: ids,
+      epochs, seeds, workers, charges, ledger totals, wall and simulated times; a loss is
+      non-finite exactly when its epoch's status is `failed`;
+    - a trial is started once (`start`), and its other rows come after that, with the same
+      trial fields; its epochs follow its start epoch one by one, each once, up to its
+      target (`ok` exactly at the target); a `retry` (at most one) or `end` is at its last
+      epoch; nothing follows a trial's end (an `end`, or an epoch row not `running`);
+    - the ledger of each row is the running total of the epochs logged before it (count and
+      device-seconds), and never decreases; a start row was asked after as many results as
+      were told before it; wall times never decrease;
+    - a `finish` row comes after every trial has ended, and nothing comes after it.
+
+    `add(row, kind)` takes the rows in order, keeping a few numbers per trial in flight,
+    and raises RowError (one line) at the first row that breaks a rule.
+    """
+
+    def __init__(self) -> None:
+        self._open: dict[int, _Open] = {}
+        self._started: set[int] = set()
+        self._epochs = 0
+        self._seconds = 0.0
+        self._full = 0.0
+        self._tells = 0
+        self._wall = 0.0
+        self._finished = False
+
+    def add(self, row: dict, kind: Event) -> None:
+        if self._finished:
+            raise _bad(f"{_a(kind)} row after the finish row")
+        wall = row["wall_time"]
+        if not (_finite(wall) and wall >= self._wall):
+            raise _bad(f"bad {kind} row (wall_time {wall!r} is not finite or is before the "
+                       f"row above's {self._wall!r})")
+        self._wall = wall
+        sim = row.get("sim_time")
+        if sim is not None and not (_finite(sim) and sim >= 0):
+            raise _bad(f"bad {kind} row (sim_time {sim!r} is not a finite time)")
+        if kind is Event.EPOCH:
+            self._epoch(row)
+        elif kind is Event.START:
+            self._start(row)
+        elif kind is Event.FINISH:
+            self._ledger(row, kind)
+            if self._open:
+                raise _bad(f"a finish row while trial {min(self._open)} has not ended")
+            self._finished = True
+        else:
+            self._end_or_retry(row, kind)
+
+    def _start(self, row: dict) -> None:
+        tid = row["trial_id"]
+        if tid in self._started:
+            raise _bad(f"trial {tid} started twice")
+        for key in ("trial_id", "config_id", "start_epoch", "seed"):
+            if row[key] < 0:
+                raise _bad(f"bad start row ({key} {row[key]} is negative)")
+        if row["target_epochs"] < 1 or (row["resumed_from"] or 0) < 0:
+            raise _bad(f"bad start row (target_epochs {row['target_epochs']}, resumed_from "
+                       f"{row['resumed_from']})")
+        if row["asked_after"] != self._tells:
+            raise _bad(f"trial {tid} asked after {row['asked_after']} results, but "
+                       f"{self._tells} were told before it")
+        self._started.add(tid)
+        self._open[tid] = _Open(tuple(row[k] for k in _TRIAL_KEYS), row["start_epoch"])
+
+    def _trial(self, row: dict, kind: Event) -> _Open:
+        tid = row["trial_id"]
+        trial = self._open.get(tid)
+        if trial is None:
+            what = "has ended" if tid in self._started else "was never started"
+            raise _bad(f"{_a(kind)} row of trial {tid}, which {what}")
+        if trial.fields != tuple(row[k] for k in _TRIAL_KEYS):
+            raise _bad(f"{_a(kind)} row of trial {tid} whose configuration, target or parent "
+                       "differs from its start row's")
+        return trial
+
+    def _epoch(self, row: dict) -> None:
+        trial = self._trial(row, Event.EPOCH)
+        epoch, target, status = row["epoch"], row["target_epochs"], row["status"]
+        if epoch != trial.epoch + 1 or epoch > target:
+            raise _bad(f"epoch {epoch} of trial {row['trial_id']} after its epoch "
+                       f"{trial.epoch} (target {target}): epochs go one by one, each once")
+        seconds, loss = row["device_seconds"], row["loss"]
+        if not (_finite(seconds) and seconds >= 0):
+            raise _bad(f"bad epoch row (device_seconds {seconds!r} is not a finite, "
+                       "non-negative time)")
+        if _finite(loss) == (status == Status.FAILED):
+            raise _bad(f"bad epoch row (loss {loss!r} with status {status!r}: a loss is not "
+                       "finite exactly when the epoch failed)")
+        if (status == Status.OK) != (epoch == target) and status != Status.FAILED:
+            raise _bad(f"bad epoch row (status {status!r} at epoch {epoch} of {target})")
+        if row["worker"] < 0:
+            raise _bad(f"bad epoch row (worker {row['worker']} is negative)")
+        for value in row["metrics"].values():
+            if type(value) not in _NUM:
+                raise _bad(f"bad epoch row (a metric is {type(value).__name__}, not a number)")
+        self._epochs += 1
+        self._seconds += seconds
+        self._ledger(row, Event.EPOCH)
+        trial.epoch = epoch
+        if status != Status.RUNNING:
+            del self._open[row["trial_id"]]
+            if status != Status.CUT:
+                self._tells += 1
+
+    def _end_or_retry(self, row: dict, kind: Event) -> None:
+        trial = self._trial(row, kind)
+        if row["epoch"] != trial.epoch:
+            raise _bad(f"{_a(kind)} row of trial {row['trial_id']} at epoch {row['epoch']}, "
+                       f"but its last epoch is {trial.epoch}")
+        if kind is Event.RETRY:
+            if trial.retried:
+                raise _bad(f"trial {row['trial_id']} retried twice")
+            trial.retried = True
+            return
+        self._ledger(row, kind)
+        del self._open[row["trial_id"]]
+        if row["status"] in _TOLD_END:
+            self._tells += 1
+
+    def _ledger(self, row: dict, kind: Event) -> None:
+        ledger = row["ledger"]
+        epochs, seconds, full = ledger["epochs"], ledger["device_seconds"], ledger["full"]
+        if epochs != self._epochs or not (
+                abs(seconds - self._seconds) <= 1e-9 * (1.0 + self._seconds)):
+            raise _bad(f"bad {kind} row (its ledger, {epochs} epochs and {seconds!r} "
+                       f"device-seconds, is not the total of the {self._epochs} epochs logged "
+                       f"above it, {self._seconds!r})")
+        if not (_finite(full) and full >= self._full):
+            raise _bad(f"bad {kind} row (ledger.full {full!r} is not finite or decreases)")
+        self._full = full
 
 
 # --- meta.json -------------------------------------------------------------------------

@@ -7,7 +7,10 @@ Its own module, below both `suite.setting` (which reads what the plan's runs sha
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import MISSING as dataclasses_MISSING
+from dataclasses import dataclass, fields
+from typing import Any
 
 from suite.budget import parse_budget
 from suite.errors import SuiteError
@@ -17,6 +20,18 @@ from suite.runner import PROMOTION_POLICIES
 __all__ = ["StudySpec", "EXECUTORS"]
 
 EXECUTORS = ("local", "inprocess", "simulated", "ray")
+
+
+_NONE = type(None)
+_PLAN_TYPES: dict[str, tuple[tuple[type, ...], type | None]] = {  # (types, list items' type)
+    "task": ((str,), None), "optimizers": ((list,), str), "seeds": ((list,), int),
+    "budget": ((str,), None), "scale": ((str, _NONE), None), "promotion": ((str,), None),
+    "include_default": ((bool,), None), "workers": ((int,), None),
+    "devices": ((list,), str), "executor": ((str, _NONE), None),
+    "table": ((str, _NONE), None), "address": ((str, _NONE), None),
+    "gpus_per_trial": ((int, float, _NONE), None), "trial_timeout": ((int, float, _NONE), None),
+    "fuse": ((str,), None), "fuse_max": ((int,), None),
+}
 
 
 @dataclass(frozen=True)
@@ -45,6 +60,33 @@ class StudySpec:
     trial_timeout: float | None = None
     fuse: str = "off"  # "auto": the local executor trains same-shape trials as arrays
     fuse_max: int = 8  # members per array; workers × fuse_max trials in flight
+
+    @classmethod
+    def from_json(cls, data: Any) -> StudySpec:
+        """The plan a decoded `study.json` holds; SuiteError (one line) if it holds none: not
+        an object, a key this version does not know, a value of the wrong type."""
+        if type(data) is not dict:
+            raise SuiteError(f"a JSON {type(data).__name__}, not an object")
+        known = {f.name for f in fields(cls)}
+        for key, value in data.items():
+            if key not in known:
+                raise SuiteError(f"unknown key {key!r}")
+            types, items = _PLAN_TYPES[key]
+            if type(value) not in types or (type(value) is list and not all(
+                    type(v) is items for v in value)):
+                expected = " or ".join("null" if t is _NONE else t.__name__ for t in types)
+                if items is not None:
+                    expected = f"a list of {items.__name__}"
+                raise SuiteError(f"{key!r} is {type(value).__name__}, not {expected}")
+            if type(value) is float and not math.isfinite(value):
+                raise SuiteError(f"{key!r} is {value}, not a finite number")
+        missing = [f.name for f in fields(cls) if f.name not in data
+                   and f.default is dataclasses_MISSING]
+        if missing:
+            raise SuiteError(f"no {missing[0]!r}")
+        if any(s < 0 for s in data.get("seeds", ())):
+            raise SuiteError("a seed is negative")
+        return cls(**{k: tuple(v) if type(v) is list else v for k, v in data.items()})
 
     def __post_init__(self) -> None:
         parse_budget(self.budget)

@@ -78,11 +78,10 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 def load_study(out: Path) -> StudySpec:
     path = Path(out) / STUDY_NAME
     try:
-        raw = json.loads(path.read_text())
-        return StudySpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+        return StudySpec.from_json(json.loads(path.read_text()))
     except FileNotFoundError:
         raise SuiteError(f"{out} is not a study folder (no {STUDY_NAME})") from None
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, SuiteError) as exc:
         raise SuiteError(f"{path} is unreadable or from another version ({exc})") from None
 
 

@@ -71,13 +71,57 @@ class Table:
     frame: pd.DataFrame = field(repr=False)
 
     def __post_init__(self) -> None:
+        _check_meta(self.meta)
         self.space = space_from_dict(self.meta["space"])
         self.configs = grid_configs(self.space)
         self.index = {config_key(c): i for i, c in enumerate(self.configs)}
         self.metrics = tuple(self.meta["metrics"])
         self.seeds = int(self.meta["seeds"])
         self.max_epochs = int(self.meta["max_epochs"])
+        self._check_frame()
         self._dense = self._densify()
+
+    def _check_frame(self) -> None:
+        """What replay relies on, checked once: TableError (one line) where it fails.
+
+        Every row is one epoch of a grid configuration and seed, each once; a recorded
+        curve has all `max_epochs` epochs (a failed one is padded with NaN metrics); every
+        device-second is finite and non-negative. Metrics may be NaN or infinite: a
+        diverged or failed curve is recorded as it was, and a replay fails that trial."""
+        f, keys = self.frame, ("config_index", "seed", "epoch")
+        for name in (*keys, "device_seconds", *self.metrics):
+            if name not in f:
+                raise TableError(f"no column {name!r}")
+            dtype = f[name].dtype
+            integral = name in keys
+            if not (pd.api.types.is_integer_dtype(dtype) if integral else (
+                    pd.api.types.is_numeric_dtype(dtype)
+                    and not pd.api.types.is_bool_dtype(dtype))):
+                raise TableError(f"column {name!r} holds {dtype}, not "
+                                 f"{'integers' if integral else 'numbers'}")
+        for name, high in zip(keys, (len(self.configs), self.seeds, self.max_epochs + 1),
+                              strict=True):
+            low = 1 if name == "epoch" else 0
+            values = f[name].to_numpy()
+            if len(values) and (values.min() < low or values.max() >= high):
+                raise TableError(f"column {name!r} holds values outside {low}..{high - 1}")
+        seconds = f["device_seconds"].to_numpy(dtype=float)
+        bad = ~(np.isfinite(seconds) & (seconds >= 0))
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise TableError(f"row {row} has device_seconds {float(seconds[row])!r}, not a finite, "
+                             "non-negative time")
+        if f.duplicated(list(keys)).any():
+            raise TableError("an epoch of a configuration and seed is recorded twice")
+        curves = f.groupby(["config_index", "seed"]).size()
+        if (curves != self.max_epochs).any():
+            (index, seed), n = next((k, v) for k, v in curves.items() if v != self.max_epochs)
+            raise TableError(f"the curve of configuration {index}, seed {seed} is incomplete: "
+                             f"{n} of {self.max_epochs} epochs")
+        recorded = self.meta.get("recorded")
+        if recorded is not None and recorded != len(curves):
+            raise TableError(f"its metadata says {recorded!r} curves were recorded, it holds "
+                             f"{len(curves)}")
 
     def _densify(self) -> dict[str, np.ndarray]:
         shape = (len(self.configs), self.seeds, self.max_epochs)
@@ -111,6 +155,22 @@ class Table:
         return self._dense[metric]
 
 
+_META_TYPES = {"space": (dict,), "metrics": (list,), "seeds": (int,), "max_epochs": (int,)}
+
+
+def _check_meta(meta: Any) -> None:
+    if type(meta) is not dict:
+        raise TableError(f"its metadata is a JSON {type(meta).__name__}, not an object")
+    for key, types in _META_TYPES.items():
+        if type(meta.get(key)) not in types:
+            raise TableError(f"its metadata's {key!r} is {type(meta.get(key)).__name__}, "
+                             f"not {types[0].__name__}")
+    if meta["seeds"] < 1 or meta["max_epochs"] < 1:
+        raise TableError("its metadata's seeds and max_epochs must be positive")
+    if not all(type(m) is str for m in meta["metrics"]):
+        raise TableError("its metadata's metrics are not names")
+
+
 def write_table(path: Path, rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> None:
     """Write rows (dicts with the columns described above) and metadata to Parquet."""
     import pyarrow as pa
@@ -142,6 +202,8 @@ def read_table(path: Path) -> Table:
         meta = json.loads(parquet.schema.metadata[META_KEY])
         frame = parquet.to_pandas()
         return Table(meta, frame)
+    except TableError as exc:  # what a table must hold, checked at the boundary
+        raise TableError(f"table {path} is damaged or was edited: {exc}") from None
     except (OSError, KeyError, ValueError, TypeError, IndexError) as exc:
         raise TableError(f"table {path} is corrupt or not a suite table "
                          f"({type(exc).__name__})") from None

@@ -181,6 +181,7 @@ def load_state(path: Path, *, task: str, scale: str, config: Mapping[str, Any] |
     """Read a checkpoint as a `kind` record and check it belongs to this task and scale
     (and to `config`, when given)."""
     data = read_checkpoint(path)
+    _check_fields(path, data, kind)
     if data.get("task") != task or data.get("scale") != scale:
         raise CheckpointError(f"checkpoint {path} is from {data.get('task')} "
                               f"({data.get('scale')}), not {task} ({scale})")
@@ -190,6 +191,26 @@ def load_state(path: Path, *, task: str, scale: str, config: Mapping[str, Any] |
         return kind.from_dict(data)
     except KeyError as exc:
         raise CheckpointError(f"checkpoint {path} lacks {exc}; train from scratch") from None
+
+
+_STATE_TYPES = {"task": str, "scale": str, "config": dict, "epoch": int, "model": dict,
+                "optimizer": dict, "scheduler": dict, "rng": dict, "data_rng": torch.Tensor}
+
+
+def _check_fields(path: Path, data: dict[str, Any], kind: type[TrainingState]) -> None:
+    """Every field of `kind` present, the shared ones of their type: a checkpoint that is
+    a format number and little else is one clear error, not a KeyError deep in a resume."""
+    for f in fields(kind):
+        if f.name not in data:
+            raise CheckpointError(f"checkpoint {path} lacks {f.name!r}: not a complete suite "
+                                  "checkpoint; train from scratch")
+        expected = _STATE_TYPES.get(f.name)
+        if expected is not None and (not isinstance(data[f.name], expected)
+                                     or isinstance(data[f.name], bool)):
+            raise CheckpointError(f"checkpoint {path} holds a {type(data[f.name]).__name__} "
+                                  f"as {f.name!r}, not a {expected.__name__}; it was damaged")
+    if data["epoch"] < 0:
+        raise CheckpointError(f"checkpoint {path} holds epoch {data['epoch']}; it was damaged")
 
 
 class EpochTimer:

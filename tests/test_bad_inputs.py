@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -39,6 +40,25 @@ def _drop_finish_row(run: Path) -> None:
     (run / LOG_NAME).write_text("".join(lines[:-1]))
 
 
+def _with(row: dict, **changes) -> dict:
+    return {**row, **changes}
+
+
+LOG_EDITS = {  # (folder: how its run's log was damaged), as rows → rows
+    "log_epoch_twice": lambda rows: rows[:2] + rows[1:],
+    "log_epoch_missing": lambda rows: rows[:2] + rows[3:],
+    "log_row_a_number": lambda rows: rows[:1] + [3] + rows[2:],
+    "log_row_empty": lambda rows: rows[:1] + [{}] + rows[2:],
+    "log_seconds_a_string": lambda rows: rows[:1] + [_with(rows[1], device_seconds="0.5")]
+    + rows[2:],
+    "log_seconds_negative": lambda rows: rows[:1] + [_with(rows[1], device_seconds=-0.5)]
+    + rows[2:],
+    "log_seconds_infinite": lambda rows: rows[:1] + [_with(rows[1], device_seconds=math.inf)]
+    + rows[2:],
+    "log_epoch_a_string": lambda rows: rows[:1] + [_with(rows[1], epoch="1")] + rows[2:],
+}
+
+
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory) -> Path:
     """A workspace: a finished toy study, doctored copies of it, tables, data, files."""
@@ -62,12 +82,29 @@ def ws(tmp_path_factory) -> Path:
     lines[1] = json.dumps({**json.loads(lines[1]), "event": "epoch_done"}) + "\n"
     (ws / "invalid_row" / LOG_NAME).write_text("".join(lines))
 
+    for name, edit in LOG_EDITS.items():  # a study whose run's log breaks an invariant
+        shutil.copytree(ws / "study", ws / name)
+        log = ws / name / run / LOG_NAME
+        rows = [json.loads(line) for line in log.read_text().splitlines()]
+        log.write_text("".join(json.dumps(row) + "\n" for row in edit(rows)))
+    shutil.copytree(ws / "study", ws / "plan_a_list")
+    (ws / "plan_a_list" / STUDY_NAME).write_text("[]")
+    shutil.copytree(ws / "study", ws / "meta_a_list")
+    (ws / "meta_a_list" / run / META_NAME).write_text('["toy"]')
+
     toy = toy_table(ws / "toy.parquet", seeds=1)
     table = read_table(toy)
     write_table(ws / "incomplete.parquet", table.frame.iloc[:-1].to_dict("records"), table.meta)
     write_table(ws / "other_task.parquet", table.frame.to_dict("records"),
                 {**table.meta, "task": "text_classifier"})
+    for name, seconds in (("negative_time", -1.0), ("infinite_time", math.inf)):
+        frame = table.frame.copy()
+        frame.loc[5, "device_seconds"] = seconds
+        write_table(ws / f"{name}.parquet", frame.to_dict("records"), table.meta)
     (ws / "garbage.parquet").write_bytes(b"PAR1 not really")
+    import torch
+
+    torch.save({"format": 2}, ws / "format_only.pt")
     (ws / "blocker").write_text("a regular file: nothing can be created below it\n")
     (ws / "garbage.pt").write_bytes(b"\x80\x04 not a checkpoint")
     (ws / "manifest.json").write_text("[1, 2")
@@ -146,10 +183,43 @@ CASES = [
      "belongs to another run", None),
     ("resume-another-budget", ["run", "--resume", "{ws}/foreign_budget"],
      "belongs to another run", None),
+    # a damaged or hand-edited log, plan or meta: on --resume and in suite report
+    ("resume-log-epoch-twice", ["run", "--resume", "{ws}/log_epoch_twice"],
+     "log.jsonl:3: epoch 1 of trial 0 after its epoch 1", None),
+    ("resume-log-epoch-missing", ["run", "--resume", "{ws}/log_epoch_missing"],
+     "log.jsonl:3: epoch 3 of trial 0 after its epoch 1", None),
+    ("resume-log-row-a-number", ["run", "--resume", "{ws}/log_row_a_number"],
+     "log.jsonl:2: bad row (a JSON int, not an object)", None),
+    ("resume-log-seconds-infinite", ["run", "--resume", "{ws}/log_seconds_infinite"],
+     "log.jsonl:2: bad epoch row (device_seconds inf", None),
+    ("resume-plan-a-list", ["run", "--resume", "{ws}/plan_a_list"], "a JSON list, not an object",
+     None),
+    ("resume-meta-a-list", ["run", "--resume", "{ws}/meta_a_list"],
+     "meta.json: bad meta (a JSON list, not an object)", None),
+    ("report-log-epoch-twice", ["report", "{ws}/log_epoch_twice", "--out", "{ws}/r"],
+     "log.jsonl:3: epoch 1 of trial 0", None),
+    ("report-log-row-empty", ["report", "{ws}/log_row_empty", "--out", "{ws}/r"],
+     "log.jsonl:2: bad row (unknown event None)", None),
+    ("report-log-seconds-a-string", ["report", "{ws}/log_seconds_a_string", "--out", "{ws}/r"],
+     "log.jsonl:2: bad epoch row ('device_seconds' is str, not int or float)", None),
+    ("report-log-seconds-negative", ["report", "{ws}/log_seconds_negative", "--out", "{ws}/r"],
+     "log.jsonl:2: bad epoch row (device_seconds -0.5", None),
+    ("report-log-seconds-infinite", ["report", "{ws}/log_seconds_infinite", "--out", "{ws}/r"],
+     "log.jsonl:2: bad epoch row (device_seconds inf", None),
+    ("report-log-epoch-a-string", ["report", "{ws}/log_epoch_a_string", "--out", "{ws}/r"],
+     "log.jsonl:2: bad epoch row ('epoch' is str, not int)", None),
+    ("report-meta-a-list", ["report", "{ws}/meta_a_list", "--out", "{ws}/r"],
+     "meta.json: bad meta (a JSON list", None),
     # suite run --table (replay)
     ("table-missing", [*TOY_RUN, "--table", "{ws}/missing.parquet"], "does not exist", None),
     ("table-corrupt", [*TOY_RUN, "--table", "{ws}/garbage.parquet"],
      "corrupt or not a suite table", None),
+    ("table-negative-time", [*TOY_RUN, "--table", "{ws}/negative_time.parquet"],
+     "row 5 has device_seconds -1.0, not a finite, non-negative time", None),
+    ("table-infinite-time", [*TOY_RUN, "--table", "{ws}/infinite_time.parquet"],
+     "row 5 has device_seconds inf", None),
+    ("report-table-infinite-time", ["report", "--table", "{ws}/infinite_time.parquet", "--out",
+                                    "{ws}/r"], "row 5 has device_seconds inf", None),
     ("table-of-another-task", [*TOY_RUN, "--table", "{ws}/other_task.parquet"],
      "recorded for task 'text_classifier', not 'toy'", None),
     ("table-incomplete", [*TOY_RUN, "--table", "{ws}/incomplete.parquet"], "incomplete", None),
@@ -183,6 +253,9 @@ CASES = [
      "invalid int value", None),
     ("checkpoint-missing", ["train", "--task", "small_lm", *TINY, "--epochs", "2",
                             "--resume-from", "{ws}/missing.pt"], "does not exist", None),
+    ("checkpoint-format-only", ["train", "--task", "small_lm", *TINY, "--epochs", "2",
+                                "--resume-from", "{ws}/format_only.pt"],
+     "format_only.pt lacks 'task': not a complete suite checkpoint", None),
     ("checkpoint-corrupt", ["train", "--task", "small_lm", *TINY, "--epochs", "2",
                             "--resume-from", "{ws}/garbage.pt"], "garbage.pt", None),
     ("data-missing-offline", ["train", "--task", "text_classifier", *TINY, "--epochs", "1"],

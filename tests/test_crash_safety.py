@@ -36,10 +36,12 @@ def test_the_comparison_catches_a_lost_and_a_duplicated_epoch(study):
     lines = run.read_text().splitlines(keepends=True)
     epoch = next(i for i, line in enumerate(lines) if json.loads(line)["event"] == "epoch")
     run.write_text("".join(lines[:epoch] + lines[epoch + 1:]))
-    assert any("epochs lost" in p for p in crash_harness.problems_of(work / "reference",
-                                                                     work / "crashed"))
+    problems = crash_harness.problems_of(work / "reference", work / "crashed")
+    assert any("epochs lost" in p for p in problems)
+    assert any("the suite refuses its log" in p for p in problems), "its reader, too"
     run.write_text("".join(lines[:epoch + 1] + lines[epoch:]))
-    assert any("duplicated" in p for p in crash_harness.problems_of(work / "reference",
-                                                                    work / "crashed"))
+    problems = crash_harness.problems_of(work / "reference", work / "crashed")
+    assert any("duplicated" in p for p in problems)
+    assert any("the suite refuses its log" in p for p in problems)
     run.write_text("".join(lines))
     assert crash_harness.problems_of(work / "reference", work / "crashed") == []

@@ -14,16 +14,20 @@ def _write(tmp_path, rows, meta=None):
 
 
 def test_round_trip_and_dataframe(tmp_path):
-    rows = [{"event": "epoch", "trial_id": i, "config_id": i, "config": {"lr": 0.1 * i},
-             "target_epochs": 1, "resumed_from": None, "epoch": 1,
-             "metrics": {"val_loss": 1.0 / (i + 1)}, "loss": 1.0 / (i + 1),
-             "device_seconds": 0.5, "status": "ok", "worker": 0, "wall_time": float(i),
-             "ledger": {"epochs": i + 1, "device_seconds": 0.5 * (i + 1), "full": i + 1.0}}
-            for i in range(3)]
+    trial = [{"trial_id": i, "config_id": i, "config": {"lr": 0.1 * i}, "target_epochs": 1,
+              "resumed_from": None} for i in range(3)]
+    rows = [row for i in range(3) for row in (
+        {"event": "start", **trial[i], "start_epoch": 0, "asked_after": i, "seed": i,
+         "resumed_checkpoint": None, "wall_time": float(i)},
+        {"event": "epoch", **trial[i], "epoch": 1, "metrics": {"val_loss": 1.0 / (i + 1)},
+         "loss": 1.0 / (i + 1), "device_seconds": 0.5, "status": "ok", "worker": 0,
+         "wall_time": float(i),
+         "ledger": {"epochs": i + 1, "device_seconds": 0.5 * (i + 1), "full": i + 1.0}})]
     run = _write(tmp_path, rows)
     assert read_rows(run) == rows and read_meta(run)["optimizer"] == "random"
     frame = read_runs(tmp_path)
-    assert list(frame["config.lr"]) == [0.0, 0.1, 0.2] and set(frame["optimizer"]) == {"random"}
+    assert list(frame["config.lr"]) == [0.0, 0.0, 0.1, 0.1, 0.2, 0.2]
+    assert set(frame["optimizer"]) == {"random"}
     assert "metrics.val_loss" in frame
 
 

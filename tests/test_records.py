@@ -40,7 +40,8 @@ OLD_RUN = Path(__file__).parents[1] / "results" / "runs" / "text_classifier-live
     / "seed-0"
 
 # Rows exactly as the runner wrote them before the records (format 1: no "v"), one of
-# each kind and status path: a replay's (sim_time), then a live one's retry and end.
+# each kind and status path: a replay's (sim_time), then a live one's retry and end:
+# a log that keeps every invariant (`LogInvariants`).
 FORMAT_1_LINES = """\
 {"asked_after": 0, "config": {"lr": 0.1, "width": 4}, "config_id": 0, "event": "start", \
 "resumed_checkpoint": null, "resumed_from": null, "seed": 7, "sim_time": 0.0, \
@@ -60,6 +61,9 @@ FORMAT_1_LINES = """\
 "event": "epoch", "ledger": {"device_seconds": 1.5, "epochs": 3, "full": 1.5}, \
 "loss": NaN, "metrics": {"val_loss": NaN}, "resumed_from": 0, "status": "failed", \
 "target_epochs": 4, "trial_id": 1, "wall_time": 2.0, "worker": 1}
+{"asked_after": 2, "config": {"lr": 0.2, "width": 8}, "config_id": 1, "event": "start", \
+"resumed_checkpoint": null, "resumed_from": null, "seed": 8, "start_epoch": 0, \
+"target_epochs": 2, "trial_id": 2, "wall_time": 2.1}
 {"config": {"lr": 0.2, "width": 8}, "config_id": 1, "epoch": 0, "error": "worker died", \
 "event": "retry", "resumed_checkpoint": null, "resumed_from": null, "target_epochs": 2, \
 "trial_id": 2, "wall_time": 2.5}
@@ -132,10 +136,11 @@ def test_format_1_rows_read_as_records_and_frame_as_before(tmp_path):
     assert records[1].status is Status.RUNNING and records[4].status is Status.FAILED
     assert records[3].trial == Trial(1, {"lr": 0.1, "width": 4}, 4, 0, resume_from=0)
     assert records[3].sim_time is None and records[3].resumed_checkpoint == "0.e2.pt"
-    assert isinstance(records[5], RetryRow) and records[5].error == "worker died"
-    assert records[6] == EndRow(Trial(2, {"lr": 0.2, "width": 8}, 2, 1), Status.CUT, 0, None,
+    assert records[5] == StartRow(Trial(2, {"lr": 0.2, "width": 8}, 2, 1), 0, 2, 8, None, 2.1)
+    assert isinstance(records[6], RetryRow) and records[6].error == "worker died"
+    assert records[7] == EndRow(Trial(2, {"lr": 0.2, "width": 8}, 2, 1), Status.CUT, 0, None,
                                 Totals(3, 1.5, 1.5), 3.0)
-    assert records[7] == FinishRow("budget", Totals(3, 1.5, 1.5), 3.1)
+    assert records[8] == FinishRow("budget", Totals(3, 1.5, 1.5), 3.1)
     lines = [json.loads(line) for line in FORMAT_1_LINES.splitlines()]
     assert all(_same_json(_without_v(r.to_json()), row)
                for r, row in zip(records, lines, strict=True))
@@ -203,7 +208,7 @@ def test_a_bad_row_is_one_error_naming_file_and_line(tmp_path, row, message):
         text = str(info.value)
         assert text.startswith(f"{run / LOG_NAME}:5: ") and message in text, text
         assert "\n" not in text
-    assert len(read_rows(run)) == 8, "the unchecked reader still gives the JSON as written"
+    assert len(read_rows(run)) == 9, "the unchecked reader still gives the JSON as written"
 
 
 def test_the_repair_marker_is_no_row_and_a_torn_line_is_skipped(tmp_path):
@@ -213,7 +218,7 @@ def test_the_repair_marker_is_no_row_and_a_torn_line_is_skipped(tmp_path):
     with RunLog.reopen(run):
         pass
     assert json.loads((run / LOG_NAME).read_text().splitlines()[-1])["event"] == Event.REPAIRED
-    assert len(read_log(run)) == 8 and len(read_runs(run)) == 8
+    assert len(read_log(run)) == 9 and len(read_runs(run)) == 9
 
 
 @pytest.mark.parametrize("changes, message", [

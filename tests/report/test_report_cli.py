@@ -65,6 +65,9 @@ def test_test_flag_evaluates_the_incumbent_checkpoint(tmp_path):
     meta = {"task": "toy", "optimizer": "random", "seed": 0, "budget": "1x",
             "metric": "val_loss", "minimize": True, "max_epochs": 3, "simulated": False}
     with RunLog.create(run, meta) as log:
+        log.append({"event": "start", "trial_id": 0, "config_id": 0, "config": config,
+                    "target_epochs": 3, "resumed_from": None, "start_epoch": 0,
+                    "asked_after": 0, "seed": 0, "resumed_checkpoint": None, "wall_time": 0.0})
         for epoch in (1, 2, 3):
             log.append({"event": "epoch", "trial_id": 0, "config_id": 0, "config": config,
                         "target_epochs": 3, "resumed_from": None,
