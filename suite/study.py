@@ -137,6 +137,9 @@ def _check_new_or_resumable(spec: StudySpec, setting: Setting, out: Path, resume
         for seed in spec.seeds:
             if (out / name / f"seed-{seed}" / LOG_NAME).exists():
                 _check_meta(out / name / f"seed-{seed}", setting, name, seed)
+                # every log validated before the lock file is written: a study holding a
+                # damaged log is refused with nothing written, not when its run comes up
+                read_log(out / name / f"seed-{seed}")
 
 
 def _run_all(spec: StudySpec, setting: Setting, out: Path, on_run, stop: threading.Event,
