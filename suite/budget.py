@@ -46,6 +46,10 @@ class Budget:
         return 0
 
 
+# Far above any real study (1e9 device-seconds are 31 GPU-years), and finite: a budget of
+# 400 digits parses as inf, and inf × max_epochs breaks the grid's size hint.
+MAX_BUDGET = 1e9
+
 _BUDGET = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([sex])\s*$")
 
 
@@ -59,6 +63,9 @@ def parse_budget(text: str) -> Budget:
     amount = float(match.group(1))
     if amount <= 0:
         raise SuiteError(f"budget {text!r} must be positive")
+    if not amount <= MAX_BUDGET:
+        shown = text.strip() if len(text.strip()) <= 24 else text.strip()[:20] + "…"
+        raise SuiteError(f"budget {shown!r} must be at most 1e9 in its unit")
     return Budget(amount, Unit(match.group(2)))
 
 

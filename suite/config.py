@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import reprlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from ConfigSpace.hyperparameters import (
     OrdinalHyperparameter,
 )
 
+from suite import _json
 from suite.errors import ConfigError
 
 __all__ = ["load_config_arg", "to_plain", "validate_config", "describe_space"]
@@ -40,11 +42,19 @@ def load_config_arg(text: str, default: Mapping[str, Any]) -> dict[str, Any]:
         path = Path(text)
         if not path.is_file():
             raise ConfigError(f"--config {text!r}: not 'default', a JSON object, or a file")
-        source, raw = str(path), path.read_text()
+        try:
+            source, raw = str(path), path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{path}: unreadable ({exc.strerror})") from None
     try:
-        parsed = json.loads(raw)
+        parsed = _json.loads(raw)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{source}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: not UTF-8 text (byte {exc.object[exc.start]:#x} at "
+                          f"offset {exc.start})") from None
+    except ValueError as exc:  # nested too deeply
+        raise ConfigError(f"{source}: invalid JSON ({exc})") from None
     if not isinstance(parsed, dict):
         raise ConfigError(f"{source}: expected a JSON object of hyperparameter values")
     return parsed
@@ -75,7 +85,7 @@ def validate_config(
 def _check_value(hp: Any, value: Any) -> Any:
     if isinstance(hp, NumericalHyperparameter):
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{hp.name}={value!r}: expected a number")
+            raise ConfigError(f"{hp.name}={reprlib.repr(value)}: expected a number")
         if not hp.lower <= value <= hp.upper:
             raise ConfigError(f"{hp.name}={value!r} is out of range [{hp.lower}, {hp.upper}]")
         if isinstance(hp, IntegerHyperparameter):
@@ -88,7 +98,7 @@ def _check_value(hp: Any, value: Any) -> Any:
     if isinstance(hp, CategoricalHyperparameter | OrdinalHyperparameter):
         plain = [to_plain(c) for c in choices]
         if value not in plain:
-            raise ConfigError(f"{hp.name}={value!r} is not one of {plain}")
+            raise ConfigError(f"{hp.name}={reprlib.repr(value)} is not one of {plain}")
         return plain[plain.index(value)]
     return value
 

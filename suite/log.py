@@ -25,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 
+from suite import _json
 from suite.errors import SuiteError
 from suite.records import Event, LogInvariants, Row, RowError, RunMeta, check_row, record_of
 
@@ -116,7 +117,7 @@ def read_run_meta(directory: Path) -> RunMeta:
     """A run's meta.json as a record; defaults fill what an older file lacks."""
     path = Path(directory) / META_NAME
     try:
-        return RunMeta.from_json(json.loads(path.read_text(encoding="utf-8")))
+        return RunMeta.from_json(_json.loads(path.read_text(encoding="utf-8")))
     except FileNotFoundError:
         raise LogError(f"{directory} is not a run folder (no {META_NAME})") from None
     except RowError as exc:
@@ -158,7 +159,7 @@ def _numbered_rows(path: Path) -> list[tuple[int, Any]]:
         if not line:
             continue
         try:
-            row = json.loads(line)
+            row = _json.loads(line)
         except ValueError:
             if i == torn_ok or _is_marker(lines, i + 1):
                 continue
@@ -187,7 +188,7 @@ def _checked(path: Path, numbered: list[tuple[int, Any]], *, records: bool) -> l
 
 def _is_marker(lines: list[str], i: int) -> bool:
     try:
-        return i < len(lines) and json.loads(lines[i]) == _REPAIR_MARKER
+        return i < len(lines) and _json.loads(lines[i]) == _REPAIR_MARKER
     except ValueError:
         return False
 

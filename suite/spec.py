@@ -17,9 +17,15 @@ from suite.errors import SuiteError
 from suite.executors import check_fuse
 from suite.runner import PROMOTION_POLICIES
 
-__all__ = ["StudySpec", "EXECUTORS"]
+__all__ = ["StudySpec", "EXECUTORS", "MAX_SEED", "MAX_RUNS", "MAX_WORKERS", "MAX_TRIAL_TIMEOUT"]
 
 EXECUTORS = ("local", "inprocess", "simulated", "ray")
+
+# Limits on a plan, checked before anything is written (README, "Bad input"):
+MAX_SEED = 2**32 - 1  # numpy's and the optimizers' libraries' seed range
+MAX_RUNS = 10_000  # optimizers × seeds: beyond it a typo (--seeds 0-100000000), not a study
+MAX_WORKERS = 1024  # processes (or simulated workers, each a slot) started up front
+MAX_TRIAL_TIMEOUT = 7 * 24 * 3600.0  # a week of wall seconds per trial attempt
 
 
 _NONE = type(None)
@@ -84,8 +90,6 @@ class StudySpec:
                    and f.default is dataclasses_MISSING]
         if missing:
             raise SuiteError(f"no {missing[0]!r}")
-        if any(s < 0 for s in data.get("seeds", ())):
-            raise SuiteError("a seed is negative")
         return cls(**{k: tuple(v) if type(v) is list else v for k, v in data.items()})
 
     def __post_init__(self) -> None:
@@ -96,10 +100,12 @@ class StudySpec:
         if self.executor is not None and self.executor not in EXECUTORS:
             raise SuiteError(f"unknown executor {self.executor!r}; choose from "
                              f"{', '.join(EXECUTORS)}")
-        if self.workers < 1:
-            raise SuiteError(f"--workers must be at least 1, got {self.workers}")
+        if not 1 <= self.workers <= MAX_WORKERS:
+            raise SuiteError(f"--workers must be in 1..{MAX_WORKERS}, got {self.workers}")
         if not self.optimizers or not self.seeds:
             raise SuiteError("a study needs at least one optimizer and one seed")
+        check_seeds(self.seeds)
+        check_runs(len(self.optimizers) * len(self.seeds))
         self._check_replay()
         self._check_faults_and_ray()
         # frozen: resolve the defaults that depend on whether this is a replay
@@ -114,9 +120,9 @@ class StudySpec:
             if self.table is not None:
                 raise SuiteError("--trial-timeout limits live training; a replay (--table) "
                                  "has no wall clock per trial")
-            if not self.trial_timeout > 0:
-                raise SuiteError(f"--trial-timeout must be positive seconds, got "
-                                 f"{self.trial_timeout:g}")
+            if not 0 < self.trial_timeout <= MAX_TRIAL_TIMEOUT:  # NaN and inf fail too
+                raise SuiteError(f"--trial-timeout must be positive seconds, at most "
+                                 f"{MAX_TRIAL_TIMEOUT:.0f} (a week), got {self.trial_timeout:g}")
         if self.executor != "ray":
             if self.address is not None or self.gpus_per_trial is not None:
                 flag = "--address" if self.address is not None else "--gpus-per-trial"
@@ -142,3 +148,16 @@ class StudySpec:
         if tuple(self.devices) != ("auto",):
             raise SuiteError("--devices has no meaning in a replay (--table): its workers are "
                              "simulated; give --workers N")
+
+
+def check_seeds(seeds) -> None:
+    """Every seed in 0..MAX_SEED: outside it numpy refuses it mid-run, after files exist."""
+    bad = next((s for s in seeds if not 0 <= s <= MAX_SEED), None)
+    if bad is not None:
+        raise SuiteError(f"seed {bad} is outside 0..{MAX_SEED} (2**32-1)")
+
+
+def check_runs(runs: int) -> None:
+    if runs > MAX_RUNS:
+        raise SuiteError(f"{runs} runs (optimizers × seeds) exceed the limit of {MAX_RUNS} "
+                         "per study; split it into several studies")

@@ -22,24 +22,26 @@ continues exactly where it stopped.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from suite import _json
 from suite.budget import Ledger, parse_budget
 from suite.errors import SuiteError
 from suite.executors import SimulatedExecutor, training_executor
 from suite.interrupt import Stopped, on_signals
-from suite.lock import hold_lock
+from suite.lock import LOCK_NAME, hold_lock
 from suite.log import LOG_NAME, LogError, RunLog, read_log, read_run_meta, write_atomic
 from suite.records import FinishRow, Row
 from suite.resume import rebuild, summarize
 from suite.runner import STOPPED, Runner, RunState
 from suite.setting import Setting, study_setting
-from suite.spec import StudySpec
+from suite.spec import StudySpec, check_runs, check_seeds
 
 __all__ = ["StudySpec", "RunOutcome", "parse_seeds", "run_study", "load_study", "STUDY_NAME",
            "Stopped"]
@@ -61,24 +63,29 @@ _SEEDS = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
-    """`3`, `0-4` or `0,2,5-7` → a tuple of seeds in the given order, without repeats."""
+    """`3`, `0-4` or `0,2,5-7` → a tuple of seeds in the given order, without repeats.
+
+    Ranges are bounded (seeds in 0..MAX_SEED, at most MAX_RUNS of them) before any is
+    made: `0-100000000000` is refused at once, not after filling the memory."""
     text = text.replace(" ", "")
     if not _SEEDS.match(text):
         raise SuiteError(f"malformed seeds {text!r}: expected e.g. 0, 0-4 or 0,2,5-7")
-    seeds: list[int] = []
+    ranges = []
     for part in text.split(","):
         low, _, high = part.partition("-")
         lo, hi = int(low), int(high or low)
         if hi < lo:
             raise SuiteError(f"malformed seed range {part!r}: the end is below the start")
-        seeds += [s for s in range(lo, hi + 1) if s not in seeds]
-    return tuple(seeds)
+        check_seeds((hi,))
+        ranges.append(range(lo, hi + 1))
+    check_runs(sum(map(len, ranges)))  # a run per seed at least: no more seeds than runs
+    return tuple(dict.fromkeys(s for r in ranges for s in r))  # ordered, without repeats
 
 
 def load_study(out: Path) -> StudySpec:
     path = Path(out) / STUDY_NAME
     try:
-        return StudySpec.from_json(json.loads(path.read_text()))
+        return StudySpec.from_json(_json.loads(path.read_text(encoding="utf-8")))
     except FileNotFoundError:
         raise SuiteError(f"{out} is not a study folder (no {STUDY_NAME})") from None
     except (ValueError, TypeError, SuiteError) as exc:
@@ -109,6 +116,9 @@ def run_study(spec: StudySpec, out: Path, *, resume: bool = False,
         LockedError: another live process is writing the study (`suite.lock`).
     """
     out = Path(out)
+    if spec.table is not None and not resume:
+        # the plan names the table absolutely: `--resume` from any folder finds it
+        spec = replace(spec, table=os.path.abspath(spec.table))
     spec, setting = study_setting(spec)
     if spec.executor == "ray":  # Ray installed, the cluster reachable: before writing
         from suite.executors._ray import connect
@@ -129,9 +139,7 @@ def run_study(spec: StudySpec, out: Path, *, resume: bool = False,
 
 def _check_new_or_resumable(spec: StudySpec, setting: Setting, out: Path, resume: bool) -> None:
     if not resume:
-        if (out / STUDY_NAME).exists():
-            raise SuiteError(f"{out} already holds a study; use --resume {out} to continue it "
-                             "or choose another --out")
+        _check_new_folder(out)
         return
     for name in spec.optimizers:  # never mix in a run of another plan or table
         for seed in spec.seeds:
@@ -140,6 +148,24 @@ def _check_new_or_resumable(spec: StudySpec, setting: Setting, out: Path, resume
                 # every log validated before the lock file is written: a study holding a
                 # damaged log is refused with nothing written, not when its run comes up
                 read_log(out / name / f"seed-{seed}")
+
+
+def _check_new_folder(out: Path) -> None:
+    """A new study goes into a new or empty folder, never among other files: a previous
+    study's (resume it instead) or anything else (a study would mix into it)."""
+    if (out / STUDY_NAME).exists():
+        raise SuiteError(f"{out} already holds a study; use --resume {out} to continue it "
+                         "or choose another --out")
+    try:
+        existing = next(p for p in (out, *out.absolute().parents) if p.exists())
+        if not existing.is_dir():
+            raise SuiteError(f"cannot write the study folder {out}: {existing} is a file")
+        # the lock alone: a start killed before its plan was written, or a rival's
+        if existing == out and any(p.name != LOCK_NAME for p in out.iterdir()):
+            raise SuiteError(f"{out} exists and is not empty; choose another --out (a new or "
+                             "empty folder)")
+    except OSError as exc:
+        raise SuiteError(f"cannot write the study folder {out}: {exc.strerror}") from None
 
 
 def _run_all(spec: StudySpec, setting: Setting, out: Path, on_run, stop: threading.Event,

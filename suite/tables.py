@@ -28,6 +28,7 @@ import pandas as pd
 from ConfigSpace import ConfigurationSpace
 from ConfigSpace.util import generate_grid
 
+from suite import _json
 from suite.config import to_plain
 from suite.errors import SuiteError
 
@@ -199,7 +200,7 @@ def read_table(path: Path) -> Table:
         raise TableError(f"table {path} does not exist; record it with `suite tabulate`")
     try:
         parquet = pq.read_table(path)
-        meta = json.loads(parquet.schema.metadata[META_KEY])
+        meta = _json.loads(parquet.schema.metadata[META_KEY])
         frame = parquet.to_pandas()
         return Table(meta, frame)
     except TableError as exc:  # what a table must hold, checked at the boundary

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from suite import _json
 from suite.config import validate_config
 from suite.env import environment
 from suite.errors import SuiteError
@@ -148,7 +149,7 @@ def _read_progress(path: Path) -> dict[tuple[int, int], dict]:
         if not line:
             continue
         try:
-            row = json.loads(line)
+            row = _json.loads(line)
             done[(row["config_index"], row["seed"])] = row
         except (ValueError, KeyError, TypeError):
             if number == len(lines):  # a torn last line: that curve is simply retrained

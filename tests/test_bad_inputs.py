@@ -115,7 +115,31 @@ def ws(tmp_path_factory) -> Path:
     with open(ws / "data_edited" / rel, "a") as f:
         f.write("999,an edited row,,other\n")
     (ws / "data_empty").mkdir()
+    _nested_and_not_utf8(ws, run)
     return ws
+
+
+DEEP = "[" * 1000 + "]" * 1000  # nested deeper than the JSON decoder's stack
+
+
+def _nested_and_not_utf8(ws: Path, run: Path) -> None:
+    """Plans, logs, metas, configurations and a manifest, nested too deeply or not UTF-8."""
+    plan = json.loads((ws / "study" / STUDY_NAME).read_text())
+    for name, text in (("plan_seed_2_40", json.dumps({**plan, "seeds": [2**40]})),
+                       ("plan_nested_deeply", '{"task": ' + DEEP + "}")):
+        shutil.copytree(ws / "study", ws / name)
+        (ws / name / STUDY_NAME).write_text(text)
+    shutil.copytree(ws / "study", ws / "plan_not_utf8")
+    (ws / "plan_not_utf8" / STUDY_NAME).write_bytes(b'{"task": "t\xe9"}')
+    shutil.copytree(ws / "study", ws / "log_nested_deeply")
+    log = ws / "log_nested_deeply" / run / LOG_NAME
+    lines = log.read_text().splitlines(keepends=True)
+    log.write_text("".join([lines[0], '{"event": ' + DEEP + "}\n", *lines[1:]]))
+    shutil.copytree(ws / "study", ws / "meta_nested_deeply")
+    (ws / "meta_nested_deeply" / run / META_NAME).write_text('{"task": ' + DEEP + "}")
+    (ws / "deep.json").write_text('{"lr": ' + DEEP + "}")
+    (ws / "latin1.json").write_bytes(b'{"schedule": "\xe9"}')
+    (ws / "deep_manifest.json").write_text('{"figures": ' + DEEP + "}")
 
 
 def _offline(monkeypatch) -> None:
@@ -142,11 +166,29 @@ CASES = [
     ("seeds-letters", [*TOY_RUN, "--seeds", "a"], "malformed seeds", None),
     ("seeds-open-range", [*TOY_RUN, "--seeds", "1-"], "malformed seeds", None),
     ("seed-and-seeds", [*TOY_RUN, "--seed", "1", "--seeds", "0-2"], "not both", None),
-    ("workers-zero", [*TOY_RUN, "--workers", "0"], "at least 1", None),
+    ("workers-zero", [*TOY_RUN, "--workers", "0"], "must be in 1..1024", None),
+    ("workers-huge", [*TOY_RUN, "--workers", "1000000000"], "must be in 1..1024, got", None),
+    ("fuse-max-huge", [*TOY_RUN, "--fuse", "auto", "--fuse-max", "1000000000"],
+     "--fuse-max must be an integer in 1..256", None),
+    ("seed-negative", [*TOY_RUN, "--seed=-1"], "seed -1 is outside 0..4294967295", None),
+    ("seed-above-2-32", [*TOY_RUN, "--seed", "99999999999"],
+     "seed 99999999999 is outside 0..4294967295", None),
+    ("seeds-above-2-32", [*TOY_RUN, "--seeds", "0-100000000000"],
+     "seed 100000000000 is outside", None),
+    ("seeds-too-many", [*TOY_RUN, "--seeds", "0-4000000000"],  # refused before materialized
+     "4000000001 runs (optimizers × seeds) exceed the limit of 10000", None),
+    ("runs-too-many", [*TOY_RUN[:4], "random,tpe", *TOY_RUN[5:], "--seeds", "0-5000"],
+     "10002 runs (optimizers × seeds) exceed the limit of 10000", None),
+    ("budget-overflows", [*TOY_RUN[:-1], "1" + "0" * 400 + "x"], "must be at most 1e9", None),
+    ("budget-above-limit", [*TOY_RUN[:-1], "2000000000e"], "must be at most 1e9", None),
     ("unknown-promotion", [*TOY_RUN, "--promotion", "lazy"], "invalid choice", None),
     ("unknown-executor", [*TOY_RUN, "--executor", "cloud"], "invalid choice", None),
     ("out-below-a-file", [*TOY_RUN, "--out", "{ws}/blocker/study"], "cannot write", None),
     ("out-holds-a-study", [*TOY_RUN, "--out", "{ws}/study"], "already holds a study", None),
+    ("out-not-empty", [*TOY_RUN, "--out", "{ws}/data_edited"], "exists and is not empty",
+     None),
+    ("out-a-file", [*TOY_RUN, "--out", "{ws}/blocker"], "blocker is a file", None),
+    ("out-empty-string", [*TOY_RUN, "--out="], "--out is empty", None),
     # suite run: the Ray executor and fault flags
     ("ray-not-installed", [*TOY_RUN, "--executor", "ray", "--out", "{ws}/r"],
      "--executor ray needs Ray, an optional extra: pip install 'hpo-suite[ray]'",
@@ -162,6 +204,9 @@ CASES = [
     ("ray-with-devices", [*TOY_RUN, "--executor", "ray", "--devices", "cuda:0"],
      "no meaning with --executor ray", None),
     ("trial-timeout-zero", [*TOY_RUN, "--trial-timeout", "0"], "must be positive", None),
+    ("trial-timeout-inf", [*TOY_RUN, "--trial-timeout", "inf"], "at most 604800", None),
+    ("trial-timeout-nan", [*TOY_RUN, "--trial-timeout", "nan"], "at most 604800", None),
+    ("trial-timeout-1e300", [*TOY_RUN, "--trial-timeout", "1e300"], "at most 604800", None),
     ("trial-timeout-not-a-number", [*TOY_RUN, "--trial-timeout", "soon"],
      "invalid float value", None),
     ("trial-timeout-in-a-replay", [*TOY_RUN, "--table", "{ws}/toy.parquet", "--trial-timeout",
@@ -171,6 +216,17 @@ CASES = [
     ("resume-with-plan-flags", ["run", "--resume", "{ws}/study", "--task", "toy"],
      "--resume takes its settings from the study; drop --task", None),
     ("resume-with-out", ["run", "--resume", "{ws}/study", "--out", "{ws}/x"], "drop --out", None),
+    ("resume-with-include-default", ["run", "--resume", "{ws}/study", "--include-default"],
+     "drop --include-default", None),
+    ("resume-with-workers-zero", ["run", "--resume", "{ws}/study", "--workers", "0"],
+     "drop --workers", None),
+    ("resume-plan-seed-2-40", ["run", "--resume", "{ws}/plan_seed_2_40"],
+     "seed 1099511627776 is outside 0..4294967295", None),
+    ("resume-plan-nested-deeply", ["run", "--resume", "{ws}/plan_nested_deeply"],
+     "nested too deeply", None),
+    ("resume-plan-not-utf8", ["run", "--resume", "{ws}/plan_not_utf8"], "utf-8", None),
+    ("resume-log-nested-deeply", ["run", "--resume", "{ws}/log_nested_deeply"],
+     "log.jsonl:2: corrupt line", None),
     ("resume-with-trial-timeout", ["run", "--resume", "{ws}/study", "--trial-timeout", "5"],
      "drop --trial-timeout", None),
     ("resume-address-not-ray", ["run", "--resume", "{ws}/study", "--address", "head:6379"],
@@ -208,6 +264,16 @@ CASES = [
      "log.jsonl:2: bad epoch row (device_seconds inf", None),
     ("report-log-epoch-a-string", ["report", "{ws}/log_epoch_a_string", "--out", "{ws}/r"],
      "log.jsonl:2: bad epoch row ('epoch' is str, not int)", None),
+    ("report-log-nested-deeply", ["report", "{ws}/log_nested_deeply", "--out", "{ws}/r"],
+     "log.jsonl:2: corrupt line", None),
+    ("report-meta-nested-deeply", ["report", "{ws}/meta_nested_deeply", "--out", "{ws}/r"],
+     "meta.json is unreadable", None),
+    ("report-fidelity-beyond-the-table", ["report", "--table", "{ws}/toy.parquet", "--out",
+                                          "{ws}/r", "--fidelities", "1,3,99"],
+     "--fidelities 99 is beyond the 27 epochs", None),
+    ("report-fidelity-beyond-the-runs", ["report", "{ws}/study", "--out", "{ws}/r",
+                                         "--fidelities", "1,999"],
+     "--fidelities 999 is beyond the 27 epochs", None),
     ("report-meta-a-list", ["report", "{ws}/meta_a_list", "--out", "{ws}/r"],
      "meta.json: bad meta (a JSON list", None),
     # suite run --table (replay)
@@ -245,6 +311,20 @@ CASES = [
      "invalid JSON", None),
     ("config-missing-file", ["train", "--task", "small_lm", *TINY, "--config",
                              "{ws}/missing.json"], "missing.json", None),
+    ("config-nested-deeply-file", ["train", "--task", "small_lm", *TINY, "--config",
+                                   "{ws}/deep.json"], "deep.json: invalid JSON (JSON nested",
+     None),
+    ("config-nested-deeply-inline", ["train", "--task", "small_lm", *TINY, "--config",
+                                     '{"lr": ' + DEEP + "}"], "--config: invalid JSON", None),
+    ("config-not-utf8", ["train", "--task", "small_lm", *TINY, "--config", "{ws}/latin1.json"],
+     "latin1.json: not UTF-8 text (byte 0xe9 at offset 14)", None),
+    ("train-save-below-a-file", ["train", "--task", "toy", "--epochs", "1", "--save",
+                                 "{ws}/blocker/c.pt"], "blocker, a file", None),
+    ("train-save-a-folder", ["train", "--task", "toy", "--epochs", "1", "--save", "{ws}/study"],
+     "must name a file, not a folder", None),
+    ("train-test-without-save", ["train", "--task", "toy", "--epochs", "1", "--test"],
+     "--test needs --save PATH", None),
+    ("train-seed-negative", ["train", "--task", "toy", "--seed=-1"], "seed -1 is outside", None),
     ("epochs-zero", ["train", "--task", "small_lm", *TINY, "--epochs", "0"], "outside 1..27",
      None),
     ("epochs-above-max", ["train", "--task", "text_classifier", *TINY, "--epochs", "28"],
@@ -284,6 +364,8 @@ CASES = [
      None),
     ("figures-corrupt-manifest", ["figures", "--manifest", "{ws}/manifest.json"],
      "manifest.json", None),
+    ("figures-manifest-nested-deeply", ["figures", "--manifest", "{ws}/deep_manifest.json"],
+     "deep_manifest.json is not a figure manifest", None),
     ("unknown-subcommand", ["frobnicate"], "invalid choice", None),
 ]
 
@@ -318,7 +400,7 @@ def test_bad_input_is_one_line_exit_2_and_touches_nothing(ws, argv, message, set
 
 
 IN_A_REAL_PROCESS = ["run-unknown-task", "table-corrupt", "config-out-of-range",
-                     "resume-another-task"]
+                     "resume-another-task", "seed-above-2-32", "config-nested-deeply-file"]
 
 
 @pytest.mark.parametrize("case", IN_A_REAL_PROCESS)

@@ -237,7 +237,7 @@ def test_every_epoch_is_logged_once_and_the_plan_keeps_fuse(tmp_path):
 
 FUSE_BAD_INPUT = [
     (["--fuse", "auto", "--executor", "inprocess"], "--fuse auto needs the local executor"),
-    (["--fuse", "auto", "--fuse-max", "0"], "--fuse-max must be an integer of at least 1"),
+    (["--fuse", "auto", "--fuse-max", "0"], "--fuse-max must be an integer in 1..256"),
     (["--fuse-max", "4"], "give it with --fuse auto"),
 ]
 

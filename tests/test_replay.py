@@ -293,7 +293,7 @@ def test_table_flag_alone_reads_the_tasks_table_and_resume_refuses_it(tmp_path, 
     assert main(["run", "--task", "toy", "--table", "--optimizer", "random", "--budget", "1x",
                  "--out", "s"]) == 0
     assert read_meta(tmp_path / "s" / "random" / "seed-0")["table"] == \
-        "results/tables/toy.parquet"
+        str(tmp_path.resolve() / "results" / "tables" / "toy.parquet")  # absolute: resumes anywhere
     capsys.readouterr()
     assert main(["run", "--resume", "s", "--table", "other.parquet"]) == 2
     assert "drop --table" in capsys.readouterr().err

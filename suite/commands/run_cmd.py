@@ -24,7 +24,7 @@ from suite.study import Stopped, StudySpec, load_study, parse_seeds, run_study
 # crash (a new SLURM allocation) has a new address, so --resume DIR --address ADDR is fine.
 PLAN_FLAGS = ("task", "optimizer", "budget", "seed", "seeds", "scale", "promotion", "workers",
               "devices", "executor", "table", "gpus_per_trial", "trial_timeout", "fuse",
-              "fuse_max")
+              "fuse_max", "include_default")
 
 
 def add_arguments(run: argparse.ArgumentParser) -> None:
@@ -66,11 +66,12 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.resume:
+        # None: not given; False: a store_true flag not given (`0` is a value given)
         given = [f"--{f.replace('_', '-')}" for f in PLAN_FLAGS
-                 if getattr(args, f, None) is not None]
-        if given or args.out:
+                 if getattr(args, f, None) is not None and getattr(args, f) is not False]
+        if given or args.out is not None:
             raise SuiteError(f"--resume takes its settings from the study; drop "
-                             f"{', '.join(given + (['--out'] if args.out else []))}")
+                             f"{', '.join(given + (['--out'] if args.out is not None else []))}")
         spec, out = load_study(Path(args.resume)), Path(args.resume)
         if args.address is not None:
             if spec.executor != "ray":
@@ -78,7 +79,9 @@ def run(args: argparse.Namespace) -> int:
                                  f"{spec.executor}")
             spec = replace(spec, address=args.address)
     else:
-        spec, out = _spec_from_args(args), None
+        if args.out is not None and not args.out.strip():
+            raise SuiteError("--out is empty: name the study folder (or leave --out out)")
+        spec = _spec_from_args(args)
         out = Path(args.out or f"runs/{spec.task}-{time.strftime('%Y%m%d-%H%M%S')}")
     _fix_hash_seed_for_smac(spec)
     console = Console()

@@ -41,12 +41,17 @@ def training_executor(kind: str, task: Task, *, scale: str, workers: int,
                          share_devices=share_devices)
 
 
+MAX_FUSE = 256  # members per fused array (README, "Bad input")
+
+
 def check_fuse(kind: str | None, task: Task | None, fuse: str, fuse_max: int) -> None:
     """Refuse, in one line, a fuse setting this executor or task cannot honour."""
     if fuse not in FUSE_MODES:
         raise SuiteError(f"unknown --fuse {fuse!r}; choose auto or off")
-    if isinstance(fuse_max, bool) or not isinstance(fuse_max, int) or fuse_max < 1:
-        raise SuiteError(f"--fuse-max must be an integer of at least 1, got {fuse_max!r}")
+    # workers × fuse_max trials are asked for at once: a huge K would ask without end
+    if isinstance(fuse_max, bool) or not isinstance(fuse_max, int) or not (
+            1 <= fuse_max <= MAX_FUSE):
+        raise SuiteError(f"--fuse-max must be an integer in 1..{MAX_FUSE}, got {fuse_max!r}")
     if fuse == "off":
         return
     if kind not in (None, "local"):

@@ -66,16 +66,21 @@ class GridSearch:
         self._book.settle(result)  # the grid is fixed: results change nothing
 
 
+MAX_GRID_POINTS = 10_000
+
+
 def grid_steps(space: ConfigurationSpace, max_full_trials: int | None) -> int:
     """Points per numeric hyperparameter: the largest k >= 2 whose grid fits the budget.
 
     The grid may hold at most max(max_full_trials, 2**n_numeric) points (a budget too small
-    for even a 2-point grid still gets one); without a hint, `DEFAULT_STEPS`.
+    for even a 2-point grid still gets one), and never more than `MAX_GRID_POINTS`; without
+    a hint, `DEFAULT_STEPS`.
     """
     numeric = [n for n in space.keys() if isinstance(space[n], NumericalHyperparameter)]
     if max_full_trials is None:
         return DEFAULT_STEPS
-    limit = max(max_full_trials, 2 ** len(numeric))
+    # the grid is materialized up front: a huge budget must not make it fill the memory
+    limit = min(max(max_full_trials, 2 ** len(numeric)), MAX_GRID_POINTS)
     cap = max([_capacity(space[n]) for n in numeric] + [2])
     steps = 2
     while steps < min(cap, limit) and _grid_size(space, steps + 1, limit) <= limit:

@@ -132,6 +132,7 @@ def _read_inputs(report: Report, roots: list[Path]) -> list[tuple[str, RunSet | 
     else:
         runs, tasks = None, []
     table_task = _table_task(report)
+    _check_fidelities(report, runs)
     try:  # only once every input has been read: a rejected report writes nothing
         report.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -139,6 +140,18 @@ def _read_inputs(report: Report, roots: list[Path]) -> list[tuple[str, RunSet | 
             from None
     return [(task, runs.of_task(task) if runs is not None and task in tasks else None)
             for task in sorted(set(tasks) | ({table_task} if table_task else set()))]
+
+
+def _check_fidelities(report: Report, runs: RunSet | None) -> None:
+    """--fidelities within every task's epochs: refused before the folder is made."""
+    wanted = report.options.fidelities
+    table = report.tables.get(str(report.options.table))
+    known = [table.max_epochs] if table is not None else []
+    if runs is not None:
+        known += [int(e) for e in runs.runs["max_epochs"] if e > 0]  # 0: an old meta
+    if wanted and known and max(wanted) > min(known):
+        raise SuiteError(f"--fidelities {max(wanted)} is beyond the {min(known)} epochs "
+                         "these runs or this table have")
 
 
 def _table_task(report: Report) -> str | None:

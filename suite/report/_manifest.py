@@ -43,6 +43,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from suite import _json
 from suite.errors import SuiteError
 from suite.report._compose import build_report
 from suite.report._writer import ReportOptions, ReportResult
@@ -125,7 +126,7 @@ def load_manifest(path: Path, *, convert: Convert | None = None) -> dict[str, An
                          "suite/report/_manifest.py)", "renderer": {},
                 "figures": copy.deepcopy(DEFAULT_ENTRIES)}
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        manifest = _json.loads(path.read_text(encoding="utf-8"))
         entries = manifest["figures"]
         for i, entry in enumerate(entries):
             if "report" not in entry and "command" in entry:
@@ -229,7 +230,7 @@ def _complete(out: Path) -> bool:
     from suite.log import find_runs, read_log
     from suite.records import FinishRow
 
-    plan = json.loads((out / "study.json").read_text())
+    plan = _json.loads((out / "study.json").read_text(encoding="utf-8"))
     runs = find_runs([out])
     finished = [r for r in runs if (rows := read_log(r)) and type(rows[-1]) is FinishRow]
     return len(finished) == len(plan["optimizers"]) * len(plan["seeds"])
