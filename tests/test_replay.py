@@ -3,7 +3,9 @@ determinism, and bad input as one line with exit 2."""
 
 import json
 import math
+import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -256,6 +258,31 @@ def test_resume_refuses_a_changed_table(tmp_path):
     toy_table(path, seeds=2)
     with pytest.raises(Exception, match="belongs to another table"):
         run_study(spec, tmp_path / "s", resume=True)
+
+
+def test_a_replay_planned_with_a_relative_table_resumes_from_another_folder(
+        tmp_path, toy_path, monkeypatch, capsys):
+    """study.json names the table absolutely, so `--resume` works from any folder."""
+    for name in ("planned_here", "resumed_here"):
+        (tmp_path / name).mkdir()
+    shutil.copy(toy_path, tmp_path / "planned_here" / "toy.parquet")
+    monkeypatch.chdir(tmp_path / "planned_here")
+    spec = _spec("toy.parquet", budget="3x")
+    (reference,) = run_study(spec, tmp_path / "ref")
+    with pytest.raises(Killed):
+        run_study(spec, tmp_path / "s", on_run=_kill_after(20))
+    plan = json.loads((tmp_path / "s" / "study.json").read_text())
+    assert plan["table"] == os.path.join(os.getcwd(), "toy.parquet")
+    monkeypatch.chdir(tmp_path / "resumed_here")
+    assert main(["run", "--resume", str(tmp_path / "s")]) == 0, capsys.readouterr().err
+    assert _without_wall_time(tmp_path / "s" / "random" / "seed-0") == \
+        _without_wall_time(reference.directory)
+
+
+def test_a_new_study_may_go_into_an_existing_empty_folder(tmp_path, toy_path):
+    (tmp_path / "empty").mkdir()
+    (outcome,) = run_study(_spec(toy_path, budget="1x"), tmp_path / "empty")
+    assert outcome.reason and (tmp_path / "empty" / "study.json").exists()
 
 
 def test_include_default_replays_the_grid_configuration_nearest_the_default(tmp_path,
