@@ -350,6 +350,10 @@ CASES = [
      "corrupt", None),
     ("tabulate-table-of-another-task", ["tabulate", "--task", "toy", "--out",
                                         "{ws}/other_task.parquet"], "text_classifier", None),
+    ("tabulate-workers-huge", ["tabulate", "--task", "toy", "--workers", "1000000000", "--out",
+                               "{ws}/t.parquet"], "--workers in 1..1024", None),
+    ("tabulate-time-limit-nan", ["tabulate", "--task", "toy", "--time-limit", "nan", "--out",
+                                 "{ws}/t.parquet"], "--time-limit must be positive, finite", None),
     ("tabulate-out-below-a-file", ["tabulate", "--task", "toy", "--executor", "inprocess",
                                    "--out", "{ws}/blocker/t.parquet"], "blocker", None),
     # suite report and suite figures

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from rich.console import Console
@@ -10,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from suite.errors import SuiteError
 from suite.registry import check_task
+from suite.spec import MAX_WORKERS
 from suite.tabulate import TabulateSpec, progress_path, tabulate
 
 
@@ -27,8 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_task(args.task)
-    if args.seeds < 1 or args.workers < 1:
-        raise SuiteError("--seeds and --workers must be at least 1")
+    if args.seeds < 1 or not 1 <= args.workers <= MAX_WORKERS:
+        raise SuiteError(f"--seeds must be at least 1 and --workers in 1..{MAX_WORKERS}")
+    # NaN would never stop collection, and an infinite limit is no limit: refuse both
+    if args.time_limit is not None and not 0 < args.time_limit < math.inf:
+        raise SuiteError(f"--time-limit must be positive, finite seconds, got "
+                         f"{args.time_limit:g}")
     out = Path(args.out or f"results/tables/{args.task}.parquet")
     spec = TabulateSpec(task=args.task, out=out, seeds=args.seeds, scale=args.scale,
                         workers=args.workers, executor=args.executor,
