@@ -17,7 +17,8 @@ from suite.errors import SuiteError
 from suite.executors import check_fuse
 from suite.runner import PROMOTION_POLICIES
 
-__all__ = ["StudySpec", "EXECUTORS", "MAX_SEED", "MAX_RUNS", "MAX_WORKERS", "MAX_TRIAL_TIMEOUT"]
+__all__ = ["StudySpec", "EXECUTORS", "MAX_SEED", "MAX_RUNS", "MAX_WORKERS", "MAX_TRIAL_TIMEOUT",
+           "check_seeds", "check_runs"]
 
 EXECUTORS = ("local", "inprocess", "simulated", "ray")
 
