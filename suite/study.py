@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from suite.budget import Ledger, parse_budget
+from suite.devices import check_devices_here
 from suite.errors import SuiteError
 from suite.executors import SimulatedExecutor, training_executor
 from suite.interrupt import Stopped, on_signals
@@ -103,12 +104,14 @@ def run_study(spec: StudySpec, out: Path, *, resume: bool = False,
 
     Raises:
         Stopped: by a signal (`signum`) or `stop` (`signum` None); `out` resumes.
-        SuiteError: the folder already holds a study (without `resume`); Ray is missing
+        SuiteError: a device in `devices` is not on this machine (`suite.devices`); the
+            folder already holds a study (without `resume`); Ray is missing
             or its cluster unreachable (`executor` ray); or for a replay: the table is
             missing, unreadable, incomplete, of another task or scale.
         LockedError: another live process is writing the study (`suite.lock`).
     """
     out = Path(out)
+    _check_devices(spec, out, resume)
     spec, setting = study_setting(spec)
     if spec.executor == "ray":  # Ray installed, the cluster reachable: before writing
         from suite.executors._ray import connect
@@ -125,6 +128,19 @@ def run_study(spec: StudySpec, out: Path, *, resume: bool = False,
                 return _run_all(spec, setting, out, on_run, stop, caught)
             except KeyboardInterrupt:  # a second signal: stopped at once; the log holds
                 raise Stopped(out, caught.signum) from None
+
+
+def _check_devices(spec: StudySpec, out: Path, resume: bool) -> None:
+    """The plan's devices are on this machine (a study planned on a GPU machine may be
+    resumed on one without): else no trial could train an epoch, and the run would fail
+    trial after trial."""
+    try:
+        check_devices_here(spec.devices)
+    except SuiteError as exc:
+        if not resume:
+            raise
+        raise SuiteError(f"{out} was planned with --devices {','.join(spec.devices)}: "
+                         f"{exc}") from None
 
 
 def _check_new_or_resumable(spec: StudySpec, setting: Setting, out: Path, resume: bool) -> None:
