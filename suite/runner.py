@@ -25,6 +25,14 @@ so an optimizer library that catches everything cannot swallow it.
 
 Crash retry and timeouts live here, not in an executor, so every executor gets them: an
 executor only says that a trial's worker was `lost` and stops a trial when told.
+
+A circuit breaker stops a run that cannot train: `FAILING_STREAK` trials in a row (in the
+order they end, whichever worker ran them) that end `failed`, `crashed` or `timeout`
+without training an epoch in their last attempt raise `FailingTrials`. Such trials charge
+nothing, so the budget would never run out (a device that is not there, data that cannot
+be read: a new trial every few milliseconds, forever). A trial ending any other way resets
+the count. The run stops as on `stop` (the trials in flight are stopped, no `finish` row):
+once its cause is fixed, `--resume` continues it; if not, it stops again after as many.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from suite.budget import Ledger
+from suite.errors import SuiteError
 from suite.executors import EpochDone, Executor, Job, TrialEnded
 from suite.executors._base import snapshot_path
 from suite.log import RunLog
@@ -45,11 +54,19 @@ from suite.records import EndRow, EpochRow, FinishRow, RetryRow, Row, StartRow
 from suite.types import Metric, Status, Trial, TrialResult
 
 __all__ = ["Runner", "RunState", "ActiveTrial", "Incumbent", "training_seed",
-           "PROMOTION_POLICIES"]
+           "PROMOTION_POLICIES", "FAILING_STREAK", "FailingTrials"]
 
 PROMOTION_POLICIES = ("resume", "retrain")
 STOPPED = "stopped"  # what `Runner.run` returns when `stop` was set: no finish row
 STOP_POLL = 0.2  # seconds: the longest wait before the runner looks at `stop` again
+# Trials in a row failing before their first epoch that stop a run: enough that a few bad
+# configurations (an out-of-memory at the first batch) pass, few enough to stop in seconds.
+FAILING_STREAK = 10
+
+
+class FailingTrials(SuiteError):
+    """`FAILING_STREAK` trials in a row failed before their first epoch: the run stopped
+    without a `finish` row, and resumes once the cause (the first error) is fixed."""
 
 
 def training_seed(run_seed: int, config_id: int) -> int:
@@ -114,6 +131,7 @@ class Runner:
         self.stop = stop
         self._jobs: set[int] = set()  # submitted, TrialEnded not yet received
         self._t0 = time.monotonic()
+        self._failing: list[str] = []  # the errors of the trials failing in a row so far
         # An executor with a clock of its own (a replay) stamps every row with it too.
         self._clocked = hasattr(executor, "now")
 
@@ -232,6 +250,7 @@ class Runner:
         if result.checkpoint is not None:
             active.source = result.checkpoint
         if status is not Status.RUNNING:
+            self._failing.clear()  # it trained an epoch
             self._finish(active, status, loss, result)
 
     def _finish(self, active: ActiveTrial, status: Status, loss: float, result) -> None:
@@ -259,6 +278,17 @@ class Runner:
                             **self._stamp()))
         if status is not Status.CUT:  # crashed and timeout are failures to the optimizer
             self._tell(trial, Status.FAILED, math.inf, active.last_epoch)
+        self._count_failing(active, status, error)
+
+    def _count_failing(self, active: ActiveTrial, status: Status, error: str | None) -> None:
+        """The circuit breaker (see the module docstring); raises `FailingTrials`."""
+        if status is Status.CUT or active.last_epoch > active.start_epoch:
+            self._failing.clear()
+            return
+        self._failing.append(error or status.value)
+        if len(self._failing) >= FAILING_STREAK:
+            raise FailingTrials(f"{len(self._failing)} trials in a row failed before their "
+                                f"first epoch; the first: {self._failing[0]}")
 
     def _retry(self, active: ActiveTrial, error: str | None) -> bool:
         """Its worker died: run the trial once more, from the checkpoint of its last logged

@@ -14,6 +14,9 @@ the simulated executor: the optimizers search the table's grid, every epoch's me
 device-seconds come from the table, and meta.json says `"simulated": true` with the
 table's path, checksum and provenance. Replays keep no checkpoints.
 
+A run whose trials keep failing before their first epoch (`suite.runner.FailingTrials`)
+stops the study the same way, without a `finish` row, and `FailingTrials` is raised.
+
 SIGINT and SIGTERM stop a study cleanly (`suite.interrupt`): the run in progress stops
 without a `finish` row, later runs are not begun, and `Stopped` is raised; `resume`
 continues exactly where it stopped.
@@ -38,7 +41,7 @@ from suite.lock import hold_lock
 from suite.log import LOG_NAME, LogError, RunLog, read_log, read_run_meta, write_atomic
 from suite.records import FinishRow, Row
 from suite.resume import rebuild, summarize
-from suite.runner import STOPPED, Runner, RunState
+from suite.runner import STOPPED, FailingTrials, Runner, RunState
 from suite.setting import Setting, study_setting
 from suite.spec import StudySpec
 
@@ -108,6 +111,8 @@ def run_study(spec: StudySpec, out: Path, *, resume: bool = False,
             folder already holds a study (without `resume`); Ray is missing
             or its cluster unreachable (`executor` ray); or for a replay: the table is
             missing, unreadable, incomplete, of another task or scale.
+        FailingTrials: a run's trials failed before their first epoch, `FAILING_STREAK` in
+            a row (`suite.runner`); the study stopped, and `out` resumes.
         LockedError: another live process is writing the study (`suite.lock`).
     """
     out = Path(out)
@@ -166,8 +171,12 @@ def _run_all(spec: StudySpec, setting: Setting, out: Path, on_run, stop: threadi
         for seed in spec.seeds:
             if stop.is_set():
                 raise Stopped(out, caught.signum)
-            outcome = _run_one(spec, setting, name, seed, out / name / f"seed-{seed}",
-                               on_run, stop)
+            try:
+                outcome = _run_one(spec, setting, name, seed, out / name / f"seed-{seed}",
+                                   on_run, stop)
+            except FailingTrials as exc:  # later runs would fail alike: none is begun
+                raise FailingTrials(f"{exc} ({name} seed {seed} stopped; fix the cause, then "
+                                    f"suite run --resume {out})") from None
             if outcome.reason == STOPPED:
                 raise Stopped(out, caught.signum)
             outcomes.append(outcome)
