@@ -46,5 +46,6 @@ def check_devices_here(devices: Sequence[str]) -> None:
         count = torch.cuda.device_count()
         index = int(device.partition(":")[2] or 0)
         if index >= count:
+            names = "cuda:0" if count == 1 else f"cuda:0..cuda:{count - 1}"
             raise SuiteError(f"--devices {device}: this machine has {count} CUDA "
-                             f"device{'s' if count != 1 else ''} (cuda:0..cuda:{count - 1})")
+                             f"device{'s' if count != 1 else ''} ({names})")
