@@ -305,6 +305,11 @@ CASES = [
      "corrupt", None),
     ("tabulate-table-of-another-task", ["tabulate", "--task", "toy", "--out",
                                         "{ws}/other_task.parquet"], "text_classifier", None),
+    ("tabulate-devices-not-a-device", ["tabulate", "--task", "toy", "--devices", "gpu7",
+                                       "--out", "{ws}/t.parquet"], "'gpu7' is not a device",
+     None),
+    ("tabulate-cuda-without-cuda", ["tabulate", "--task", "toy", "--devices", "cuda:0",
+                                    "--out", "{ws}/t.parquet"], "no CUDA device", _cuda(0)),
     ("tabulate-out-below-a-file", ["tabulate", "--task", "toy", "--executor", "inprocess",
                                    "--out", "{ws}/blocker/t.parquet"], "blocker", None),
     # suite report and suite figures
