@@ -111,8 +111,8 @@ def run_study(spec: StudySpec, out: Path, *, resume: bool = False,
             folder already holds a study (without `resume`); Ray is missing
             or its cluster unreachable (`executor` ray); or for a replay: the table is
             missing, unreadable, incomplete, of another task or scale.
-        FailingTrials: a run's trials failed before their first epoch, `FAILING_STREAK` in
-            a row (`suite.runner`); the study stopped, and `out` resumes.
+        FailingTrials: a run's trials failed before their first epoch, too many in a row
+            (`suite.runner`'s circuit breaker); the study stopped, and `out` resumes.
         LockedError: another live process is writing the study (`suite.lock`).
     """
     out = Path(out)
