@@ -25,6 +25,17 @@ so an optimizer library that catches everything cannot swallow it.
 
 Crash retry and timeouts live here, not in an executor, so every executor gets them: an
 executor only says that a trial's worker was `lost` and stops a trial when told.
+
+A circuit breaker stops a run that cannot train. Trials that end `failed`, `crashed` or
+`timeout` without training an epoch in their last attempt charge nothing, so the budget
+would never run out (a device that is not there, data that cannot be read: a new trial
+every few milliseconds, forever). They are counted in a row, in the order they end
+(whichever worker ran them; a trial ending any other way resets the count), and raise
+`FailingTrials` at `FAILING_STREAK` plus the trials the executor holds at once less one
+(10 on one worker; 10 + 15 on 2 workers fusing 8 each): one bad moment (a fused array's
+out-of-memory) fails every trial in flight together. The run stops as on `stop` (the
+trials in flight are stopped, no `finish` row): once its cause is fixed, `--resume`
+continues it; if not, it stops again after as many.
 """
 
 from __future__ import annotations
@@ -38,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from suite.budget import Ledger
+from suite.errors import SuiteError
 from suite.executors import EpochDone, Executor, Job, TrialEnded
 from suite.executors._base import snapshot_path
 from suite.log import RunLog
@@ -45,11 +57,20 @@ from suite.records import EndRow, EpochRow, FinishRow, RetryRow, Row, StartRow
 from suite.types import Metric, Status, Trial, TrialResult
 
 __all__ = ["Runner", "RunState", "ActiveTrial", "Incumbent", "training_seed",
-           "PROMOTION_POLICIES"]
+           "PROMOTION_POLICIES", "FAILING_STREAK", "FailingTrials"]
 
 PROMOTION_POLICIES = ("resume", "retrain")
 STOPPED = "stopped"  # what `Runner.run` returns when `stop` was set: no finish row
 STOP_POLL = 0.2  # seconds: the longest wait before the runner looks at `stop` again
+# Trials in a row failing before their first epoch that stop a run (beyond what fails at
+# once, see the module docstring): enough that a few bad configurations (an out-of-memory
+# at the first batch) pass, few enough to stop in seconds.
+FAILING_STREAK = 10
+
+
+class FailingTrials(SuiteError):
+    """Trials failed before their first epoch, too many in a row: the run stopped without
+    a `finish` row, and resumes once the cause (the first error) is fixed."""
 
 
 def training_seed(run_seed: int, config_id: int) -> int:
@@ -114,12 +135,16 @@ class Runner:
         self.stop = stop
         self._jobs: set[int] = set()  # submitted, TrialEnded not yet received
         self._t0 = time.monotonic()
+        self._failing: list[str] = []  # the errors of the trials failing in a row so far
+        self._failing_limit = FAILING_STREAK  # set by `run` from the executor's capacity
         # An executor with a clock of its own (a replay) stamps every row with it too.
         self._clocked = hasattr(executor, "now")
 
     def run(self, resubmit: list[tuple[Trial, int, Path | None]] = ()) -> str:
         """Run until the budget is spent; returns why it stopped: `budget`, `optimizer`,
         or `stopped` (`stop` was set: no finish row, the run resumes)."""
+        # its capacity, before anything is in flight: see the circuit breaker above
+        self._failing_limit = FAILING_STREAK + max(0, self.executor.free_slots() - 1)
         try:
             for trial, done, ckpt in resubmit:
                 self._submit(trial, resume_ckpt=ckpt, start_epoch=done, log_start=False)
@@ -232,6 +257,7 @@ class Runner:
         if result.checkpoint is not None:
             active.source = result.checkpoint
         if status is not Status.RUNNING:
+            self._failing.clear()  # it trained an epoch
             self._finish(active, status, loss, result)
 
     def _finish(self, active: ActiveTrial, status: Status, loss: float, result) -> None:
@@ -259,6 +285,17 @@ class Runner:
                             **self._stamp()))
         if status is not Status.CUT:  # crashed and timeout are failures to the optimizer
             self._tell(trial, Status.FAILED, math.inf, active.last_epoch)
+        self._count_failing(active, status, error)
+
+    def _count_failing(self, active: ActiveTrial, status: Status, error: str | None) -> None:
+        """The circuit breaker (see the module docstring); raises `FailingTrials`."""
+        if status is Status.CUT or active.last_epoch > active.start_epoch:
+            self._failing.clear()
+            return
+        self._failing.append(error or status.value)
+        if len(self._failing) >= self._failing_limit:
+            raise FailingTrials(f"{len(self._failing)} trials in a row failed before their "
+                                f"first epoch; the first: {self._failing[0]}")
 
     def _retry(self, active: ActiveTrial, error: str | None) -> bool:
         """Its worker died: run the trial once more, from the checkpoint of its last logged

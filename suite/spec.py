@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from suite.budget import parse_budget
+from suite.devices import check_device_names
 from suite.errors import SuiteError
 from suite.executors import check_fuse
 from suite.runner import PROMOTION_POLICIES
@@ -109,6 +110,7 @@ class StudySpec:
         check_runs(len(self.optimizers) * len(self.seeds))
         self._check_replay()
         self._check_faults_and_ray()
+        check_device_names(self.devices)  # that they are on this machine: `run_study`
         # frozen: resolve the defaults that depend on whether this is a replay
         object.__setattr__(self, "executor",
                            self.executor or ("simulated" if self.table else "local"))

@@ -14,6 +14,9 @@ the simulated executor: the optimizers search the table's grid, every epoch's me
 device-seconds come from the table, and meta.json says `"simulated": true` with the
 table's path, checksum and provenance. Replays keep no checkpoints.
 
+A run whose trials keep failing before their first epoch (`suite.runner.FailingTrials`)
+stops the study the same way, without a `finish` row, and `FailingTrials` is raised.
+
 SIGINT and SIGTERM stop a study cleanly (`suite.interrupt`): the run in progress stops
 without a `finish` row, later runs are not begun, and `Stopped` is raised; `resume`
 continues exactly where it stopped.
@@ -32,6 +35,7 @@ from pathlib import Path
 
 from suite import _json
 from suite.budget import Ledger, parse_budget
+from suite.devices import check_devices_here
 from suite.errors import SuiteError
 from suite.executors import SimulatedExecutor, training_executor
 from suite.interrupt import Stopped, on_signals
@@ -39,7 +43,7 @@ from suite.lock import LOCK_NAME, hold_lock
 from suite.log import LOG_NAME, LogError, RunLog, read_log, read_run_meta, write_atomic
 from suite.records import FinishRow, Row
 from suite.resume import rebuild, summarize
-from suite.runner import STOPPED, Runner, RunState
+from suite.runner import STOPPED, FailingTrials, Runner, RunState
 from suite.setting import Setting, study_setting
 from suite.spec import StudySpec, check_runs, check_seeds
 
@@ -110,15 +114,19 @@ def run_study(spec: StudySpec, out: Path, *, resume: bool = False,
 
     Raises:
         Stopped: by a signal (`signum`) or `stop` (`signum` None); `out` resumes.
-        SuiteError: the folder already holds a study (without `resume`); Ray is missing
+        SuiteError: a device in `devices` is not on this machine (`suite.devices`); the
+            folder already holds a study (without `resume`); Ray is missing
             or its cluster unreachable (`executor` ray); or for a replay: the table is
             missing, unreadable, incomplete, of another task or scale.
+        FailingTrials: a run's trials failed before their first epoch, too many in a row
+            (`suite.runner`'s circuit breaker); the study stopped, and `out` resumes.
         LockedError: another live process is writing the study (`suite.lock`).
     """
     out = Path(out)
     if spec.table is not None and not resume:
         # the plan names the table absolutely: `--resume` from any folder finds it
         spec = replace(spec, table=os.path.abspath(spec.table))
+    _check_devices(spec, out, resume)
     spec, setting = study_setting(spec)
     if spec.executor == "ray":  # Ray installed, the cluster reachable: before writing
         from suite.executors._ray import connect
@@ -135,6 +143,19 @@ def run_study(spec: StudySpec, out: Path, *, resume: bool = False,
                 return _run_all(spec, setting, out, on_run, stop, caught)
             except KeyboardInterrupt:  # a second signal: stopped at once; the log holds
                 raise Stopped(out, caught.signum) from None
+
+
+def _check_devices(spec: StudySpec, out: Path, resume: bool) -> None:
+    """The plan's devices are on this machine (a study planned on a GPU machine may be
+    resumed on one without): else no trial could train an epoch, and the run would fail
+    trial after trial."""
+    try:
+        check_devices_here(spec.devices)
+    except SuiteError as exc:
+        if not resume:
+            raise
+        raise SuiteError(f"{out} was planned with --devices {','.join(spec.devices)}: "
+                         f"{exc}") from None
 
 
 def _check_new_or_resumable(spec: StudySpec, setting: Setting, out: Path, resume: bool) -> None:
@@ -176,8 +197,12 @@ def _run_all(spec: StudySpec, setting: Setting, out: Path, on_run, stop: threadi
         for seed in spec.seeds:
             if stop.is_set():
                 raise Stopped(out, caught.signum)
-            outcome = _run_one(spec, setting, name, seed, out / name / f"seed-{seed}",
-                               on_run, stop)
+            try:
+                outcome = _run_one(spec, setting, name, seed, out / name / f"seed-{seed}",
+                                   on_run, stop)
+            except FailingTrials as exc:  # later runs would fail alike: none is begun
+                raise FailingTrials(f"{exc} ({name} seed {seed} stopped; fix the cause, then "
+                                    f"suite run --resume {out})") from None
             if outcome.reason == STOPPED:
                 raise Stopped(out, caught.signum)
             outcomes.append(outcome)

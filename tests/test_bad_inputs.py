@@ -40,6 +40,16 @@ def _drop_finish_row(run: Path) -> None:
     (run / LOG_NAME).write_text("".join(lines[:-1]))
 
 
+def _cuda(count: int):
+    """A setup: this process sees `count` CUDA devices (none: no CUDA at all)."""
+    def setup(ws, monkeypatch) -> None:
+        import torch
+
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: count > 0)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    return setup
+
+
 def _with(row: dict, **changes) -> dict:
     return {**row, **changes}
 
@@ -87,6 +97,11 @@ def ws(tmp_path_factory) -> Path:
         log = ws / name / run / LOG_NAME
         rows = [json.loads(line) for line in log.read_text().splitlines()]
         log.write_text("".join(json.dumps(row) + "\n" for row in edit(rows)))
+    shutil.copytree(ws / "study", ws / "planned_on_gpus")  # unfinished: it would train
+    plan = json.loads((ws / "planned_on_gpus" / STUDY_NAME).read_text())
+    (ws / "planned_on_gpus" / STUDY_NAME).write_text(json.dumps(
+        {**plan, "devices": ["cuda:0", "cuda:1"]}))
+    _drop_finish_row(ws / "planned_on_gpus" / run)
     shutil.copytree(ws / "study", ws / "plan_a_list")
     (ws / "plan_a_list" / STUDY_NAME).write_text("[]")
     shutil.copytree(ws / "study", ws / "meta_a_list")
@@ -189,6 +204,26 @@ CASES = [
      None),
     ("out-a-file", [*TOY_RUN, "--out", "{ws}/blocker"], "blocker is a file", None),
     ("out-empty-string", [*TOY_RUN, "--out="], "--out is empty", None),
+    # suite run --devices: a device that is not there would fail every trial, forever
+    ("devices-not-a-device", [*TOY_RUN, "--devices", "gpu7"], "--devices 'gpu7' is not a device",
+     None),
+    ("devices-a-fruit", [*TOY_RUN, "--devices", "cpu,banana"], "'banana' is not a device", None),
+    ("devices-negative-index", [*TOY_RUN, "--devices", "cuda:-1"], "'cuda:-1' is not a device",
+     None),
+    ("devices-cuda-without-cuda", [*TOY_RUN, "--devices", "cuda:0"],
+     "--devices cuda:0: no CUDA device is available on this machine", _cuda(0)),
+    ("devices-bare-cuda-without-cuda", [*TOY_RUN, "--devices", "cuda", "--workers", "2"],
+     "--devices cuda: no CUDA device", _cuda(0)),
+    ("devices-index-past-the-count", [*TOY_RUN, "--devices", "cuda:0,cuda:2"],
+     "--devices cuda:2: this machine has 2 CUDA devices (cuda:0..cuda:1)", _cuda(2)),
+    ("devices-in-process-past-the-count", [*TOY_RUN, "--executor", "inprocess", "--devices",
+                                           "cuda:1"], "this machine has 1 CUDA device ",
+     _cuda(1)),
+    ("resume-planned-on-gpus-without-cuda", ["run", "--resume", "{ws}/planned_on_gpus"],
+     "planned_on_gpus was planned with --devices cuda:0,cuda:1: --devices cuda:0: no CUDA",
+     _cuda(0)),
+    ("resume-planned-on-two-gpus-with-one", ["run", "--resume", "{ws}/planned_on_gpus"],
+     "--devices cuda:1: this machine has 1 CUDA device", _cuda(1)),
     # suite run: the Ray executor and fault flags
     ("ray-not-installed", [*TOY_RUN, "--executor", "ray", "--out", "{ws}/r"],
      "--executor ray needs Ray, an optional extra: pip install 'hpo-suite[ray]'",
@@ -354,6 +389,11 @@ CASES = [
                                "{ws}/t.parquet"], "--workers in 1..1024", None),
     ("tabulate-time-limit-nan", ["tabulate", "--task", "toy", "--time-limit", "nan", "--out",
                                  "{ws}/t.parquet"], "--time-limit must be positive, finite", None),
+    ("tabulate-devices-not-a-device", ["tabulate", "--task", "toy", "--devices", "gpu7",
+                                       "--out", "{ws}/t.parquet"], "'gpu7' is not a device",
+     None),
+    ("tabulate-cuda-without-cuda", ["tabulate", "--task", "toy", "--devices", "cuda:0",
+                                    "--out", "{ws}/t.parquet"], "no CUDA device", _cuda(0)),
     ("tabulate-out-below-a-file", ["tabulate", "--task", "toy", "--executor", "inprocess",
                                    "--out", "{ws}/blocker/t.parquet"], "blocker", None),
     # suite report and suite figures

@@ -2,6 +2,7 @@
 once from the checkpoint of its last logged epoch (then the trial is `crashed`), an attempt
 past the trial timeout is stopped (`timeout`), and the log keeps every epoch exactly once."""
 
+import contextlib
 import functools
 import math
 import time
@@ -205,3 +206,103 @@ def test_exception_oom_inf_and_a_truncated_checkpoint_in_live_workers(tmp_path):
         0: Status.FAILED, 1: Status.FAILED, 2: Status.FAILED, 3: Status.OK, 4: Status.FAILED,
         5: Status.OK}
     assert all(math.isinf(opt.told[t].loss) for t in (0, 1, 2, 4))
+
+
+# --- the circuit breaker: trials that keep failing before their first epoch -------------
+
+def test_trials_failing_before_their_first_epoch_trip_the_breaker_and_others_reset_it(
+        tmp_path):
+    """Counted in the order trials end: an epoch trained (by a trial that then fails on
+    NaN, too) resets the count; FAILING_STREAK in a row stop the run without a finish row."""
+    from suite.runner import FAILING_STREAK, FailingTrials
+
+    hooks = (At(1, "raise", _match(3)), At(2, "nan", _match(5)))
+    widths = [3] * (FAILING_STREAK - 1) + [5] + [3] * (FAILING_STREAK - 1) + [7] \
+        + [3] * (FAILING_STREAK + 5)
+    trials = [Trial(i, _config(w), 3, i) for i, w in enumerate(widths)]
+    with pytest.raises(FailingTrials, match=rf"^{FAILING_STREAK} trials in a row failed "
+                       r"before their first epoch; the first: RuntimeError: injected fault"):
+        _run(tmp_path, InProcessExecutor(ToyTask(fault=Faults(hooks))), trials)
+    rows = read_rows(tmp_path / "run")
+    ends = [r["trial_id"] for r in rows if r["event"] == "end"]
+    assert len(ends) == 3 * FAILING_STREAK - 2 and ends[-1] == len(widths) - 6
+    assert rows[-1]["event"] == "end" and not [r for r in rows if r["event"] == "finish"]
+    read_log(tmp_path / "run")  # a valid log, of a run that resumes
+
+
+def test_the_breaker_allows_for_the_trials_that_can_fail_at_once(tmp_path):
+    """Three trials in flight at once can fail at one bad moment: two more are allowed."""
+    from suite.runner import FAILING_STREAK, FailingTrials
+
+    trials = [Trial(i, _config(3), 3, i) for i in range(3 * FAILING_STREAK)]
+    executor = InProcessExecutor(ToyTask(fault=At(1, "raise")), workers=3)
+    with pytest.raises(FailingTrials, match=rf"^{FAILING_STREAK + 2} trials in a row"):
+        _run(tmp_path, executor, trials)
+    rows = read_rows(tmp_path / "run")
+    assert sum(r["event"] == "end" for r in rows) == FAILING_STREAK + 2
+
+
+@contextlib.contextmanager
+def _failing(executor):
+    """Within it a study's runs train on `executor(fault)`, the fault being
+    `At(1, "raise")`: every trial raises before its first epoch."""
+    import suite.study
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(suite.study, "_executor",
+                      lambda spec, setting, rows: executor(At(1, "raise")))
+        yield
+
+
+def _one_line(capsys, out, count) -> str:
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        f"suite run: error: {count} trials in a row failed before their first "
+        f"epoch; the first: RuntimeError: injected fault at epoch 1 (random seed 0 stopped; "
+        f"fix the cause, then suite run --resume {out})"], err
+
+
+def test_a_live_study_whose_every_trial_fails_stops_at_once_in_one_line(tmp_path, capsys):
+    """Two real subprocess workers, every trial raising before its first epoch: without
+    the breaker a new failed trial every few milliseconds, forever."""
+    from suite.cli import main
+    from suite.runner import FAILING_STREAK
+
+    out = tmp_path / "s"
+    with _failing(lambda fault: LocalExecutor(functools.partial(ToyTask, fault=fault),
+                                              workers=2)):
+        start = time.monotonic()
+        assert main(["run", "--task", "toy", "--optimizer", "random", "--budget", "2x",
+                     "--workers", "2", "--out", str(out)]) == 2
+    limit = FAILING_STREAK + 1  # two workers: two trials can fail at one bad moment
+    _one_line(capsys, out, limit)
+    assert time.monotonic() - start < 120  # mostly the workers' start-up
+    rows = read_rows(out / "random" / "seed-0")
+    starts = sum(r["event"] == "start" for r in rows)
+    # the one in flight when it tripped stays in flight, and resumes
+    assert limit <= starts <= limit + 1
+    assert sum(r["event"] == "end" for r in rows) == limit
+    assert not [r for r in rows if r["event"] in ("epoch", "finish")]
+
+
+def test_a_study_stopped_by_the_breaker_resumes_once_its_cause_is_gone(tmp_path, capsys):
+    """`--resume` stops again after as many failures while the cause stays (never a loop),
+    and once it is gone continues the same run to its budget; the log stays valid."""
+    from suite.cli import main
+    from suite.runner import FAILING_STREAK
+
+    out, run = tmp_path / "s", tmp_path / "s" / "random" / "seed-0"
+    with _failing(lambda fault: InProcessExecutor(ToyTask(fault=fault))):
+        assert main(["run", "--task", "toy", "--optimizer", "random", "--budget", "2x",
+                     "--executor", "inprocess", "--out", str(out)]) == 2
+        _one_line(capsys, out, FAILING_STREAK)
+        first = read_rows(run)
+        assert main(["run", "--resume", str(out)]) == 2
+        _one_line(capsys, out, FAILING_STREAK)
+    again = read_rows(run)
+    assert again[:len(first)] == first and len(again) == 2 * len(first)
+    assert main(["run", "--resume", str(out)]) == 0  # the study's own, healthy toy task
+    rows = read_rows(run)
+    assert rows[:len(again)] == again and rows[-1]["event"] == "finish"
+    assert rows[-1]["reason"] == "budget" and rows[-1]["ledger"]["epochs"] == 54
+    assert_every_epoch_once(rows)

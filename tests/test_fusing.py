@@ -392,3 +392,46 @@ def test_the_trial_timeout_counts_training_not_waiting_in_the_queue(tmp_path):
     starts = {r["trial_id"]: r["wall_time"] for r in rows if r["event"] == "start"}
     last = max(r["wall_time"] for r in rows if r.get("trial_id") == 2)
     assert last - starts[2] > 2.7, "it did wait longer than the timeout in all"
+
+
+# A budget that ends while one worker trains a large array: the runner cancels every member
+# at once. Sent straight away, those hundreds of cancels filled the worker's pipe while
+# the worker, between epochs, was itself blocked sending the array's epochs: a deadlock.
+_LARGE_ARRAY_AT_THE_END = """
+import sys
+from suite.budget import Ledger, parse_budget
+from suite.executors import FusingExecutor
+from suite.log import RunLog, read_rows
+from suite.runner import Runner
+from suite.testing import ScriptedOptimizer, ToyTask
+from suite.types import Trial
+
+if __name__ == "__main__":
+    out, members = sys.argv[1], int(sys.argv[2])
+    config = ToyTask().default_config()
+    trials = [Trial(i, {**config, "lr": 0.001 + i / members}, 27, i) for i in range(members)]
+    executor = FusingExecutor(ToyTask, fuse_key=ToyTask().fuse_key, fuse_max=members)
+    log = RunLog.create(out, {"task": "toy"})
+    runner = Runner(optimizer=ScriptedOptimizer(trials), executor=executor, log=log,
+                    ledger=Ledger(parse_budget("1x"), max_epochs=27), seed=0,
+                    metric=ToyTask.info.metric, checkpoints=None)
+    with log:
+        print(runner.run(), executor.arrays)
+"""
+
+
+def test_a_budget_ending_in_a_large_array_finishes(tmp_path):
+    """`--fuse-max` far above the work left: 400 trials train as one array, the budget
+    ends in its first epoch, and the run ends (it hung before: a timeout, not CI stuck)."""
+    from logcheck import assert_every_epoch_once
+
+    from suite.log import read_rows
+
+    proc = subprocess.run([sys.executable, "-c", _LARGE_ARRAY_AT_THE_END,
+                           str(tmp_path / "run"), "400"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["budget", "[400]"]
+    rows = read_rows(tmp_path / "run")
+    assert rows[-1]["event"] == "finish" and rows[-1]["ledger"]["epochs"] == 27
+    assert set(assert_every_epoch_once(rows).values()) == {"cut"}

@@ -9,6 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from suite.devices import check_device_names, check_devices_here
 from suite.errors import SuiteError
 from suite.registry import check_task
 from suite.spec import MAX_WORKERS
@@ -36,9 +37,11 @@ def run(args: argparse.Namespace) -> int:
         raise SuiteError(f"--time-limit must be positive, finite seconds, got "
                          f"{args.time_limit:g}")
     out = Path(args.out or f"results/tables/{args.task}.parquet")
+    devices = tuple(d for d in args.devices.split(",") if d)
+    check_device_names(devices)  # else every curve fails on a device that is not there
+    check_devices_here(devices)
     spec = TabulateSpec(task=args.task, out=out, seeds=args.seeds, scale=args.scale,
-                        workers=args.workers, executor=args.executor,
-                        devices=tuple(d for d in args.devices.split(",") if d),
+                        workers=args.workers, executor=args.executor, devices=devices,
                         time_limit=args.time_limit)
     console = Console()
     columns = (TextColumn(f"{args.task} curves"), BarColumn(), MofNCompleteColumn(),

@@ -16,7 +16,8 @@ when a job left the queue, so the runner's trial timeout counts training, not wa
 Every job ends exactly once, as on `LocalExecutor`:
 - at its target, or by an exception in the array (every member still in it fails);
 - cancelled while queued: it leaves the queue, ended here;
-- cancelled: the array drops just that member between epochs and reports its end;
+- cancelled: the array drops just that member between epochs and reports its end (the
+  cancel is sent only while the worker's pipe has room; see `cancel`);
 - cancelled by force (a trial past its timeout; a hung epoch never reaches the check
   between epochs): the one process trains the whole array, so it is stopped, the member
   ends here, and each array-mate ends `lost`, so that the runner retries it from its last
@@ -27,6 +28,7 @@ Every job ends exactly once, as on `LocalExecutor`:
 
 from __future__ import annotations
 
+import select
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -52,6 +54,7 @@ class FusingExecutor(LocalExecutor):
         self._queue: deque[tuple[Job, Hashable | None]] = deque()
         self._live: list[dict[int, Job]] = [{} for _ in range(workers)]  # worker → members
         self._cancelled: list[set[int]] = [set() for _ in range(workers)]  # members dropped
+        self._unsent: list[list[int]] = [[] for _ in range(workers)]  # cancels not yet sent
         self._started: dict[int, float] = {}  # trial → when it left the queue
         self.arrays: list[int] = []  # members of every dispatch, in order (for reports)
         super().__init__(make_task, workers=workers, devices=devices)
@@ -69,6 +72,7 @@ class FusingExecutor(LocalExecutor):
         return self._started.get(trial_id)
 
     def _dispatch(self) -> None:
+        self._send_cancels()
         for i in range(len(self._pool)):
             if not self._queue:
                 return
@@ -83,7 +87,7 @@ class FusingExecutor(LocalExecutor):
                 self._pool[i].conn.send(work)
             self._pool[i].job = work
             self._live[i] = {job.trial.trial_id: job for job in jobs}
-            self._cancelled[i] = set()
+            self._cancelled[i], self._unsent[i] = set(), []
             now = time.monotonic()
             self._started.update((trial_id, now) for trial_id in self._live[i])
             self.arrays.append(len(jobs))
@@ -103,6 +107,8 @@ class FusingExecutor(LocalExecutor):
     def _job_ended(self, i: int, trial_id: int) -> None:
         self._live[i].pop(trial_id, None)
         self._cancelled[i].discard(trial_id)
+        if trial_id in self._unsent[i]:  # it ended first: nothing left to cancel
+            self._unsent[i].remove(trial_id)
         self._started.pop(trial_id, None)
         if not self._live[i]:  # only now may the worker read its pipe for a next job
             super()._job_ended(i, trial_id)
@@ -121,7 +127,7 @@ class FusingExecutor(LocalExecutor):
             self._ended.append(TrialEnded(trial_id, i, error,
                                           lost=trial_id not in self._cancelled[i]))
             self._started.pop(trial_id, None)
-        self._live[i], self._cancelled[i] = {}, set()
+        self._live[i], self._cancelled[i], self._unsent[i] = {}, set(), []
 
     def cancel(self, trial_id: int, *, force: bool = False) -> None:
         for entry in self._queue:
@@ -139,13 +145,36 @@ class FusingExecutor(LocalExecutor):
                 self._end_members(i, f"worker stopped: array-mate trial {trial_id} was "
                                      f"cancelled by force (past its timeout)")
             elif trial_id not in self._cancelled[i]:
+                # Never sent here: the worker reads its pipe only between array epochs, and
+                # while it sends a large array's epochs it reads nothing; hundreds of
+                # cancels (a budget ending) would fill the pipe, and a driver blocked
+                # sending while the worker is blocked sending is a deadlock.
                 self._cancelled[i].add(trial_id)
-                try:
-                    self._pool[i].conn.send(("cancel", trial_id))
-                except OSError:  # it died: its end comes when its death is read
-                    pass
+                self._unsent[i].append(trial_id)
             return
+
+    def _send_cancels(self) -> None:
+        """Send the cancels the workers' pipes have room for now; the rest wait for the
+        next call (each time the driver waits for events, so while it reads the workers'
+        epochs: a worker that reads its pipe makes room)."""
+        for i, unsent in enumerate(self._unsent):
+            conn = self._pool[i].conn
+            while unsent and _writable(conn):
+                try:
+                    conn.send(("cancel", unsent[0]))
+                except OSError:  # it died: its end comes when its death is read
+                    unsent.clear()
+                    break
+                unsent.pop(0)
 
     def close(self) -> None:
         self._queue.clear()
         super().close()
+
+
+def _writable(conn) -> bool:
+    """Whether a small message can be sent without blocking (a local socket reports
+    writable only while at most a quarter of its buffer is in use)."""
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLOUT)
+    return bool(poller.poll(0))
