@@ -107,11 +107,11 @@ def open_jsonl(path: Path):
     return handle
 
 
-def append_jsonl(handle, path: Path, data: Any) -> None:
+def append_jsonl(handle, path: Path, data: Any, *, sort_keys: bool = True) -> None:
     """Append one JSON line to `handle` (opened by `open_jsonl` on `path`) and flush it; a
     failed write is one line naming the file (`NoSpaceError` when the disk is full)."""
     try:
-        handle.write(json.dumps(data, sort_keys=True) + "\n")
+        handle.write(json.dumps(data, sort_keys=sort_keys) + "\n")
         handle.flush()
     except OSError as exc:
         raise cannot_write(path, exc) from None

@@ -149,7 +149,8 @@ def _collect(spec, task, configs, todo, sink, done, on_curve, caught) -> None:
                 continue
             del curves[event.trial_id]
             line = {"config_index": index, "seed": seed, "epochs": epochs, "error": event.error}
-            append_jsonl(sink, progress_path(spec.out), line)
+            # keys as recorded: the metrics' order is the table's column order
+            append_jsonl(sink, progress_path(spec.out), line, sort_keys=False)
             done[(index, seed)] = line
             if on_curve is not None:
                 on_curve(len(done), len(done) + len(queue) + len(curves))
