@@ -1,7 +1,7 @@
 """The optimizer libraries' chatter goes to the study's `library.log`, not the terminal.
 
-SMAC logs a warning whenever its acquisition falls back to random configurations (over a
-hundred lines in one 30x run), and other libraries warn, log or print to stderr while
+SMAC logs a warning whenever its acquisition falls back to random configurations (once
+per such ask, many in a long run), and other libraries warn, log or print to stderr while
 they work. While a study runs (`suite.study.run_study`), `to_library_log(path)` sends all
 of it to `OUT/library.log`: whatever is written to `sys.stderr`, which is where Python's
 `warnings` and the log records that reach no handler (logging's last resort) go. Optuna's

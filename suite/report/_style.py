@@ -26,8 +26,12 @@ def _writable_config_dir() -> None:
     except OSError:
         pass
     fallback = Path(tempfile.gettempdir()) / f"suite-matplotlib-{os.getuid()}"
-    fallback.mkdir(mode=0o700, exist_ok=True)
-    os.environ["MPLCONFIGDIR"] = str(fallback)  # before matplotlib is imported
+    try:
+        fallback.mkdir(mode=0o700, exist_ok=True)
+    except OSError:
+        return  # no better place: matplotlib makes its own temporary one, and says so
+    if os.access(fallback, os.W_OK):
+        os.environ["MPLCONFIGDIR"] = str(fallback)  # before matplotlib is imported
 
 
 _writable_config_dir()
