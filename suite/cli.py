@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from suite._version import __version__
-from suite.errors import SuiteError
+from suite.errors import NoSpaceError, SuiteError, cannot_write
 
 __all__ = ["main", "build_parser"]
 
@@ -65,6 +65,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except SuiteError as exc:
         print(f"suite {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full disk where no command expected a write to fail
+        error = cannot_write(exc.filename or "a file", exc)
+        if not isinstance(error, NoSpaceError):
+            raise  # anything else is a bug: its traceback is what to report
+        print(f"suite {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"suite {args.command}: interrupted", file=sys.stderr)

@@ -1,5 +1,7 @@
 """User-facing errors: the CLI prints their message as one line and exits with code 2."""
 
+import errno
+
 
 class SuiteError(Exception):
     """An error caused by the user's input or environment, not by a bug in the suite."""
@@ -15,3 +17,19 @@ class DataError(SuiteError):
 
 class CheckpointError(SuiteError):
     """A checkpoint cannot be resumed (missing, corrupt, or from another configuration)."""
+
+
+class NoSpaceError(SuiteError):
+    """A write failed because the disk (or the process's file-size limit) is full."""
+
+
+# ENOSPC: no space left; EFBIG: a file-size limit (RLIMIT_FSIZE) reached; EDQUOT: a quota
+_NO_SPACE = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+
+
+def cannot_write(path, exc: OSError) -> SuiteError:
+    """The one-line error for a failed write of `path`; `NoSpaceError` when the disk is full,
+    so that a command can say how to go on once space is freed."""
+    if exc.errno in _NO_SPACE:
+        return NoSpaceError(f"cannot write {path}: {exc.strerror} (disk full?)")
+    return SuiteError(f"cannot write {path}: {exc.strerror}")

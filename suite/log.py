@@ -26,11 +26,12 @@ from typing import Any
 import pandas as pd
 
 from suite import _json
-from suite.errors import SuiteError
+from suite.errors import SuiteError, cannot_write
 from suite.records import Event, LogInvariants, Row, RowError, RunMeta, check_row, record_of
 
 __all__ = ["RunLog", "LogError", "read_log", "read_rows", "read_run_meta", "read_meta",
-           "read_runs", "write_atomic", "LOG_NAME", "META_NAME"]
+           "read_runs", "write_atomic", "open_jsonl", "append_jsonl", "close_jsonl",
+           "numbered_rows", "LOG_NAME", "META_NAME"]
 
 LOG_NAME = "log.jsonl"
 META_NAME = "meta.json"
@@ -72,33 +73,56 @@ class RunLog:
     @classmethod
     def reopen(cls, directory: Path) -> RunLog:
         """Open an existing log for appending, repairing a torn last line first."""
-        path = Path(directory) / LOG_NAME
-        try:
-            handle = open(path, "a", encoding="utf-8")
-            if path.stat().st_size and not _ends_with_newline(path):
-                handle.write("\n" + json.dumps(_REPAIR_MARKER) + "\n")
-                handle.flush()
-        except OSError as exc:
-            raise LogError(f"cannot append to {path}: {exc.strerror}") from None
-        return cls(directory, handle)
+        return cls(directory, open_jsonl(Path(directory) / LOG_NAME))
 
     def append(self, row: Row | Mapping[str, Any]) -> Mapping[str, Any]:
         """Write one row and flush it; returns the JSON object written. The runner appends
         records; a JSON object is written as it is (tests and tools write odd rows)."""
         to_json = getattr(row, "to_json", None)
         data = to_json() if to_json is not None else row
-        self._handle.write(json.dumps(data, sort_keys=True) + "\n")
-        self._handle.flush()
+        append_jsonl(self._handle, self.directory / LOG_NAME, data)
         return data
 
     def close(self) -> None:
-        self._handle.close()
+        close_jsonl(self._handle)
 
     def __enter__(self) -> RunLog:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def open_jsonl(path: Path):
+    """Open an append-only JSONL file (a run's log, a table's progress) for appending. A
+    torn last line (an append cut by a kill or a full disk) is repaired by appending a
+    marker line after it, never by rewriting; `numbered_rows` then skips both."""
+    path = Path(path)
+    try:
+        handle = open(path, "a", encoding="utf-8")
+        if path.stat().st_size and not _ends_with_newline(path):
+            handle.write("\n")  # ends the torn line: the marker gets a line of its own
+            append_jsonl(handle, path, _REPAIR_MARKER)
+    except OSError as exc:
+        raise cannot_write(path, exc) from None
+    return handle
+
+
+def append_jsonl(handle, path: Path, data: Any, *, sort_keys: bool = True) -> None:
+    """Append one JSON line to `handle` (opened by `open_jsonl` on `path`) and flush it; a
+    failed write is one line naming the file (`NoSpaceError` when the disk is full)."""
+    try:
+        handle.write(json.dumps(data, sort_keys=sort_keys) + "\n")
+        handle.flush()
+    except OSError as exc:
+        raise cannot_write(path, exc) from None
+
+
+def close_jsonl(handle) -> None:
+    try:
+        handle.close()
+    except OSError:  # what is left in its buffer is a line whose append already failed
+        pass
 
 
 def _ends_with_newline(path: Path) -> bool:
@@ -136,15 +160,15 @@ def read_log(directory: Path) -> list[Row]:
     known kind, with its fields and their types, or that breaks the log's invariants
     (`suite.records.LogInvariants`) is an error naming file and line."""
     path = Path(directory) / LOG_NAME
-    return _checked(path, _numbered_rows(path), records=True)
+    return _checked(path, numbered_rows(path), records=True)
 
 
 def read_rows(directory: Path) -> list[dict[str, Any]]:
     """Every row of a run's log as the JSON object written, unchecked."""
-    return [row for _, row in _numbered_rows(Path(directory) / LOG_NAME)]
+    return [row for _, row in numbered_rows(Path(directory) / LOG_NAME)]
 
 
-def _numbered_rows(path: Path) -> list[tuple[int, Any]]:
+def numbered_rows(path: Path) -> list[tuple[int, Any]]:
     """(line number, decoded row) of each row. A torn line is skipped only where it is the
     last line or is followed by the repair marker; any other unreadable line is an error."""
     try:
@@ -213,7 +237,7 @@ def read_runs(roots: Path | Iterable[Path]) -> pd.DataFrame:
     frames = []
     for directory in find_runs(roots):
         path = directory / LOG_NAME
-        numbered = _numbered_rows(path)
+        numbered = numbered_rows(path)
         if not numbered:
             continue
         _checked(path, numbered, records=False)  # as `read_log` does, without records

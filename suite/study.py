@@ -1,9 +1,10 @@
 """A study: several optimizers × seeds on one task and budget, written into one folder.
 
-Layout: `OUT/study.json` (the plan), and per run `OUT/<optimizer>/seed-<k>/` holding
-`meta.json`, `log.jsonl` and `checkpoints/`. A run is complete when its log ends with a
-`finish` row; `--resume OUT` skips complete runs, continues the interrupted one from its
-log, and starts the ones not yet begun.
+Layout: `OUT/study.json` (the plan), `OUT/library.log` (what the optimizer libraries
+print, warn or log while the study runs: `suite.library_log`), and per run
+`OUT/<optimizer>/seed-<k>/` holding `meta.json`, `log.jsonl` and `checkpoints/`. A run
+is complete when its log ends with a `finish` row; `--resume OUT` skips complete runs,
+continues the interrupted one from its log, and starts the ones not yet begun.
 
 One process writes a study: it holds `OUT/.lock` (`suite.lock`) from before study.json
 is written until its last run ends, and a second `suite run` into the folder is refused.
@@ -39,6 +40,7 @@ from suite.devices import check_devices_here
 from suite.errors import SuiteError
 from suite.executors import SimulatedExecutor, training_executor
 from suite.interrupt import Stopped, on_signals
+from suite.library_log import LIBRARY_LOG, to_library_log
 from suite.lock import LOCK_NAME, hold_lock
 from suite.log import LOG_NAME, LogError, RunLog, read_log, read_run_meta, write_atomic
 from suite.records import FinishRow, Row
@@ -138,7 +140,7 @@ def run_study(spec: StudySpec, out: Path, *, resume: bool = False,
         if not resume:
             _check_new_or_resumable(spec, setting, out, resume)  # a rival may have started it
             _write_plan(out, spec)
-        with on_signals(stop) as caught:
+        with on_signals(stop) as caught, to_library_log(out / LIBRARY_LOG):
             try:
                 return _run_all(spec, setting, out, on_run, stop, caught)
             except KeyboardInterrupt:  # a second signal: stopped at once; the log holds

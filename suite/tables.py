@@ -30,7 +30,7 @@ from ConfigSpace.util import generate_grid
 
 from suite import _json
 from suite.config import to_plain
-from suite.errors import SuiteError
+from suite.errors import SuiteError, cannot_write
 
 __all__ = ["Table", "TableError", "grid_configs", "config_key", "read_table", "write_table",
            "space_to_dict", "space_from_dict", "META_KEY"]
@@ -187,8 +187,12 @@ def write_table(path: Path, rows: Sequence[Mapping[str, Any]], meta: Mapping[str
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    tmp.replace(path)
+    try:  # atomic: a table is whole or as it was, never half written
+        pq.write_table(table, tmp, compression="zstd")
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise cannot_write(path, exc) from None
 
 
 def read_table(path: Path) -> Table:

@@ -12,22 +12,23 @@ records a table at a time: it holds `.<table name>.lock` beside it (`suite.lock`
 from __future__ import annotations
 
 import itertools
-import json
 import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from suite import _json
 from suite.config import validate_config
 from suite.env import environment
-from suite.errors import SuiteError
+from suite.errors import SuiteError, cannot_write
 from suite.executors import EpochDone, Job, training_executor
+from suite.interrupt import Stopped, on_signals
 from suite.lock import hold_lock
-from suite.log import LogError
+from suite.log import LogError, append_jsonl, close_jsonl, numbered_rows, open_jsonl
 from suite.registry import get_task
+from suite.runner import STOP_POLL
 from suite.tables import Table, grid_configs, read_table, space_to_dict, write_table
 from suite.types import Trial
 
@@ -50,8 +51,15 @@ def progress_path(table: Path) -> Path:
     return Path(table).with_suffix(".rows.jsonl")
 
 
-def tabulate(spec: TabulateSpec, *, on_curve: Callable[[int, int], None] | None = None) -> dict:
-    """Record what is missing from the table; return its metadata (with `complete`)."""
+def tabulate(spec: TabulateSpec, *, on_curve: Callable[[int, int], None] | None = None,
+             stop: threading.Event | None = None) -> dict:
+    """Record what is missing from the table; return its metadata (with `complete`).
+
+    SIGINT and SIGTERM (main thread), or setting `stop`, end the collection as `suite run`
+    ends a study (`suite.interrupt`): the curves recorded stay in the progress file, those
+    in flight are dropped, the Parquet table is left as it was, and `Stopped` is raised;
+    the same call again goes on from the progress file.
+    """
     task = get_task(spec.task, scale=spec.scale)
     space, fixed = task.table_grid()
     grid = grid_configs(space)
@@ -60,11 +68,15 @@ def tabulate(spec: TabulateSpec, *, on_curve: Callable[[int, int], None] | None 
     if Path(spec.out).exists():  # refuse another experiment's table before locking it
         _check_existing(spec, read_table(spec.out).meta, space, fixed)
     out = Path(spec.out)  # one process records a table: a rival is refused in one line
-    with hold_lock(out, "table", lock_file=out.with_name(f".{out.name}.lock")):
-        return _record(spec, task, grid, configs, space, fixed, on_curve)
+    with hold_lock(out, "table", lock_file=out.with_name(f".{out.name}.lock")), \
+            on_signals(threading.Event() if stop is None else stop) as caught:
+        try:
+            return _record(spec, task, grid, configs, space, fixed, on_curve, caught)
+        except KeyboardInterrupt:  # a second signal: stopped at once; the progress holds
+            raise Stopped(out, caught.signum) from None
 
 
-def _record(spec: TabulateSpec, task, grid, configs, space, fixed, on_curve) -> dict:
+def _record(spec: TabulateSpec, task, grid, configs, space, fixed, on_curve, caught) -> dict:
     """Under the table's lock: read what is recorded (a rival may have added to it)."""
     existing = read_table(spec.out) if Path(spec.out).exists() else None
     if existing is not None:
@@ -77,11 +89,13 @@ def _record(spec: TabulateSpec, task, grid, configs, space, fixed, on_curve) -> 
     if todo:
         try:
             Path(spec.out).parent.mkdir(parents=True, exist_ok=True)
-            sink = open(progress_path(spec.out), "a", encoding="utf-8")
         except OSError as exc:
-            raise SuiteError(f"cannot write {progress_path(spec.out)}: {exc.strerror}") from None
-        with sink:
-            _collect(spec, task, configs, todo, sink, done, on_curve)
+            raise cannot_write(Path(spec.out).parent, exc) from None
+        sink = open_jsonl(progress_path(spec.out))  # a torn last line gets its marker
+        try:
+            _collect(spec, task, configs, todo, sink, done, on_curve, caught)
+        finally:
+            close_jsonl(sink)
     meta = _meta(spec, task, space, fixed, len(grid), done)
     meta["history"] = history + [{"recorded": meta["recorded"],
                                   "environment": meta["environment"]}]
@@ -105,7 +119,7 @@ def _check_existing(spec: TabulateSpec, meta: dict, space, fixed: dict) -> None:
                          f"--seeds {spec.seeds} would drop some")
 
 
-def _collect(spec, task, configs, todo, sink, done, on_curve) -> None:
+def _collect(spec, task, configs, todo, sink, done, on_curve, caught) -> None:
     # Raw measured seconds, not packed workers' shares: the table's earlier chunks were
     # recorded that way, and one table must not mix two meanings of device_seconds.
     executor = training_executor(spec.executor, task, scale=spec.scale, workers=spec.workers,
@@ -114,6 +128,8 @@ def _collect(spec, task, configs, todo, sink, done, on_curve) -> None:
     max_epochs = task.info.fidelity.max_epochs
     try:
         while queue or curves:
+            if caught.stop.is_set():
+                raise Stopped(spec.out, caught.signum)
             out_of_time = spec.time_limit is not None and \
                 time.monotonic() - start > spec.time_limit
             while queue and executor.free_slots() > 0 and not out_of_time:
@@ -123,7 +139,9 @@ def _collect(spec, task, configs, todo, sink, done, on_curve) -> None:
                 executor.submit(Job(trial, seed, save_to=None))
             if not curves:
                 return
-            event = executor.next_event()
+            event = executor.next_event(timeout=STOP_POLL)
+            if event is None:
+                continue
             index, seed, epochs = curves[event.trial_id]
             if isinstance(event, EpochDone):
                 epochs.append({**event.result.metrics,
@@ -131,8 +149,8 @@ def _collect(spec, task, configs, todo, sink, done, on_curve) -> None:
                 continue
             del curves[event.trial_id]
             line = {"config_index": index, "seed": seed, "epochs": epochs, "error": event.error}
-            sink.write(json.dumps(line) + "\n")
-            sink.flush()
+            # keys as recorded: the metrics' order is the table's column order
+            append_jsonl(sink, progress_path(spec.out), line, sort_keys=False)
             done[(index, seed)] = line
             if on_curve is not None:
                 on_curve(len(done), len(done) + len(queue) + len(curves))
@@ -141,19 +159,13 @@ def _collect(spec, task, configs, todo, sink, done, on_curve) -> None:
 
 
 def _read_progress(path: Path) -> dict[tuple[int, int], dict]:
+    """The curves recorded, read as a run's log is: a torn last line (its curve is simply
+    recorded again) or one followed by the repair marker is skipped."""
     done: dict[tuple[int, int], dict] = {}
-    if not path.exists():
-        return done
-    lines = path.read_text(encoding="utf-8").split("\n")
-    for number, line in enumerate(lines, 1):
-        if not line:
-            continue
+    for number, row in numbered_rows(path):
         try:
-            row = _json.loads(line)
             done[(row["config_index"], row["seed"])] = row
-        except (ValueError, KeyError, TypeError):
-            if number == len(lines):  # a torn last line: that curve is simply retrained
-                continue
+        except (KeyError, TypeError):
             raise LogError(f"{path}:{number}: corrupt line; the progress file was damaged") \
                 from None
     return done

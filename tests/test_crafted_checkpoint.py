@@ -1,7 +1,8 @@
 """A crafted pickle that would create a file when unpickled is refused wherever a
 checkpoint is loaded (`read_checkpoint`, a task's resume and evaluation, `suite train
 --resume-from`: one line, exit code 2, no traceback; a run's worker: the trial fails with
-that line), and the file is never created."""
+that line; end to end, `suite run --resume` of a stopped live study whose pinned checkpoint
+was swapped for it), and the file is never created."""
 
 from __future__ import annotations
 
@@ -109,3 +110,50 @@ def test_a_run_worker_resuming_a_crafted_checkpoint_fails_the_trial_and_creates_
         executor.close()
     assert event.error is not None and "holds more than plain data" in event.error, event
     assert not event.lost and not marker.exists()
+
+
+@pytest.mark.parametrize("task, refusal", [
+    ("toy", "is missing or unreadable"),  # the toy task's checkpoints are JSON: never unpickled
+    pytest.param("text_classifier", "holds more than plain data", marks=pytest.mark.slow)])
+def test_suite_run_resume_with_a_crafted_checkpoint_fails_that_trial_and_creates_nothing(
+        tmp_path, task, refusal):
+    """End to end: a live study (one in-process worker) stopped by a real SIGINT with a
+    trial in flight; its pinned checkpoint is swapped for the crafted file; `suite run
+    --resume` then ends that trial `failed` with the refusal (as README says) and runs
+    on to the budget; the file is never created and nothing logged is rewritten."""
+    import os
+    import signal
+
+    from suite.log import read_rows
+    from suite.study import Stopped, StudySpec, run_study
+
+    spec = StudySpec(task=task, optimizers=("random",), seeds=(0,), budget="6e",
+                     scale="tiny", executor="inprocess")
+
+    def on_run(name, seed, runner):
+        def on_row(row, runner):
+            if row["event"] == "epoch" and row["epoch"] == 2:
+                os.kill(os.getpid(), signal.SIGINT)
+        runner.on_row = on_row
+
+    out = tmp_path / "study"
+    with pytest.raises(Stopped):
+        run_study(spec, out, on_run=on_run)
+    run = out / "random" / "seed-0"
+    stopped = read_rows(run)
+    last = [r for r in stopped if r["event"] == "epoch"][-1]
+    pinned = run / "checkpoints" / f"{last['trial_id']}.e{last['epoch']}.pt"
+    assert pinned.is_file() and stopped[-1]["event"] != "finish"
+    marker = tmp_path / "marker"
+    _crafted(pinned, marker)
+
+    proc = subprocess.run([sys.executable, "-m", "suite.cli", "run", "--resume", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert not marker.exists(), "resuming the checkpoint ran its code"
+    rows = read_rows(run)
+    assert rows[:len(stopped)] == stopped, "nothing logged is rewritten"
+    (ended,) = [r for r in rows[len(stopped):] if r.get("trial_id") == last["trial_id"]]
+    assert ended["event"] == "end" and ended["status"] == "failed"
+    assert f"checkpoint {pinned} {refusal}" in ended["error"]
+    assert rows[-1]["event"] == "finish" and rows[-1]["reason"] == "budget"

@@ -1,10 +1,16 @@
-"""`suite tabulate` on the toy task: the table format, chunked collection, bad input."""
+"""`suite tabulate` on the toy task: the table format, chunked collection, bad input,
+signals."""
+
+import signal
+import subprocess
+import sys
+import time
 
 import pandas as pd
 import pytest
 
 from suite.errors import SuiteError
-from suite.log import LogError
+from suite.log import LogError, numbered_rows
 from suite.tables import TableError, read_table
 from suite.tabulate import TabulateSpec, progress_path, tabulate
 from suite.testing import ToyTask
@@ -40,13 +46,19 @@ def test_unknown_configuration_is_a_table_error(toy_table):
 
 
 def test_interrupted_collection_resumes_and_equals_an_uninterrupted_one(toy_table, tmp_path):
+    """A torn last line (an interrupted append) is repaired as a run's log is: a marker
+    line appended after it, nothing rewritten; its curve is recorded again."""
     reference, _ = toy_table
     out = tmp_path / "toy.parquet"
     lines = progress_path(reference).read_text().splitlines(keepends=True)
-    progress_path(out).write_text("".join(lines[:100]) + lines[100][:40])  # torn last line
+    torn = "".join(lines[:100]) + lines[100][:40]
+    progress_path(out).write_text(torn)
     meta = tabulate(TabulateSpec(task="toy", out=out, seeds=2, executor="inprocess"))
     assert meta["complete"]
     pd.testing.assert_frame_equal(read_table(out).frame, read_table(reference).frame)
+    text = progress_path(out).read_text()
+    assert text.startswith(torn + '\n{"event": "repaired_torn_line_above"}\n')
+    assert len(numbered_rows(progress_path(out))) == 576, "each curve once, the torn one too"
 
 
 def test_complete_table_without_progress_file_is_not_recorded_again(toy_table, tmp_path):
@@ -78,3 +90,38 @@ def test_unwritable_output_is_one_clear_error(tmp_path):
     blocker.write_text("x")
     with pytest.raises(SuiteError, match="cannot write"):
         tabulate(TabulateSpec(task="toy", out=blocker / "t.parquet", executor="inprocess"))
+
+
+@pytest.mark.parametrize("signum, resume", [
+    (signal.SIGINT, True), pytest.param(signal.SIGTERM, False, marks=pytest.mark.slow)],
+    ids=["sigint-resumed", "sigterm"])
+def test_a_signal_stops_tabulate_in_one_line_and_the_same_command_goes_on(tmp_path, signum,
+                                                                        resume):
+    """A real signal to `suite tabulate` once curves have landed: exit 130 or 143, one line,
+    no traceback, the curves recorded kept, no table written; the same command again (here
+    its function, in this process) records the rest."""
+    out = tmp_path / "toy.parquet"
+    command = [sys.executable, "-m", "suite.cli", "tabulate", "--task", "toy", "--executor",
+               "inprocess", "--seeds", "1", "--out", str(out)]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    rows, deadline = progress_path(out), time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if rows.exists() and rows.read_bytes().count(b"\n") >= 20:
+            proc.send_signal(signum)
+            break
+        time.sleep(0.005)
+    _, err = proc.communicate(timeout=120)
+    name = signal.Signals(signum).name
+    assert proc.returncode == 128 + signum, err
+    assert err.splitlines() == [f"suite tabulate: interrupted ({name}): rerun the same "
+                                f"command to go on from {rows}"]
+    recorded = rows.read_bytes()
+    assert 20 <= len(numbered_rows(rows)) < 288 and recorded.endswith(b"\n")
+    assert not out.exists(), "the table is written when the curves are, not when stopped"
+    if not resume:
+        return
+    meta = tabulate(TabulateSpec(task="toy", out=out, seeds=1, executor="inprocess"))
+    assert meta["complete"] and rows.read_bytes().startswith(recorded)
+    curves = [(row["config_index"], row["seed"]) for _, row in numbered_rows(rows)]
+    assert sorted(curves) == [(i, 0) for i in range(288)] and read_table(out).complete

@@ -16,8 +16,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from suite.budget import UNIT_NAMES, parse_budget
-from suite.errors import SuiteError
-from suite.study import Stopped, StudySpec, load_study, parse_seeds, run_study
+from suite.errors import NoSpaceError, SuiteError
+from suite.study import STUDY_NAME, Stopped, StudySpec, load_study, parse_seeds, run_study
 
 # Flags that define a study; with --resume they come from the study's plan instead.
 # --address is not one: it says where the study runs, and a cluster restarted after a
@@ -87,6 +87,11 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     try:
         outcomes = _run_with_progress(spec, out, bool(args.resume), console)
+    except NoSpaceError as exc:  # what is logged stays; a torn last row is repaired on resume
+        if not (out / STUDY_NAME).exists():
+            raise
+        raise SuiteError(f"{exc}; resume with suite run --resume {shlex.quote(str(out))} "
+                         "after freeing space") from None
     except Stopped as exc:  # SIGINT or SIGTERM: the study stopped cleanly and resumes
         signame = signal.Signals(exc.signum or signal.SIGINT).name
         print(f"suite run: interrupted ({signame}): resume with suite run --resume "

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import math
+import signal
+import sys
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from suite.devices import check_device_names, check_devices_here
-from suite.errors import SuiteError
+from suite.errors import NoSpaceError, SuiteError
+from suite.interrupt import Stopped
 from suite.registry import check_task
 from suite.spec import MAX_WORKERS
 from suite.tabulate import TabulateSpec, progress_path, tabulate
@@ -46,10 +49,18 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     columns = (TextColumn(f"{args.task} curves"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
-    with Progress(*columns, console=console) as progress:
-        bar = progress.add_task("curves", total=None)
-        meta = tabulate(spec, on_curve=lambda done, total: progress.update(
-            bar, completed=done, total=total))
+    again = f"rerun the same command to go on from {progress_path(out)}"
+    try:
+        with Progress(*columns, console=console) as progress:
+            bar = progress.add_task("curves", total=None)
+            meta = tabulate(spec, on_curve=lambda done, total: progress.update(
+                bar, completed=done, total=total))
+    except NoSpaceError as exc:  # the curves recorded stay; a torn last one gets a marker
+        raise SuiteError(f"{exc}; {again} after freeing space") from None
+    except Stopped as exc:
+        name = signal.Signals(exc.signum or signal.SIGINT).name
+        print(f"suite tabulate: interrupted ({name}): {again}", file=sys.stderr)
+        return exc.exit_code
     state = "complete" if meta["complete"] else "incomplete: run the same command to go on"
     console.print(f"{out}: {meta['recorded']}/{meta['configs'] * meta['seeds']} curves "
                   f"({meta['configs']} configurations × {meta['seeds']} seeds, "

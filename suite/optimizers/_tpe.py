@@ -52,6 +52,11 @@ class TPE:
         import optuna  # lazily: keeps `import suite.optimizers` light
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        # Optuna's own handler holds the stderr of its import: its records go the way
+        # of other libraries' instead (the application's handlers, or `sys.stderr` at
+        # the time, which a study points at its library.log)
+        optuna.logging.disable_default_handler()
+        optuna.logging.enable_propagation()
         with warnings.catch_warnings():  # `group` is flagged experimental
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             sampler = optuna.samplers.TPESampler(

@@ -6,6 +6,10 @@ composes them into a folder, and `suite.report._manifest` rebuilds the committed
 from `results/figures/manifest.json`. Matplotlib runs on the Agg backend.
 """
 
+# first: `_style` gives matplotlib a writable folder before anything imports matplotlib
+import suite.report._style  # noqa: F401
+
+# isort: split
 from suite.report._compose import ReportOptions, ReportResult, build_report
 from suite.report._figures import (
     plot_anytime,

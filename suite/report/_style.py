@@ -6,10 +6,37 @@ the same data and the same matplotlib give byte-identical files.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-import matplotlib
+
+def _writable_config_dir() -> None:
+    """Matplotlib warns on stderr, and rebuilds its font cache at every start, when its
+    folder (~/.config/matplotlib) cannot be written: a read-only HOME, or one that is not
+    a folder in a container. Then it gets a stable one in the temporary folder."""
+    if os.environ.get("MPLCONFIGDIR"):
+        return  # the user's choice; matplotlib reports on it itself
+    default = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "matplotlib"
+    try:
+        default.mkdir(parents=True, exist_ok=True)
+        if os.access(default, os.W_OK):
+            return
+    except OSError:
+        pass
+    fallback = Path(tempfile.gettempdir()) / f"suite-matplotlib-{os.getuid()}"
+    try:
+        fallback.mkdir(mode=0o700, exist_ok=True)
+    except OSError:
+        return  # no better place: matplotlib makes its own temporary one, and says so
+    if os.access(fallback, os.W_OK):
+        os.environ["MPLCONFIGDIR"] = str(fallback)  # before matplotlib is imported
+
+
+_writable_config_dir()
+
+import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")  # before pyplot: never an interactive backend
 
