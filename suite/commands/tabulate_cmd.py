@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from suite.errors import SuiteError
-from suite.registry import check_task
+from suite.registry import check_reference
 from suite.tabulate import TabulateSpec, progress_path, tabulate
 
 
@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", required=True)
     parser.add_argument("--seeds", type=int, default=2, help="training seeds per configuration")
     parser.add_argument("--out", help="table path (default results/tables/<task>.parquet)")
-    parser.add_argument("--scale", choices=["tiny", "full"], default="full")
+    parser.add_argument("--scale", choices=["tiny", "full"])
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--devices", default="auto", help="comma-separated, round-robin")
     parser.add_argument("--executor", choices=["local", "inprocess"], default="local")
@@ -26,10 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    check_task(args.task)
+    check_reference(args.task)
     if args.seeds < 1 or args.workers < 1:
         raise SuiteError("--seeds and --workers must be at least 1")
-    out = Path(args.out or f"results/tables/{args.task}.parquet")
+    out = Path(args.out or f"results/tables/{args.task.replace(':', '-')}.parquet")
     spec = TabulateSpec(task=args.task, out=out, seeds=args.seeds, scale=args.scale,
                         workers=args.workers, executor=args.executor,
                         devices=tuple(d for d in args.devices.split(",") if d),

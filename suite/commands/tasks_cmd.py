@@ -8,14 +8,14 @@ from rich.console import Console
 from rich.table import Table
 
 from suite.config import describe_space
-from suite.registry import TASKS, get_task
+from suite.registry import load_task, task_names
 
 
 def list_tasks(args: argparse.Namespace) -> int:
     console = Console()
-    names = [args.task] if args.task else sorted(TASKS)
+    names = [args.task] if args.task else sorted(task_names())
     for name in names:
-        task = get_task(name)
+        task = load_task(name)
         info, default = task.info, task.default_config()
         fid = info.fidelity
         table = Table(title=f"{info.name}: {info.description}", title_justify="left")

@@ -10,16 +10,17 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from suite.config import load_config_arg, validate_config
-from suite.registry import get_task
+from suite.registry import load_task
 
 
 def train(args: argparse.Namespace) -> int:
-    task = get_task(args.task, scale=args.scale)
+    task = load_task(args.task, scale=args.scale)
     config = validate_config(task.config_space(), load_config_arg(args.config, {}),
                              fill_from=task.default_config())
     epochs = args.epochs if args.epochs is not None else task.info.fidelity.max_epochs
     console = Console(stderr=False)
-    console.print(f"[bold]{task.info.name}[/] ({args.scale}) seed {args.seed}: "
+    scale = f" ({args.scale})" if args.scale else ""
+    console.print(f"[bold]{task.info.name}[/]{scale} seed {args.seed}: "
                   f"{json.dumps(config, sort_keys=True)}")
     resume = Path(args.resume_from) if args.resume_from else None
     save = Path(args.save) if args.save else None
@@ -37,6 +38,9 @@ def train(args: argparse.Namespace) -> int:
                                    f"{result.device_seconds:.2f}s")
     console.print(f"trained in {total_seconds:.1f} device-seconds")
     if args.test:
+        if not task.capabilities.test:
+            console.print(f"[yellow]task {args.task} has no test evaluation[/]")
+            return 2
         if save is None:
             console.print("[yellow]--test needs --save PATH (the model to evaluate)[/]")
             return 2
