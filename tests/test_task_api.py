@@ -21,7 +21,7 @@ from logcheck import assert_every_epoch_once
 import suite
 from suite.errors import SuiteError
 from suite.log import read_meta, read_rows
-from suite.registry import load_task
+from suite.registry import load_task, task_names
 from suite.study import StudySpec, run_study
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -165,12 +165,12 @@ def test_promotions_of_a_task_without_checkpoints_retrain_and_are_charged_so(on_
     assert outcome.ledger.totals.epochs == 405 and outcome.reason == "budget"
     assert not [r for r in rows if r.get("status") == "cut"], "the iteration fits exactly"
     starts = [r for r in rows if r["event"] == "start"]
-    promotions = [r for r in starts if r["resume_from"] is not None]
-    assert len(starts) == 65 and len(promotions) == 24
+    promotions = [r for r in starts if r["resumed_from"] is not None]
+    assert len(starts) == 65 and len(promotions) == 13 + 4 + 2
     assert all(r["start_epoch"] == 0 and r["resumed_checkpoint"] is None for r in promotions)
     for start in promotions:
         trained = [r["epoch"] for r in _epochs(rows) if r["trial_id"] == start["trial_id"]]
-        assert trained == list(range(1, start["epochs"] + 1))
+        assert trained == list(range(1, start["target_epochs"] + 1))
     assert_every_epoch_once(rows)
     plan = json.loads((outcome.directory.parents[1] / "study.json").read_text())
     assert plan["promotion"] == "retrain" and read_meta(outcome.directory)["promotion"] == \
@@ -181,16 +181,14 @@ def test_promotions_of_a_task_without_checkpoints_retrain_and_are_charged_so(on_
     assert resumed.ledger.totals.epochs == 342 and resumed.reason == "budget"
 
 
-def test_a_worker_that_dies_retrains_a_task_without_checkpoints_from_scratch(tmp_path):
+def test_a_worker_that_dies_retrains_a_task_without_checkpoints_from_scratch(on_path,
+                                                                            tmp_path):
     """Its worker killed at epoch 3, the trial runs again from the first epoch; epochs 1-2
     are trained again but neither logged nor charged again, and the trial completes."""
     import functools
 
-    sys.path.insert(0, str(FIXTURES))
-    try:
-        from my_tasks import ToyWithoutCheckpoints
-    finally:
-        sys.path.remove(str(FIXTURES))
+    from my_tasks import ToyWithoutCheckpoints
+
     from suite.budget import Ledger, parse_budget
     from suite.executors import LocalExecutor
     from suite.log import RunLog
@@ -272,6 +270,14 @@ def test_the_adapter_times_each_epoch_and_reports_errors_in_one_line():
         suite.report_epoch(val_loss=1.0)
 
 
+def test_a_function_task_studied_in_process(on_path, tmp_path):
+    outcome, rows = _hyperband("my_tasks:from_generator", tmp_path, "3x")
+    assert outcome.ledger.totals.epochs == 27 and outcome.reason == "budget"
+    assert_every_epoch_once(rows)
+    assert read_meta(outcome.directory)["promotion"] == "retrain"
+
+
+@pytest.mark.slow
 def test_a_function_task_studied_on_two_local_workers(tmp_path):
     out = tmp_path / "study"
     proc = _cli("run", "--task", "my_tasks:from_loop", "--optimizer", "hyperband",
@@ -296,26 +302,33 @@ def _fake_installed_package(root: Path) -> Path:
     return root
 
 
-def test_a_task_registered_by_an_installed_package_runs_by_its_name(tmp_path):
+def test_a_task_registered_by_an_installed_package_runs_by_its_name(on_path, tmp_path,
+                                                                     monkeypatch):
     site = _fake_installed_package(tmp_path / "site")
-    env = _env(site)
-    listing = _cli("tasks", "--task", "quad", env=env)
-    text, err = listing.communicate(timeout=300)
-    assert listing.returncode == 0, err
-    assert "quadratic" in text
+    monkeypatch.syspath_prepend(str(site))
+    assert task_names()["quad"] == "my_tasks:Quadratic"
+    assert load_task("quad").info.name == "quadratic"
+    assert load_task("toy").info.name == "toy", "a built-in name stays the built-in task"
     out = tmp_path / "study"
     proc = _cli("run", "--task", "quad", "--optimizer", "random", "--budget", "2x",
-                "--workers", "2", "--out", str(out), env=env)
+                "--executor", "inprocess", "--out", str(out), env=_env(site))
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     rows = _check_complete(out / "random" / "seed-0")
     assert rows[-1]["ledger"]["epochs"] == 18
     assert json.loads((out / "study.json").read_text())["task"] == "quad"
-    # a built-in name stays the built-in task, whatever a package registers
-    code = "from suite.registry import load_task; print(load_task('toy').info.name)"
-    shown = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                           text=True, timeout=300)
-    assert shown.stdout.strip() == "toy", shown.stderr
+
+
+@pytest.mark.slow
+def test_an_entry_point_task_on_two_local_workers(tmp_path):
+    """The workers, fresh processes, find the name through the entry point too."""
+    site = _fake_installed_package(tmp_path / "site")
+    out = tmp_path / "study"
+    proc = _cli("run", "--task", "quad", "--optimizer", "random", "--budget", "2x",
+                "--workers", "2", "--out", str(out), env=_env(site))
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert _check_complete(out / "random" / "seed-0")[-1]["ledger"]["epochs"] == 18
 
 
 # --- the Ray executor ------------------------------------------------------------------
