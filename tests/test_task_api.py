@@ -344,3 +344,30 @@ def test_a_users_task_runs_on_ray_actors(tmp_path):
     rows = _check_complete(run)
     assert rows[-1]["ledger"]["epochs"] == 6 * 9 and rows[-1]["reason"] == "budget"
     assert read_meta(run)["executor"] == "ray"
+
+
+def test_the_built_ins_are_declared_as_entry_points_too():
+    import tomllib
+
+    from suite.registry import BUILTIN_TASKS, ENTRY_POINT_GROUP
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["entry-points"][ENTRY_POINT_GROUP] == BUILTIN_TASKS
+
+
+def _code_lines(path):
+    return sum(1 for line in path.read_text().splitlines()
+               if line.strip() and not line.strip().startswith("#"))
+
+
+@pytest.mark.parametrize("ref, lines", [("minimal_task:Minimal", 12),
+                                        ("minimal_function:task", 7)])
+def test_the_minimal_tasks_of_the_docs_run_a_study(on_path, tmp_path, ref, lines):
+    """docs/tasks.md shows these two files and their line counts (code, blanks aside)."""
+    assert _code_lines(FIXTURES / f"{ref.split(':')[0]}.py") == lines
+    docs = (ROOT / "docs" / "tasks.md").read_text()
+    assert f"tests/fixtures/{ref.split(':')[0]}.py, {lines} lines of code" in docs
+    assert (FIXTURES / f"{ref.split(':')[0]}.py").read_text().strip() in docs, "shown as is"
+    outcome, rows = _hyperband(ref, tmp_path, "2x")
+    assert outcome.reason == "budget" and outcome.ledger.totals.epochs == 18
+    assert outcome.state.incumbent is not None
