@@ -52,7 +52,7 @@ def _resolved(spec: StudySpec, task: Task) -> StudySpec:
     """The plan with what the task decides: the default scale of a task that takes one,
     and the `retrain` promotion policy for a task without checkpoints (its promotions
     cannot resume: they train, and are charged, from the first epoch)."""
-    if spec.scale is None and accepts_scale(spec.task):
+    if spec.scale is None and spec.table is None and accepts_scale(spec.task):
         spec = replace(spec, scale="full")
     if not task.capabilities.checkpoints and spec.promotion != "retrain":
         spec = replace(spec, promotion="retrain")
@@ -76,6 +76,7 @@ def _replay_setting(spec: StudySpec) -> tuple[StudySpec, Setting]:
     table, digest = _load_table(spec)
     spec = replace(spec, scale=table.meta.get("scale", "full"))
     task = load_task(spec.task, scale=spec.scale)
+    spec = _resolved(spec, task)  # a replay charges promotions as the live task would
     info = task.info
     fidelity = Fidelity(min(info.fidelity.min_epochs, table.max_epochs), table.max_epochs,
                         info.fidelity.eta)

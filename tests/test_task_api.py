@@ -181,6 +181,40 @@ def test_promotions_of_a_task_without_checkpoints_retrain_and_are_charged_so(on_
     assert resumed.ledger.totals.epochs == 342 and resumed.reason == "budget"
 
 
+@pytest.mark.slow
+def test_a_killed_study_of_a_task_without_checkpoints_resumes_to_the_uninterrupted_rows(
+        tmp_path):
+    """SIGKILL mid-study, `--resume`: the trials in flight train again from their first
+    epoch, and the log ends exactly as an uninterrupted run's (in-process: deterministic)."""
+    env = _env(MY_TASKS_PACE="0.01")
+    args = ["run", "--task", "my_tasks:from_generator", "--optimizer", "hyperband",
+            "--budget", "6x", "--executor", "inprocess"]
+    reference = _cli(*args, "--out", str(tmp_path / "ref"), env=env)
+    out = tmp_path / "killed"
+    victim = _cli(*args, "--out", str(out), env=env, start_new_session=True)
+    run = out / "hyperband" / "seed-0"
+    deadline = time.time() + 240
+    while time.time() < deadline and victim.poll() is None and (
+            not (run / "log.jsonl").exists() or len(_epochs(read_rows(run))) < 15):
+        time.sleep(0.005)
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait()
+    killed = read_rows(run)
+    assert killed[-1]["event"] != "finish", "killed before the end"
+    resumed = _cli("run", "--resume", str(out), env=env)
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+    assert reference.wait(timeout=300) == 0, reference.stderr.read()
+    rows = _check_complete(run)
+    assert rows[:len(killed)] == killed, "nothing logged is lost or rewritten"
+
+    def comparable(rows):
+        return [{k: v for k, v in r.items() if k not in ("wall_time", "device_seconds",
+                                                          "ledger")} for r in rows]
+
+    assert comparable(rows) == comparable(read_rows(tmp_path / "ref" / "hyperband" /
+                                                    "seed-0"))
+
+
 def test_a_worker_that_dies_retrains_a_task_without_checkpoints_from_scratch(on_path,
                                                                             tmp_path):
     """Its worker killed at epoch 3, the trial runs again from the first epoch; epochs 1-2

@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
               f"{shlex.quote(str(out))}",
               file=sys.stderr)
         return exc.exit_code
-    _print_summary(console, spec, out, outcomes)
+    _print_summary(console, load_study(out), out, outcomes)  # the plan as resolved
     return 0
 
 
