@@ -27,6 +27,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
+import sys
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -35,7 +36,8 @@ from suite.errors import ConfigError, SuiteError
 from suite.types import CAPABILITY_METHODS, Capabilities, Task, TaskInfo
 
 __all__ = ["BUILTIN_TASKS", "ENTRY_POINT_GROUP", "SCALES", "TASKS", "accepts_scale",
-           "check_reference", "check_task", "get_task", "load_task", "task_names"]
+           "check_reference", "check_task", "get_task", "load_task", "reference_of",
+           "task_names"]
 
 ENTRY_POINT_GROUP = "suite.tasks"
 
@@ -125,6 +127,25 @@ def load_task(ref: str, *, scale: str | None = None) -> Task:
         raise SuiteError(f"task {ref!r} built a {type(task).__name__}, not a suite.Task")
     check_task(task, ref)
     return task
+
+
+def reference_of(task: Any) -> str:
+    """The reference that names `task` for the workers: `task` itself if a string, else
+    `module:name` of the module-level class, factory or instance it is (what a Python API
+    taking a Task object hands to the executors). A SuiteError if it has none: defined in
+    `__main__` or inside a function, or not bound to a module-level name."""
+    if isinstance(task, str):
+        check_reference(task)
+        return task
+    candidates = [getattr(task, "__module__", None), type(task).__module__,
+                  getattr(getattr(task, "fn", None), "__module__", None)]
+    for module_name in dict.fromkeys(m for m in candidates if m and m != "__main__"):
+        module = sys.modules.get(module_name)
+        for name, value in vars(module).items() if module is not None else ():
+            if value is task and not name.startswith("__"):
+                return f"{module_name}:{name}"
+    raise SuiteError(f"cannot name {task!r} for the workers: define it at module level in "
+                     "an importable module (not __main__), or give its package.module:Object")
 
 
 def get_task(ref: str, *, scale: str | None = None) -> Task:

@@ -405,3 +405,18 @@ def test_the_minimal_tasks_of_the_docs_run_a_study(on_path, tmp_path, ref, lines
     outcome, rows = _hyperband(ref, tmp_path, "2x")
     assert outcome.reason == "budget" and outcome.ledger.totals.epochs == 18
     assert outcome.state.incumbent is not None
+
+
+def test_a_task_object_is_named_by_its_module_level_binding(on_path):
+    """What a Python API taking a Task object (or class, or factory) hands the workers."""
+    import my_tasks
+
+    from suite.registry import reference_of
+
+    assert reference_of(my_tasks.Quadratic) == "my_tasks:Quadratic"
+    assert reference_of(my_tasks.make_quadratic) == "my_tasks:make_quadratic"
+    assert reference_of(my_tasks.quadratic) == "my_tasks:quadratic"
+    assert reference_of(my_tasks.from_loop) == "my_tasks:from_loop"
+    assert reference_of("toy") == "toy"
+    with pytest.raises(SuiteError, match="cannot name"):
+        reference_of(my_tasks.Quadratic())  # a fresh instance: no module-level name
