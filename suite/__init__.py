@@ -1,5 +1,41 @@
-"""suite: multi-fidelity hyperparameter-optimization benchmarking on real training jobs."""
+"""suite: multi-fidelity hyperparameter-optimization benchmarking on real training jobs.
+
+The public Task API (docs/tasks.md): subclass `Task` (or wrap a training function with
+`task_from_function`), then name it `package.module:Object` wherever a task is asked for.
+Its names are imported on first use, so that `suite --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from suite._version import __version__
 
-__all__ = ["__version__"]
+if TYPE_CHECKING:
+    from suite._function_task import report_epoch, task_from_function
+    from suite.registry import load_task
+    from suite.types import (
+        Capabilities,
+        EpochResult,
+        Fidelity,
+        Member,
+        Metric,
+        Task,
+        TaskInfo,
+    )
+
+_EXPORTS = {"Capabilities": "suite.types", "EpochResult": "suite.types",
+            "Fidelity": "suite.types", "Member": "suite.types", "Metric": "suite.types",
+            "Task": "suite.types", "TaskInfo": "suite.types", "load_task": "suite.registry",
+            "report_epoch": "suite._function_task",
+            "task_from_function": "suite._function_task"}
+
+__all__ = ["Capabilities", "EpochResult", "Fidelity", "Member", "Metric", "Task", "TaskInfo",
+           "__version__", "load_task", "report_epoch", "task_from_function"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'suite' has no attribute {name!r}")

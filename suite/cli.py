@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     tasks = sub.add_parser("tasks", help="list the tasks with their spaces, defaults, fidelity")
-    tasks.add_argument("--task", help="show only this task")
+    tasks.add_argument("--task", help="show only this task (NAME or package.module:Object)")
 
     train = sub.add_parser("train", help="train one configuration and print per-epoch metrics")
     train.add_argument("--task", required=True)
@@ -36,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, help="absolute epoch target (default: max)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    train.add_argument("--scale", default="full", choices=["tiny", "full"])
+    train.add_argument("--scale", choices=["tiny", "full"],
+                       help="a built-in task's size (default full)")
     train.add_argument("--save", metavar="PATH", help="write a checkpoint here after each epoch")
     train.add_argument("--resume-from", metavar="PATH", help="continue from this checkpoint")
     train.add_argument("--test", action="store_true",

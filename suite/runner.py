@@ -129,7 +129,8 @@ class Runner:
         self.optimizer, self.executor, self.ledger, self.log = optimizer, executor, ledger, log
         self.trial_timeout = trial_timeout  # wall seconds per attempt; None: no limit
         self.metric, self.seed, self.promotion, self.on_row = metric, seed, promotion, on_row
-        # None: a run without checkpoints (a replay: its executor keeps no model state)
+        # None: a run without checkpoints (a replay: its executor keeps no model state; a
+        # task without checkpoints: its promotions retrain, see `suite.setting`)
         self.checkpoints = Path(checkpoints) if checkpoints is not None else None
         self.state = state or RunState()
         self.stop = stop
@@ -300,10 +301,12 @@ class Runner:
     def _retry(self, active: ActiveTrial, error: str | None) -> bool:
         """Its worker died: run the trial once more, from the checkpoint of its last logged
         epoch, so that no epoch is logged (or charged) twice. False if it had its retry, or
-        has no checkpoint to resume (retraining would log its epochs again)."""
+        its checkpoint is missing. A run that keeps no checkpoints (a replay, a task without
+        them) continues by epoch count: its executor does not report the epochs logged."""
         trial = active.trial
         if trial.trial_id in self.state.retried or (
-                active.last_epoch > 0 and active.source is None):
+                self.checkpoints is not None and active.last_epoch > 0
+                and active.source is None):
             return False
         self.state.retried.add(trial.trial_id)
         self._append(RetryRow(trial, active.last_epoch, error,

@@ -16,7 +16,7 @@ from typing import Any
 
 from suite.config import to_plain
 from suite.env import environment
-from suite.registry import get_task
+from suite.registry import accepts_scale, load_task
 from suite.spec import StudySpec
 from suite.tables import Table, TableError, read_table
 from suite.types import Fidelity, Metric, Task
@@ -40,11 +40,23 @@ class Setting:
 def study_setting(spec: StudySpec) -> tuple[StudySpec, Setting]:
     if spec.table is not None:
         return _replay_setting(spec)
-    task = get_task(spec.task, scale=spec.scale)
+    task = load_task(spec.task, scale=spec.scale)
+    spec = _resolved(spec, task)
     info = task.info
     meta = {**_common_meta(spec, info.metric, info.fidelity), "simulated": False}
     default = task.default_config() if spec.include_default else None
     return spec, Setting(task, info.fidelity, info.metric, default, meta)
+
+
+def _resolved(spec: StudySpec, task: Task) -> StudySpec:
+    """The plan with what the task decides: the default scale of a task that takes one,
+    and the `retrain` promotion policy for a task without checkpoints (its promotions
+    cannot resume: they train, and are charged, from the first epoch)."""
+    if spec.scale is None and spec.table is None and accepts_scale(spec.task):
+        spec = replace(spec, scale="full")
+    if not task.capabilities.checkpoints and spec.promotion != "retrain":
+        spec = replace(spec, promotion="retrain")
+    return spec
 
 
 def _common_meta(spec: StudySpec, metric: Metric, fidelity: Fidelity) -> dict[str, Any]:
@@ -63,7 +75,8 @@ def _replay_setting(spec: StudySpec) -> tuple[StudySpec, Setting]:
     and the default, the table everything it recorded (scale, metric, max epochs)."""
     table, digest = _load_table(spec)
     spec = replace(spec, scale=table.meta.get("scale", "full"))
-    task = get_task(spec.task, scale=spec.scale)
+    task = load_task(spec.task, scale=spec.scale)
+    spec = _resolved(spec, task)  # a replay charges promotions as the live task would
     info = task.info
     fidelity = Fidelity(min(info.fidelity.min_epochs, table.max_epochs), table.max_epochs,
                         info.fidelity.eta)

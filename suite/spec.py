@@ -46,7 +46,11 @@ _PLAN_TYPES: dict[str, tuple[tuple[type, ...], type | None]] = {  # (types, list
 class StudySpec:
     """The plan of a study, as written to `study.json`.
 
-    `scale` defaults to `full` for live runs and to the table's scale for a replay;
+    `task` is the task's reference (`suite.registry`: a name or `package.module:Object`),
+    from which every worker rebuilds it and `--resume` finds it again. `scale` (a built-in
+    task's option) defaults to `full` for a task that takes one (None for one that does
+    not) and to the table's scale for a replay; `promotion` is `retrain` for a task without
+    checkpoints;
     `executor` defaults to `local`, and is `simulated` whenever `table` is given.
     `address` (None: a local Ray instance) and `gpus_per_trial` are the Ray executor's;
     `trial_timeout` (wall seconds per attempt of a trial) applies to every live executor.
@@ -114,8 +118,6 @@ class StudySpec:
         # frozen: resolve the defaults that depend on whether this is a replay
         object.__setattr__(self, "executor",
                            self.executor or ("simulated" if self.table else "local"))
-        if self.table is None and self.scale is None:
-            object.__setattr__(self, "scale", "full")
         check_fuse(self.executor, None, self.fuse, self.fuse_max)
 
     def _check_faults_and_ray(self) -> None:

@@ -224,7 +224,8 @@ def _run_one(spec: StudySpec, setting: Setting, name: str, seed: int, directory:
              on_run, stop: threading.Event | None = None) -> RunOutcome:
     budget = parse_budget(spec.budget)
     ledger = Ledger(budget, max_epochs=setting.fidelity.max_epochs)
-    checkpoints = None if setting.table is not None else directory / "checkpoints"
+    checkpoints = (directory / "checkpoints" if setting.table is None
+                   and setting.task.capabilities.checkpoints else None)
     rows, started = read_log(directory), (directory / LOG_NAME).exists()
     if started:  # never mix in a run of another plan or table
         _check_meta(directory, setting, name, seed)
@@ -268,7 +269,7 @@ def _executor(spec: StudySpec, setting: Setting, rows: list[Row]):
         executor = SimulatedExecutor(setting.table, workers=spec.workers)
         executor.restore(rows)  # a resumed replay continues its clock where the log stops
         return executor
-    return training_executor(spec.executor, setting.task, scale=spec.scale,
+    return training_executor(spec.executor, setting.task, ref=spec.task, scale=spec.scale,
                              workers=spec.workers, devices=spec.devices, address=spec.address,
                              gpus_per_trial=spec.gpus_per_trial or 0.0, fuse=spec.fuse,
                              fuse_max=spec.fuse_max)

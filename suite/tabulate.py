@@ -16,7 +16,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from suite.executors import EpochDone, Job, training_executor
 from suite.interrupt import Stopped, on_signals
 from suite.lock import hold_lock
 from suite.log import LogError, append_jsonl, close_jsonl, numbered_rows, open_jsonl
-from suite.registry import get_task
+from suite.registry import accepts_scale, load_task
 from suite.runner import STOP_POLL
 from suite.tables import Table, grid_configs, read_table, space_to_dict, write_table
 from suite.types import Trial
@@ -40,7 +40,7 @@ class TabulateSpec:
     task: str
     out: Path
     seeds: int = 2
-    scale: str = "full"
+    scale: str | None = None  # a built-in task's; None: its default (`full`)
     workers: int = 1
     devices: tuple[str, ...] = ("auto",)
     executor: str = "local"
@@ -60,7 +60,12 @@ def tabulate(spec: TabulateSpec, *, on_curve: Callable[[int, int], None] | None 
     in flight are dropped, the Parquet table is left as it was, and `Stopped` is raised;
     the same call again goes on from the progress file.
     """
-    task = get_task(spec.task, scale=spec.scale)
+    task = load_task(spec.task, scale=spec.scale)
+    if not task.capabilities.table:
+        raise SuiteError(f"task {spec.task} has no table grid (Capabilities(table=True) and "
+                         "table_grid) to record")
+    if spec.scale is None and accepts_scale(spec.task):
+        spec = replace(spec, scale="full")
     space, fixed = task.table_grid()
     grid = grid_configs(space)
     fill = {**task.default_config(), **fixed}
@@ -122,7 +127,8 @@ def _check_existing(spec: TabulateSpec, meta: dict, space, fixed: dict) -> None:
 def _collect(spec, task, configs, todo, sink, done, on_curve, caught) -> None:
     # Raw measured seconds, not packed workers' shares: the table's earlier chunks were
     # recorded that way, and one table must not mix two meanings of device_seconds.
-    executor = training_executor(spec.executor, task, scale=spec.scale, workers=spec.workers,
+    executor = training_executor(spec.executor, task, ref=spec.task, scale=spec.scale,
+                                 workers=spec.workers,
                                  devices=spec.devices, share_devices=False)
     start, queue, curves, ids = time.monotonic(), list(todo), {}, itertools.count()
     max_epochs = task.info.fidelity.max_epochs
@@ -217,7 +223,7 @@ def _meta(spec, task, space, fixed, n_configs: int, done: dict) -> dict[str, Any
         raise SuiteError("nothing recorded yet (--time-limit too short?)")
     metrics = sorted({k for line in done.values() for e in line["epochs"] for k in e
                       if k != "device_seconds"})
-    return {"task": info.name, "scale": spec.scale, "metric": info.metric.name,
+    return {"task": spec.task, "scale": spec.scale, "metric": info.metric.name,
             "minimize": info.metric.minimize, "metrics": metrics, "seeds": spec.seeds,
             "max_epochs": info.fidelity.max_epochs, "space": space_to_dict(space),
             "fixed": fixed, "configs": n_configs, "recorded": len(done),

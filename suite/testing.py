@@ -35,7 +35,7 @@ from ConfigSpace import (
 from suite import timing
 from suite.config import validate_config
 from suite.errors import CheckpointError, SuiteError
-from suite.types import EpochResult, Fidelity, Metric, TaskInfo
+from suite.types import Capabilities, EpochResult, Fidelity, Metric, Task, TaskInfo
 
 __all__ = ["ToyTask", "Fault", "FAULTS", "SimulatedOutOfMemoryError", "At", "Pace", "Die",
            "Faults", "ScriptedOptimizer", "toy_table"]
@@ -130,7 +130,7 @@ class Die:
         return None
 
 
-class ToyTask:
+class ToyTask(Task):
     """Analytic learning curves behind the Task protocol (see the module docstring)."""
 
     info = TaskInfo(
@@ -140,6 +140,8 @@ class ToyTask:
         fidelity=Fidelity(1, 27, 3),
         extra_metrics=("val_accuracy",),
     )
+    capabilities = Capabilities(checkpoints=True, fused=True, table=True, test=True,
+                                timer=True)
 
     def __init__(self, scale: str = "full", *, noise: float = 0.02,
                  fault: Fault | None = None, pace: float = 0.0) -> None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import abc
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar
 
 from ConfigSpace import ConfigurationSpace
+
+from suite.config import validate_config
 
 
 @dataclass(frozen=True)
@@ -80,29 +83,81 @@ class Member:
 
 @dataclass(frozen=True)
 class TaskInfo:
-    """A task's static description, for listings and run metadata."""
+    """A task's static description: its name, objective and fidelity.
+
+    Attributes:
+        name: short identifier, used in run metadata and reports.
+        description: one line for `suite tasks`.
+        metric: the objective (its key in `EpochResult.metrics`) and its direction.
+        fidelity: the epochs a trial may train, and successive halving's `eta`.
+        extra_metrics: other metrics `train` reports (for listings only).
+    """
 
     name: str
-    description: str
-    metric: Metric
-    fidelity: Fidelity
+    description: str = ""
+    metric: Metric = Metric()
+    fidelity: Fidelity = Fidelity()
     extra_metrics: tuple[str, ...] = field(default=())
 
 
-@runtime_checkable
-class Task(Protocol):
-    """A training job the suite can tune. Knows nothing of optimizers or budgets."""
+@dataclass(frozen=True)
+class Capabilities:
+    """What a task offers beyond `Task.train`: each declared by the task and checked once
+    when it is loaded (`suite.load_task`), so that no code path probes for methods.
 
-    info: TaskInfo
+    Attributes:
+        checkpoints: `train` saves its complete state to `save_to` after every epoch
+            (and says so in `EpochResult.checkpoint`) and continues exactly from
+            `resume_from`. Without it a promotion retrains from scratch and is charged
+            every epoch it trains (the `retrain` promotion policy), and a trial whose
+            worker died retrains from scratch, its epochs already logged not logged again.
+        fused: `fuse_key` and `train_fused` train same-shape configurations as one array
+            (`--fuse auto`).
+        table: `table_grid` gives the grid `suite tabulate` records.
+        test: `evaluate` gives held-out test metrics of a checkpoint (needs checkpoints).
+        timer: `train` reports when its device is busy through `suite.timing`
+            (`epoch_started`/`epoch_ended`), so that workers packed on one device are
+            charged their share of it. Without it the suite times each epoch itself, from
+            one result to the next.
+    """
 
+    checkpoints: bool = False
+    fused: bool = False
+    table: bool = False
+    test: bool = False
+    timer: bool = False
+
+
+# The method each optional capability needs, overridden from `Task`.
+CAPABILITY_METHODS: dict[str, tuple[str, ...]] = {
+    "fused": ("fuse_key", "train_fused"), "table": ("table_grid",), "test": ("evaluate",)}
+
+
+class Task(abc.ABC):
+    """A training job the suite can tune. Knows nothing of optimizers or budgets.
+
+    Required: `info` (a `TaskInfo`: name, metric and its direction, fidelity),
+    `config_space` and `train`; `default_config` defaults to the space's defaults.
+    Optional, each declared in `capabilities` (see `Capabilities`): checkpoints, fused
+    arrays (`fuse_key`, `train_fused`), a table grid (`table_grid`), a test evaluation
+    (`evaluate`) and a timer. A task is named on the command line as `NAME` (a built-in
+    or an entry point of the `suite.tasks` group) or `package.module:Object`; every
+    worker builds its own instance from that reference. See docs/tasks.md.
+    """
+
+    info: ClassVar[TaskInfo]
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    @abc.abstractmethod
     def config_space(self, seed: int | None = None) -> ConfigurationSpace:
         """The search space (ConfigSpace), seeded for sampling."""
-        ...
 
     def default_config(self) -> dict[str, Any]:
-        """The baseline configuration every comparison should include."""
-        ...
+        """The baseline configuration every comparison should include (by default the
+        space's own defaults)."""
+        return validate_config(self.config_space(), {})
 
+    @abc.abstractmethod
     def train(
         self,
         config: Mapping[str, Any],
@@ -113,12 +168,35 @@ class Task(Protocol):
         save_to: Path | None = None,
         device: str = "auto",
     ) -> Iterator[EpochResult]:
-        """Train up to `epochs` (absolute), yielding one result per newly trained epoch."""
-        ...
+        """Train up to `epochs` (absolute), yielding one result per newly trained epoch.
+
+        Args:
+            config: the configuration (active hyperparameters only, plain Python values).
+            epochs: the absolute epoch target (`info.fidelity.min_epochs..max_epochs`).
+            seed: the training seed; the same seed and configuration train the same model.
+            resume_from: a checkpoint to continue from (only with `checkpoints`).
+            save_to: where to save the state after each epoch (only with `checkpoints`;
+                a task without checkpoints ignores it).
+            device: `auto`, `cpu`, `cuda` or `cuda:N`.
+        """
+
+    def fuse_key(self, config: Mapping[str, Any]) -> Hashable | None:
+        """Capability `fused`: configurations with equal keys (not None) can train as one
+        array."""
+        raise NotImplementedError
+
+    def train_fused(self, members: Sequence[Member], *, device: str = "auto"):
+        """Capability `fused`: train `members` as one array; an iterator of steps, each a
+        list of `(member index, EpochResult)`, with `drop(index)` to let a member go."""
+        raise NotImplementedError
+
+    def table_grid(self) -> tuple[ConfigurationSpace, dict[str, Any]]:
+        """Capability `table`: the grid a table records, and the values it fixes."""
+        raise NotImplementedError
 
     def evaluate(self, checkpoint: Path, *, device: str = "auto") -> dict[str, float]:
-        """Held-out test metrics of the model saved in `checkpoint`."""
-        ...
+        """Capability `test`: held-out test metrics of the model saved in `checkpoint`."""
+        raise NotImplementedError
 
 
 class Status(StrEnum):

@@ -49,8 +49,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from suite.config import validate_config
-from suite.errors import DataError
-from suite.types import EpochResult, Fidelity, Metric, TaskInfo
+from suite.errors import DataError, SuiteError
+from suite.types import Capabilities, EpochResult, Fidelity, Metric, Task, TaskInfo
 from tasks import data
 from tasks.training import (
     EpochTimer,
@@ -199,7 +199,7 @@ def lr_at(step: int, cfg: Mapping[str, Any], *, steps_per_epoch: int, max_epochs
     return peak
 
 
-class SmallLM:
+class SmallLM(Task):
     """The character-level GPT task (see the module docstring for data, space, schedule)."""
 
     info = TaskInfo(
@@ -209,8 +209,12 @@ class SmallLM:
         fidelity=Fidelity(1, 27, 3),
         extra_metrics=("val_bpc",),
     )
+    capabilities = Capabilities(checkpoints=True, fused=True, table=True, test=True,
+                                timer=True)
 
     def __init__(self, scale: str = "full") -> None:
+        if scale not in SCALES:
+            raise SuiteError(f"unknown scale {scale!r}; choose from {', '.join(SCALES)}")
         self.scale = scale
         self.context = SCALES[scale].context
 

@@ -47,7 +47,7 @@ from torch.nn import functional as F
 
 from suite.config import validate_config
 from suite.errors import CheckpointError, SuiteError
-from suite.types import EpochResult, Fidelity, Metric, TaskInfo
+from suite.types import Capabilities, EpochResult, Fidelity, Metric, Task, TaskInfo
 from tasks.text_features import TAGS, Corpus, Split, load_corpus
 from tasks.training import (
     EpochTimer,
@@ -151,7 +151,7 @@ def macro_f1(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torc
     return f1.sum() / present.sum().clamp(min=1)
 
 
-class TextClassifier:
+class TextClassifier(Task):
     """The Made With ML tag classifier (see the module docstring for data, model, space)."""
 
     info = TaskInfo(
@@ -162,6 +162,8 @@ class TextClassifier:
         fidelity=Fidelity(1, 27, 3),
         extra_metrics=("val_accuracy", "val_macro_f1"),
     )
+    capabilities = Capabilities(checkpoints=True, fused=True, table=True, test=True,
+                                timer=True)
 
     def __init__(self, scale: str = "full") -> None:
         if scale not in SCALES:

@@ -99,7 +99,8 @@ def test_a_run_worker_resuming_a_crafted_checkpoint_fails_the_trial_and_creates_
     marker = tmp_path / "marker"
     evil = _crafted(tmp_path / "evil.pt", marker)
     task = TextClassifier(scale="tiny")
-    executor = training_executor("local", task, scale="tiny", workers=1, devices=("cpu",))
+    executor = training_executor("local", task, ref="text_classifier", scale="tiny", workers=1,
+                                 devices=("cpu",))
     try:
         trial = Trial(1, task.default_config(), 3, 0, resume_from=0)
         executor.submit(Job(trial, 0, save_to=None, resume_from=evil))

@@ -28,7 +28,7 @@ PLAN_FLAGS = ("task", "optimizer", "budget", "seed", "seeds", "scale", "promotio
 
 
 def add_arguments(run: argparse.ArgumentParser) -> None:
-    run.add_argument("--task")
+    run.add_argument("--task", help="NAME (suite tasks lists them) or package.module:Object")
     run.add_argument("--optimizer", help="one or more, comma-separated (e.g. random,bohb)")
     run.add_argument("--budget", help="600s (device-seconds), 300e (epochs) or 20x "
                                       "(full-fidelity equivalents)")
@@ -82,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
         if args.out is not None and not args.out.strip():
             raise SuiteError("--out is empty: name the study folder (or leave --out out)")
         spec = _spec_from_args(args)
-        out = Path(args.out or f"runs/{spec.task}-{time.strftime('%Y%m%d-%H%M%S')}")
+        stem = spec.task.rpartition(":")[2] or spec.task
+        out = Path(args.out or f"runs/{stem}-{time.strftime('%Y%m%d-%H%M%S')}")
     _fix_hash_seed_for_smac(spec)
     console = Console()
     try:
@@ -98,17 +99,17 @@ def run(args: argparse.Namespace) -> int:
               f"{shlex.quote(str(out))}",
               file=sys.stderr)
         return exc.exit_code
-    _print_summary(console, spec, out, outcomes)
+    _print_summary(console, load_study(out), out, outcomes)  # the plan as resolved
     return 0
 
 
 def _spec_from_args(args: argparse.Namespace) -> StudySpec:
-    from suite.registry import check_task
+    from suite.registry import check_reference
 
     for flag in ("task", "optimizer", "budget"):
         if getattr(args, flag) is None:
             raise SuiteError(f"--{flag} is required (or --resume DIR)")
-    check_task(args.task)
+    check_reference(args.task)  # resolved (imported and checked) before anything is written
     if args.seed is not None and args.seeds is not None:
         raise SuiteError("give --seed or --seeds, not both")
     seeds = parse_seeds(args.seeds) if args.seeds else (args.seed or 0,)
@@ -141,7 +142,7 @@ def _table_arg(args: argparse.Namespace) -> str | None:
     if args.devices is not None:
         raise SuiteError("--devices has no meaning in a replay (--table): its workers are "
                          "simulated; give --workers N")
-    return args.table or f"results/tables/{args.task}.parquet"
+    return args.table or f"results/tables/{args.task.replace(':', '-')}.parquet"
 
 
 def _fix_hash_seed_for_smac(spec: StudySpec) -> None:

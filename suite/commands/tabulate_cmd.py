@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from suite.devices import check_device_names, check_devices_here
 from suite.errors import NoSpaceError, SuiteError
 from suite.interrupt import Stopped
-from suite.registry import check_task
+from suite.registry import check_reference
 from suite.spec import MAX_WORKERS
 from suite.tabulate import TabulateSpec, progress_path, tabulate
 
@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", required=True)
     parser.add_argument("--seeds", type=int, default=2, help="training seeds per configuration")
     parser.add_argument("--out", help="table path (default results/tables/<task>.parquet)")
-    parser.add_argument("--scale", choices=["tiny", "full"], default="full")
+    parser.add_argument("--scale", choices=["tiny", "full"])
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--devices", default="auto", help="comma-separated, round-robin")
     parser.add_argument("--executor", choices=["local", "inprocess"], default="local")
@@ -32,14 +32,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    check_task(args.task)
+    check_reference(args.task)
     if args.seeds < 1 or not 1 <= args.workers <= MAX_WORKERS:
         raise SuiteError(f"--seeds must be at least 1 and --workers in 1..{MAX_WORKERS}")
     # NaN would never stop collection, and an infinite limit is no limit: refuse both
     if args.time_limit is not None and not 0 < args.time_limit < math.inf:
         raise SuiteError(f"--time-limit must be positive, finite seconds, got "
                          f"{args.time_limit:g}")
-    out = Path(args.out or f"results/tables/{args.task}.parquet")
+    out = Path(args.out or f"results/tables/{args.task.replace(':', '-')}.parquet")
     devices = tuple(d for d in args.devices.split(",") if d)
     check_device_names(devices)  # else every curve fails on a device that is not there
     check_devices_here(devices)

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
 
 from rich.console import Console
 from rich.table import Table
 
 from suite.config import describe_space
-from suite.registry import TASKS, get_task
+from suite.registry import load_task, task_names
 
 
 def list_tasks(args: argparse.Namespace) -> int:
     console = Console()
-    names = [args.task] if args.task else sorted(TASKS)
+    names = [args.task] if args.task else sorted(task_names())
     for name in names:
-        task = get_task(name)
+        task = load_task(name)
         info, default = task.info, task.default_config()
         fid = info.fidelity
         table = Table(title=f"{info.name}: {info.description}", title_justify="left")
@@ -26,7 +27,9 @@ def list_tasks(args: argparse.Namespace) -> int:
             table.add_row(hp, domain, str(default.get(hp, "—")), active)
         console.print(table)
         direction = "minimize" if info.metric.minimize else "maximize"
-        console.print(f"  objective: {info.metric.name} ({direction}); also "
-                      f"{', '.join(info.extra_metrics)}\n  fidelity: epochs "
-                      f"{fid.min_epochs}..{fid.max_epochs}, eta {fid.eta}\n")
+        also = f"; also {', '.join(info.extra_metrics)}" if info.extra_metrics else ""
+        caps = [f.name for f in fields(task.capabilities) if getattr(task.capabilities, f.name)]
+        console.print(f"  objective: {info.metric.name} ({direction}){also}\n  fidelity: "
+                      f"epochs {fid.min_epochs}..{fid.max_epochs}, eta {fid.eta}\n  "
+                      f"capabilities: {', '.join(caps) or 'none'}\n")
     return 0

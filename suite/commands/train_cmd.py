@@ -11,12 +11,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from suite.config import load_config_arg, validate_config
 from suite.errors import SuiteError
-from suite.registry import get_task
+from suite.registry import load_task
 from suite.spec import check_seeds
 
 
 def train(args: argparse.Namespace) -> int:
-    task = get_task(args.task, scale=args.scale)
+    task = load_task(args.task, scale=args.scale)
     config = validate_config(task.config_space(), load_config_arg(args.config, {}),
                              fill_from=task.default_config())
     check_seeds((args.seed,))
@@ -25,9 +25,12 @@ def train(args: argparse.Namespace) -> int:
         _check_writable(save)
     elif args.test:
         raise SuiteError("--test needs --save PATH (the model to evaluate)")
+    if args.test and not task.capabilities.test:
+        raise SuiteError(f"task {args.task} has no test evaluation (drop --test)")
     epochs = args.epochs if args.epochs is not None else task.info.fidelity.max_epochs
     console = Console(stderr=False)
-    console.print(f"[bold]{task.info.name}[/] ({args.scale}) seed {args.seed}: "
+    scale = f" ({args.scale})" if args.scale else ""
+    console.print(f"[bold]{task.info.name}[/]{scale} seed {args.seed}: "
                   f"{json.dumps(config, sort_keys=True)}")
     resume = Path(args.resume_from) if args.resume_from else None
     results = task.train(config, epochs=epochs, seed=args.seed, resume_from=resume,

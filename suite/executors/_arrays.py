@@ -36,6 +36,8 @@ def run_array(task: Task, array: ArrayJob, device: str, worker: int, conn,
                 reporter.handoff()
             ended = []
             for index, result in step:
+                if jobs[index].resume_from is None and result.epoch <= jobs[index].start_epoch:
+                    continue  # retrained without a checkpoint: logged already (`run_job`)
                 conn.send(EpochDone(ids[index], pin_checkpoint(jobs[index], result), worker))
                 if result.epoch >= jobs[index].trial.epochs:  # the array lets it go itself
                     ended.append(index)

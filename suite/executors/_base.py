@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
+from suite import timing
 from suite.types import EpochResult, Task, Trial
 
 
@@ -20,7 +21,9 @@ class Job:
     seed: int
     save_to: Path | None
     resume_from: Path | None = None
-    start_epoch: int = 0  # epochs already trained in `resume_from` (what replay needs)
+    # epochs already trained (and logged): in `resume_from`, or, without a checkpoint (a
+    # replay, a task without checkpoints), by epoch count alone
+    start_epoch: int = 0
 
 
 @dataclass(frozen=True)
@@ -84,11 +87,39 @@ def run_job(task: Task, job: Job, device: str) -> Iterator[EpochResult]:
     The task overwrites `save_to` every epoch; the runner needs the checkpoint that
     matches the last *logged* epoch to resume after a crash, so each one is kept (as a
     hard link, free of copying) until the runner has logged the next.
+
+    A job that continues from `start_epoch` without a checkpoint (a task without
+    checkpoints, retried or resumed mid-trial) retrains from the first epoch; the epochs
+    already logged are trained again but not reported again. A task without a timer of
+    its own (`Capabilities.timer`) has each epoch timed here, from one result to the next,
+    for the charging of workers packed on one device.
     """
     trial = job.trial
-    for result in task.train(trial.config, epochs=trial.epochs, seed=job.seed,
-                             resume_from=job.resume_from, save_to=job.save_to, device=device):
-        yield pin_checkpoint(job, result)
+    skip = job.start_epoch if job.resume_from is None else 0
+    results = task.train(trial.config, epochs=trial.epochs, seed=job.seed,
+                         resume_from=job.resume_from, save_to=job.save_to, device=device)
+    if not task.capabilities.timer:
+        results = _timed(results)
+    for result in results:
+        if result.epoch > skip:
+            yield pin_checkpoint(job, result)
+
+
+def _timed(results: Iterator[EpochResult]) -> Iterator[EpochResult]:
+    """Each epoch reported busy (`suite.timing`) from the request for it to its result."""
+    try:
+        while True:
+            timing.epoch_started()
+            try:
+                result = next(results)
+            except StopIteration:
+                return  # an open start is forgotten when the job's end is read
+            timing.epoch_ended()
+            yield result
+    finally:
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()
 
 
 def pin_checkpoint(job: Job, result: EpochResult) -> EpochResult:

@@ -76,7 +76,7 @@ def _plain(v):
 
 
 def _test_live(report: Report, live: pd.DataFrame, meta: pd.DataFrame, name: str) -> None:
-    from suite.registry import get_task  # imports torch: only when asked for
+    from suite.registry import load_task  # imports torch: only when asked for
 
     rows, missing = [], []
     for rec in live.to_dict("records"):
@@ -87,7 +87,10 @@ def _test_live(report: Report, live: pd.DataFrame, meta: pd.DataFrame, name: str
         if ckpt is None:
             missing.append(f"{rec['optimizer']} seed {rec['seed']}")
             continue
-        task = get_task(name, scale=meta.loc[rec["run"], "scale"] or "full")
+        task = load_task(name, scale=meta.loc[rec["run"], "scale"] or None)
+        if not task.capabilities.test:
+            report.note(f"task {name} has no test evaluation: no test values")
+            return
         metrics = task.evaluate(ckpt, device=report.options.device)
         rows.append({"optimizer": rec["optimizer"], "seed": rec["seed"], "val": rec["loss"],
                      **{k: float(v) for k, v in sorted(metrics.items())}})

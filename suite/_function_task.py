@@ -1,0 +1,285 @@
+"""A Task from a plain training function, for users who will not write a class.
+
+Two forms of function, the two that Optuna, Ray Tune and Made With ML users already
+write; each trains one configuration and reports once per epoch:
+
+    def train(config, epochs, seed, device):      # a generator: yield once per epoch
+        for epoch in range(epochs):
+            ...
+            yield {"val_loss": loss}                # a dict of metrics, or the objective
+
+    def train_loop(config):                          # a loop that calls report_epoch
+        for epoch in range(config["num_epochs"]):
+            ...
+            suite.report_epoch(val_loss=loss)
+
+The function takes the configuration (a dict) first, then whichever of `epochs`, `seed`
+and `device` it names. The adapter stops it once `epochs` epochs are reported (so it may
+loop for longer), times each epoch (from asking for it to its report), seeds Python's,
+NumPy's and torch's global generators with the trial's seed, and turns each report into
+an `EpochResult`. A function that reports through `report_epoch` runs in a thread of its
+own, paused between epochs. Such a task keeps no checkpoints: its promotions retrain.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import queue
+import random
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from numbers import Real
+from pathlib import Path
+from typing import Any
+
+from ConfigSpace import Categorical, ConfigurationSpace, Constant, Float, Integer
+from ConfigSpace.hyperparameters import Hyperparameter
+
+from suite.config import validate_config
+from suite.errors import SuiteError
+from suite.types import EpochResult, Fidelity, Metric, Task, TaskInfo
+
+__all__ = ["FunctionTask", "report_epoch", "task_from_function"]
+
+Space = ConfigurationSpace | Mapping[str, Any]
+
+
+def task_from_function(fn: Callable[..., Any], space: Space, *, name: str,
+                       metric: str = "val_loss", minimize: bool = True,
+                       fidelity: Fidelity | int = 27,
+                       default: Mapping[str, Any] | None = None,
+                       epochs_key: str | None = None, description: str = "") -> FunctionTask:
+    """A Task that trains by calling `fn` (see the module docstring for its two forms).
+
+    Args:
+        fn: the training function: a generator yielding once per epoch, or a function
+            calling `suite.report_epoch` once per epoch.
+        space: a ConfigurationSpace, or a dict of ranges: `(low, high)` (floats: uniform;
+            ints: integers), `(low, high, "log")` (log scale), a list (categorical), a
+            single value (constant), or a ConfigSpace hyperparameter.
+        name: the task's name in run metadata and reports.
+        metric: the objective, a key of what `fn` reports (a bare number reported is it).
+        minimize: the objective's direction.
+        fidelity: a `Fidelity`, or the maximum epochs n (then `Fidelity(1, n, 3)`).
+        default: the baseline configuration (default: the space's defaults).
+        epochs_key: also put the epoch target into the configuration `fn` gets under this
+            key (a Made With ML style `config["num_epochs"]`).
+        description: one line for `suite tasks`.
+
+    Returns:
+        A `suite.Task`; bind it to a module-level name and name it `package.module:name`
+        on the command line, so that every worker can import it.
+    """
+    if not callable(fn):
+        raise SuiteError(f"task_from_function needs a function, got {type(fn).__name__}")
+    if isinstance(fidelity, int) and not isinstance(fidelity, bool):
+        fidelity = Fidelity(1, fidelity, 3)
+    if not isinstance(fidelity, Fidelity):
+        raise SuiteError(f"fidelity is a suite.Fidelity or the maximum epochs, got {fidelity!r}")
+    info = TaskInfo(name=name, description=description or f"{_qualname(fn)} (a function)",
+                    metric=Metric(metric, minimize=minimize), fidelity=fidelity)
+    return FunctionTask(fn, _space(space), info, default=default, epochs_key=epochs_key)
+
+
+class FunctionTask(Task):
+    """The Task `task_from_function` builds (no optional capabilities)."""
+
+    def __init__(self, fn: Callable[..., Any], space: ConfigurationSpace, info: TaskInfo, *,
+                 default: Mapping[str, Any] | None = None,
+                 epochs_key: str | None = None) -> None:
+        self.fn, self.info, self._space, self.epochs_key = fn, info, space, epochs_key
+        self._default = validate_config(space, default or {})
+        self._generator = inspect.isgeneratorfunction(fn)  # partials and methods too
+        self._options = _named_options(fn)
+
+    def config_space(self, seed: int | None = None) -> ConfigurationSpace:
+        space = copy.deepcopy(self._space)
+        space.seed(seed)
+        return space
+
+    def default_config(self) -> dict[str, Any]:
+        return dict(self._default)
+
+    def train(self, config: Mapping[str, Any], *, epochs: int, seed: int,
+              resume_from: Path | None = None, save_to: Path | None = None,
+              device: str = "auto") -> Iterator[EpochResult]:
+        cfg = validate_config(self._space, config)
+        max_epochs = self.info.fidelity.max_epochs
+        if not 1 <= epochs <= max_epochs:
+            raise SuiteError(f"epochs={epochs} is outside 1..{max_epochs}")
+        if resume_from is not None:
+            raise SuiteError(f"task {self.info.name} keeps no checkpoints to resume from")
+        _seed_everything(seed)
+        if self.epochs_key is not None:
+            cfg[self.epochs_key] = epochs
+        offered = {"epochs": epochs, "seed": seed, "device": _device(device)}
+        kwargs = {k: v for k, v in offered.items() if self._options is None or k in self._options}
+        stream = (self.fn(cfg, **kwargs) if self._generator
+                  else _threaded(self.fn, cfg, kwargs))
+        try:
+            for epoch in range(1, epochs + 1):
+                start = time.perf_counter()
+                try:
+                    reported = next(stream)
+                except StopIteration:
+                    return  # stopped short of the target: the runner says so
+                seconds = time.perf_counter() - start
+                yield EpochResult(epoch, self._metrics(reported, epoch), seconds)
+        finally:
+            stream.close()
+
+    def _metrics(self, reported: Any, epoch: int) -> dict[str, float]:
+        name = self.info.metric.name
+        if isinstance(reported, Real) and not isinstance(reported, bool):
+            return {name: float(reported)}
+        if not isinstance(reported, Mapping):
+            raise SuiteError(f"epoch {epoch} reported a {type(reported).__name__}; report a "
+                             f"dict of metrics or the number {name}")
+        metrics = {}
+        for key, value in reported.items():
+            try:
+                metrics[str(key)] = float(value)
+            except (TypeError, ValueError):
+                raise SuiteError(f"epoch {epoch} reported {key}={value!r}, not a "
+                                 "number") from None
+        if name not in metrics:
+            raise SuiteError(f"epoch {epoch} reported {', '.join(metrics) or 'nothing'}, "
+                             f"not the objective {name!r}")
+        return metrics
+
+
+# report_epoch: the training function's thread finds its channel here.
+_local = threading.local()
+
+
+class _Stop(BaseException):
+    """Raised inside a training function at `report_epoch` once no more epochs are wanted:
+    a BaseException, so that the function's own `except Exception` does not catch it."""
+
+
+class _Channel:
+    def __init__(self) -> None:
+        self.results: queue.Queue = queue.Queue()
+        self.wanted = threading.Semaphore(0)
+        self.stop = False
+
+
+def report_epoch(metrics: Mapping[str, float] | float | None = None, /,
+                 **more: float) -> None:
+    """Report one trained epoch from a training function run by `task_from_function`
+    (`report_epoch({"val_loss": 0.3})`, `report_epoch(val_loss=0.3)` or the objective
+    alone, `report_epoch(0.3)`); returns when the next epoch is wanted."""
+    channel: _Channel | None = getattr(_local, "channel", None)
+    if channel is None:
+        raise SuiteError("report_epoch() is for a training function run by a task from "
+                         "suite.task_from_function")
+    if metrics is None or more:
+        metrics = {**(dict(metrics) if isinstance(metrics, Mapping) else {}), **more}
+    channel.results.put(("epoch", metrics))
+    channel.wanted.acquire()
+    if channel.stop:
+        raise _Stop
+
+
+def _threaded(fn: Callable[..., Any], config: dict[str, Any],
+              kwargs: dict[str, Any]) -> Iterator[Any]:
+    """What `fn` reports through `report_epoch`, one epoch per `next`: `fn` runs in its
+    own thread, waiting in `report_epoch` until the next epoch is asked for."""
+    channel = _Channel()
+
+    def run() -> None:
+        _local.channel = channel
+        try:
+            fn(config, **kwargs)
+            channel.results.put(("done", None))
+        except _Stop:
+            channel.results.put(("done", None))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            channel.results.put(("error", exc))
+
+    thread = threading.Thread(target=run, name=f"suite-train-{_qualname(fn)}", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = channel.results.get()
+            if kind == "done":
+                return
+            if kind == "error":
+                raise value
+            yield value
+            channel.wanted.release()
+    finally:
+        if thread.is_alive():  # closed early: stop the function at its next report
+            channel.stop = True
+            channel.wanted.release()
+            thread.join(timeout=60)
+
+
+def _named_options(fn: Callable[..., Any]) -> set[str] | None:
+    """The options (`epochs`, `seed`, `device`) `fn` names; None if it takes `**kwargs`."""
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return set()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    return {p.name for p in parameters}
+
+
+def _space(space: Space) -> ConfigurationSpace:
+    if isinstance(space, ConfigurationSpace):
+        return space
+    if not isinstance(space, Mapping) or not space:
+        raise SuiteError("the space is a ConfigurationSpace or a non-empty dict of ranges")
+    cs = ConfigurationSpace()
+    cs.add([_hyperparameter(str(name), value) for name, value in space.items()])
+    return cs
+
+
+def _hyperparameter(name: str, value: Any) -> Hyperparameter:
+    if isinstance(value, Hyperparameter):
+        return value
+    if isinstance(value, list):
+        return Categorical(name, value)
+    if isinstance(value, tuple) and len(value) in (2, 3):
+        low, high, *scale = value
+        log = scale == ["log"]
+        if scale and not log:
+            raise SuiteError(f"hyperparameter {name}: the third item of a range is 'log'")
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high)):
+            return Integer(name, (low, high), log=log)
+        if all(isinstance(v, Real) and not isinstance(v, bool) for v in (low, high)):
+            return Float(name, (float(low), float(high)), log=log)
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return Constant(name, value)
+    raise SuiteError(f"hyperparameter {name}: {value!r} is not (low, high), (low, high, "
+                     "'log'), a list of choices, a constant or a ConfigSpace hyperparameter")
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed % 2**32)
+    except ImportError:
+        pass
+    torch = sys.modules.get("torch")  # seeded if the function's module imported it
+    if torch is not None:
+        torch.manual_seed(seed)
+
+
+def _device(device: str) -> str:
+    """`auto` as a torch device string: `cuda` where torch sees a GPU, else `cpu`."""
+    if device != "auto":
+        return device
+    torch = sys.modules.get("torch")
+    return "cuda" if torch is not None and torch.cuda.is_available() else "cpu"
+
+
+def _qualname(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__qualname__", type(fn).__name__)
+
