@@ -180,3 +180,42 @@ def test_default_executors_never_import_ray():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120)
     assert out.stdout.split() == ["False", "False"], out.stderr
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("signum, group", [(signal.SIGTERM, False), (signal.SIGINT, True)],
+                         ids=["sigterm-driver", "sigint-group"])
+def test_ray_study_stops_on_a_signal_and_resumes(tmp_path, signum, group):
+    """The runner owns signals with Ray too: SIGTERM to the driver (a scheduler stopping
+    the job) or SIGINT to its process group (Ctrl-C, which Ray's own processes see as
+    well) stops the study with one line, no traceback, exit 128 + signal; --resume then
+    runs it to its budget with every epoch logged and charged once."""
+    out = tmp_path / "study"
+    victim = _cli("run", "--task", "toy", "--optimizer", "random", "--budget", "10x",
+                  "--executor", "ray", "--workers", "2", "--out", str(out),
+                  start_new_session=True)
+    run = out / "random" / "seed-0"
+    deadline = time.time() + 180
+    while time.time() < deadline and victim.poll() is None and (
+            not (run / "log.jsonl").exists() or (run / "log.jsonl").stat().st_size < 5_000):
+        time.sleep(0.005)
+    if group:
+        os.killpg(victim.pid, signum)
+    else:
+        victim.send_signal(signum)
+    _, err = victim.communicate(timeout=120)
+    assert victim.returncode == 128 + signum, err
+    assert "Traceback" not in err, err
+    name = signal.Signals(signum).name
+    assert [line for line in err.splitlines() if line.strip()] == [
+        f"suite run: interrupted ({name}): resume with suite run --resume {out}"]
+    stopped = read_rows(run)
+    assert stopped and stopped[-1]["event"] != "finish"
+
+    resumed = _cli("run", "--resume", str(out))
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+    rows = read_rows(run)
+    assert rows[:len(stopped)] == stopped, "nothing logged is lost or rewritten"
+    assert rows[-1]["event"] == "finish" and rows[-1]["reason"] == "budget"
+    assert_every_epoch_once(rows)
+    assert len([r for r in rows if r["event"] == "epoch"]) == 270 == rows[-1]["ledger"]["epochs"]

@@ -55,7 +55,9 @@ def connect(address: str | None, *, workers: int, gpus_per_trial: float = 0.0):
         # Nodes of a cluster were started elsewhere: hand them the suite's settings
         # (SUITE_DATA_DIR, SUITE_CACHE_DIR) the driver runs with.
         env = {k: v for k, v in os.environ.items() if k.startswith("SUITE_")}
-        options: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING,
+        # Ray's driver-side warnings (e.g. that token authentication is on) are library
+        # chatter printed before the study folder exists: only its errors reach the terminal
+        options: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR,
                                    "runtime_env": {"env_vars": env} if env else None}
         if address is None:
             options.update(address="local", num_cpus=max(workers, os.cpu_count() or 1),
