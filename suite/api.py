@@ -132,8 +132,7 @@ def start(plan: Plan, where: Placement, out: str | Path | None = None, *,
     check_hash_seed(spec.optimizers)
     if out is not None and not str(out).strip():
         raise SuiteError("out is empty: name the study folder (or leave it out)")
-    stem = spec.task.rpartition(":")[2] or spec.task
-    out = Path(out or f"runs/{stem}-{time.strftime('%Y%m%d-%H%M%S')}")
+    out = Path(out or default_out(spec.task))
     outcomes = run_study(spec, out, on_run=on_run, stop=stop)
     return Study(out, outcomes)
 
@@ -156,6 +155,12 @@ def _continue(out: Path, address, stop, on_run) -> Study:
     check_hash_seed(spec.optimizers)
     outcomes = run_study(spec, out, resume=True, on_run=on_run, stop=stop)
     return Study(out, outcomes)
+
+
+def default_out(task: str) -> str:
+    """`runs/<task>-<time>`: the study folder when none is given."""
+    stem = task.rpartition(":")[2] or task
+    return f"runs/{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def open_study(out: str | Path) -> Study:
@@ -252,7 +257,8 @@ class Study:
         from suite.records import Event
 
         rows = self.rows
-        return rows[rows["event"] == Event.EPOCH].reset_index(drop=True)
+        epochs = rows[rows["event"] == Event.EPOCH].dropna(axis="columns", how="all")
+        return epochs.drop(columns=["event"]).reset_index(drop=True)
 
     def trials(self):
         """One row per completed trial (its last epoch): `suite.report.trial_results`."""
