@@ -23,9 +23,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from suite._resume import summarize
 from suite.budget import Ledger, parse_budget
 from suite.log import LOG_NAME, LogError, find_runs, read_log, read_rows
-from suite.resume import summarize
 from suite.study import STUDY_NAME
 
 POLL = 0.02  # seconds between checks of a running study
