@@ -100,8 +100,8 @@ def test_cli_run_summary_names_incumbent_and_budget_units(tmp_path):
                 "--seeds", "0-1", "--out", str(tmp_path / "s"), "--include-default")
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
-    table = [line.split() for line in out.splitlines() if line.split()[:1] in (["random"],
-                                                                            ["bohb"])]
+    table = [line.split() for line in out.splitlines()  # not the progress bars' lines
+             if line.split()[:1] in (["random"], ["bohb"]) and line.split()[1].isdigit()]
     assert [(r[0], r[1]) for r in table] == [("random", "0"), ("random", "1"), ("bohb", "0"),
                                              ("bohb", "1")], out  # a row per run
     assert all(r[4] == "3.00x" and r[6] == "budget" for r in table), out
