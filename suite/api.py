@@ -6,14 +6,12 @@ two small objects; together they make the `StudySpec` that `study.json` records,
 started here resumes from the CLI and the other way round. `suite run` is a thin layer
 over `start` and `resume` below.
 
-SMAC's random forest is reproducible across processes only with the hash seed fixed before
-Python starts: `suite.run` refuses smac without `PYTHONHASHSEED=0` (`check_hash_seed`),
-where `suite run` re-executes itself with it.
+Every optimizer is reproducible from its seed whatever the process's hash seed (SMAC too:
+`suite.optimizers._smac`), so a script needs no `PYTHONHASHSEED`.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
@@ -25,8 +23,7 @@ from typing import Any
 
 from suite.errors import SuiteError
 
-__all__ = ["Plan", "Placement", "Study", "run", "start", "resume", "open_study",
-           "check_hash_seed"]
+__all__ = ["Plan", "Placement", "Study", "run", "start", "resume", "open_study"]
 
 
 @dataclass(frozen=True)
@@ -102,7 +99,7 @@ def run(task: Any, optimizers: str | Iterable[str], budget: str,
         The finished `Study`.
 
     Raises:
-        SuiteError: a bad plan, before anything is written; smac without PYTHONHASHSEED=0.
+        SuiteError: a bad plan, before anything is written.
         Stopped: by SIGINT/SIGTERM (on the main thread) or `stop`; `out` resumes.
     """
     from suite.registry import reference_of
@@ -129,7 +126,6 @@ def start(plan: Plan, where: Placement, out: str | Path | None = None, *,
     check_reference(plan.task)  # imported and checked before anything is written
     check_optimizers(plan.optimizers)
     spec = spec_of(plan, where)
-    check_hash_seed(spec.optimizers)
     if out is not None and not str(out).strip():
         raise SuiteError("out is empty: name the study folder (or leave it out)")
     out = Path(out or default_out(spec.task))
@@ -152,7 +148,6 @@ def _continue(out: Path, address, stop, on_run) -> Study:
         if spec.executor != "ray":
             raise SuiteError(f"--address is for --executor ray; {out} runs on {spec.executor}")
         spec = replace(spec, address=address)
-    check_hash_seed(spec.optimizers)
     outcomes = run_study(spec, out, resume=True, on_run=on_run, stop=stop)
     return Study(out, outcomes)
 
@@ -183,15 +178,6 @@ def check_optimizers(names: Iterable[str]) -> None:
     if unknown:
         raise SuiteError(f"unknown optimizer(s) {', '.join(unknown)}; choose from "
                          f"{', '.join(sorted(OPTIMIZERS))}")
-
-
-def check_hash_seed(optimizers: Iterable[str]) -> None:
-    """SMAC's random forest is reproducible across processes only with Python's hash seed
-    fixed before the interpreter starts; a process cannot fix its own, so say how."""
-    if "smac" in optimizers and os.environ.get("PYTHONHASHSEED") != "0":
-        raise SuiteError("smac is reproducible only with PYTHONHASHSEED=0 set before Python "
-                         "starts: run PYTHONHASHSEED=0 python script.py (suite run sets it "
-                         "itself)")
 
 
 def _seeds(seeds: int | str | Iterable[int]) -> tuple[int, ...]:

@@ -50,7 +50,7 @@ def study_command(args: argparse.Namespace, out: Path, resume: bool) -> list[str
 
 
 def _start(command: list[str]) -> subprocess.Popen:
-    # PYTHONHASHSEED fixed up front: SMAC would otherwise re-exec itself to fix it.
+    # PYTHONHASHSEED fixed up front, as before SMAC stopped needing it (it is harmless).
     env = dict(os.environ, PYTHONHASHSEED="0")
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)

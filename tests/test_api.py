@@ -1,5 +1,5 @@
 """The Python API: `suite.run` on a user's task (a module outside `suite`), its `Study`
-(epochs, trials, incumbents, report), `resume`, and SMAC's hash-seed rule."""
+(epochs, trials, incumbents, report), `resume`, stop, bad input."""
 
 import threading
 
@@ -76,14 +76,6 @@ def test_bad_input_is_one_suite_error_before_anything_is_written(tmp_path, my_ta
         with pytest.raises(SuiteError, match=match):
             suite.run(**args, out=tmp_path / "s")
         assert not (tmp_path / "s").exists()
-
-
-def test_smac_needs_the_hash_seed_fixed(tmp_path, my_tasks, monkeypatch):
-    monkeypatch.delenv("PYTHONHASHSEED", raising=False)
-    with pytest.raises(SuiteError, match="PYTHONHASHSEED=0 python"):
-        suite.run(task=my_tasks.Quadratic, optimizers="random,smac", budget="2x",
-                  out=tmp_path / "s")
-    assert not (tmp_path / "s").exists()
 
 
 def test_plan_and_placement_are_the_study_json_fields():

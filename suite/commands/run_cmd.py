@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import signal
 import sys
@@ -17,7 +16,7 @@ from rich.table import Table
 
 from suite.budget import UNIT_NAMES, parse_budget
 from suite.errors import NoSpaceError, SuiteError
-from suite.study import STUDY_NAME, Stopped, StudySpec, load_study, parse_seeds
+from suite.study import STUDY_NAME, Stopped, StudySpec, parse_seeds
 
 # Flags that define a study; with --resume they come from the study's plan instead.
 # --address is not one: it says where the study runs, and a cluster restarted after a
@@ -77,13 +76,11 @@ def run(args: argparse.Namespace) -> int:
             raise SuiteError(f"--resume takes its settings from the study; drop "
                              f"{', '.join(given + (['--out'] if args.out is not None else []))}")
         out = Path(args.resume)
-        _fix_hash_seed_for_smac(load_study(out).optimizers)
         call = partial(api.resume, out, address=args.address)
     else:
         if args.out is not None and not args.out.strip():
             raise SuiteError("--out is empty: name the study folder (or leave --out out)")
         plan, where = _plan_from_args(args)
-        _fix_hash_seed_for_smac(plan.optimizers)
         out = Path(args.out or api.default_out(plan.task))
         call = partial(api.start, plan, where, out)
     console = Console()
@@ -130,7 +127,7 @@ def _plan_from_args(args: argparse.Namespace):
                       address=args.address, gpus_per_trial=args.gpus_per_trial,
                       trial_timeout=args.trial_timeout, fuse=args.fuse or "off",
                       fuse_max=8 if args.fuse_max is None else args.fuse_max)
-    spec_of(plan, where)  # the whole plan checked before anything runs (or re-executes)
+    spec_of(plan, where)  # the whole plan checked before anything runs
     return plan, where
 
 
@@ -142,14 +139,6 @@ def _table_arg(args: argparse.Namespace) -> str | None:
         raise SuiteError("--devices has no meaning in a replay (--table): its workers are "
                          "simulated; give --workers N")
     return args.table or f"results/tables/{args.task.replace(':', '-')}.parquet"
-
-
-def _fix_hash_seed_for_smac(optimizers) -> None:
-    """SMAC's random forest is reproducible only with PYTHONHASHSEED fixed at start-up: the
-    CLI re-executes itself with it (the Python API says so instead: `check_hash_seed`)."""
-    if "smac" in optimizers and os.environ.get("PYTHONHASHSEED") != "0":
-        env = dict(os.environ, PYTHONHASHSEED="0")
-        os.execve(sys.executable, [sys.executable, "-m", "suite.cli", *sys.argv[1:]], env)
 
 
 def _run_with_progress(call, console: Console):
