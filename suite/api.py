@@ -104,6 +104,7 @@ def run(task: Any, optimizers: str | Iterable[str], budget: str,
     """
     from suite.registry import reference_of
 
+    _check_not_in_worker()
     names = optimizers.split(",") if isinstance(optimizers, str) else list(optimizers)
     plan = Plan(task=reference_of(task), optimizers=tuple(o.strip() for o in names if o.strip()),
                 budget=budget, seeds=_seeds(seeds), include_default=include_default,

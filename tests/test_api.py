@@ -78,6 +78,16 @@ def test_bad_input_is_one_suite_error_before_anything_is_written(tmp_path, my_ta
         assert not (tmp_path / "s").exists()
 
 
+def test_a_script_without_a_main_guard_is_told_in_its_workers(tmp_path, my_tasks,
+                                                              monkeypatch):
+    import types
+
+    monkeypatch.setitem(__import__("sys").modules, "__main__", types.ModuleType("__mp_main__"))
+    with pytest.raises(SuiteError, match='if __name__ == "__main__"'):
+        suite.run(task=my_tasks.Quadratic, optimizers="random", budget="2x", out=tmp_path / "s")
+    assert not (tmp_path / "s").exists()
+
+
 def test_plan_and_placement_are_the_study_json_fields():
     plan = Plan(task="toy", optimizers=("random",), budget="2x", seeds=(0, 3))
     where = Placement(workers=2)
