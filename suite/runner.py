@@ -95,7 +95,7 @@ class Incumbent:
 @dataclass
 class ActiveTrial:
     """A trial submitted and not yet ended: where its current attempt started and how far
-    it got. The runner keeps one per trial in flight; `suite.resume` rebuilds them."""
+    it got. The runner keeps one per trial in flight; `suite._resume` rebuilds them."""
 
     trial: Trial
     start_epoch: int  # of this attempt
@@ -106,7 +106,7 @@ class ActiveTrial:
 
 @dataclass
 class RunState:
-    """What the runner knows; rebuilt from the log by `suite.resume` after a crash."""
+    """What the runner knows; rebuilt from the log by `suite._resume` after a crash."""
 
     tells: int = 0
     wall_offset: float = 0.0

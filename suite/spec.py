@@ -23,7 +23,7 @@ __all__ = ["StudySpec", "EXECUTORS", "MAX_SEED", "MAX_RUNS", "MAX_WORKERS", "MAX
 
 EXECUTORS = ("local", "inprocess", "simulated", "ray")
 
-# Limits on a plan, checked before anything is written (README, "Bad input"):
+# Limits on a plan, checked before anything is written (docs/reliability.md, "Bad input"):
 MAX_SEED = 2**32 - 1  # numpy's and the optimizers' libraries' seed range
 MAX_RUNS = 10_000  # optimizers × seeds: beyond it a typo (--seeds 0-100000000), not a study
 MAX_WORKERS = 1024  # processes (or simulated workers, each a slot) started up front

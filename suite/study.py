@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from suite import _json
+from suite._resume import rebuild, summarize
 from suite.budget import Ledger, parse_budget
 from suite.devices import check_devices_here
 from suite.errors import SuiteError
@@ -44,7 +45,6 @@ from suite.library_log import LIBRARY_LOG, to_library_log
 from suite.lock import LOCK_NAME, hold_lock
 from suite.log import LOG_NAME, LogError, RunLog, read_log, read_run_meta, write_atomic
 from suite.records import FinishRow, Row
-from suite.resume import rebuild, summarize
 from suite.runner import STOPPED, FailingTrials, Runner, RunState
 from suite.setting import Setting, study_setting
 from suite.spec import StudySpec, check_runs, check_seeds

@@ -23,9 +23,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from suite._resume import summarize
 from suite.budget import Ledger, parse_budget
 from suite.log import LOG_NAME, LogError, find_runs, read_log, read_rows
-from suite.resume import summarize
 from suite.study import STUDY_NAME
 
 POLL = 0.02  # seconds between checks of a running study
@@ -50,7 +50,7 @@ def study_command(args: argparse.Namespace, out: Path, resume: bool) -> list[str
 
 
 def _start(command: list[str]) -> subprocess.Popen:
-    # PYTHONHASHSEED fixed up front: SMAC would otherwise re-exec itself to fix it.
+    # PYTHONHASHSEED fixed up front, as before SMAC stopped needing it (it is harmless).
     env = dict(os.environ, PYTHONHASHSEED="0")
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)

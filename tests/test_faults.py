@@ -11,10 +11,10 @@ from collections import Counter
 import pytest
 from logcheck import assert_every_epoch_once, killer
 
+from suite._resume import rebuild
 from suite.budget import Ledger, parse_budget
 from suite.executors import EpochDone, InProcessExecutor, LocalExecutor, TrialEnded
 from suite.log import RunLog, read_log, read_rows
-from suite.resume import rebuild
 from suite.runner import Runner, training_seed
 from suite.testing import At, Die, Faults, Pace, ToyTask
 from suite.testing import ScriptedOptimizer as Scripted

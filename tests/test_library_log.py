@@ -16,7 +16,7 @@ SMAC_NOTICE = "Did not find enough configurations from the acquisition function"
 
 @pytest.mark.slow  # about 20-30 s on 2 busy cores: SMAC's model is fitted at every ask
 def test_a_smac_replay_prints_no_chatter_and_its_library_log_holds_it(tmp_path):
-    """The real command, PYTHONHASHSEED unset: `suite run` re-executes itself to fix it."""
+    """The real command, PYTHONHASHSEED unset (SMAC needs none)."""
     table = toy_table(tmp_path / "toy.parquet", seeds=1)
     out = tmp_path / "s"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONHASHSEED"}

@@ -157,7 +157,7 @@ def test_sigint_to_a_live_study_stops_it_and_it_resumes_exactly(tmp_path, optimi
 
 
 def _env():
-    return dict(os.environ, PYTHONHASHSEED="0")  # else SMAC re-executes itself to fix it
+    return dict(os.environ, PYTHONHASHSEED="0")  # fixed, as before SMAC stopped needing it
 
 
 def _suite_run(*args, **kwargs):

@@ -100,8 +100,13 @@ def test_cli_run_summary_names_incumbent_and_budget_units(tmp_path):
                 "--seeds", "0-1", "--out", str(tmp_path / "s"), "--include-default")
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
-    assert out.count("incumbent (trial") == 4
-    assert "81 epochs" in out and "3.00x" in out and "device-s" in out
+    table = [line.split() for line in out.splitlines()  # not the progress bars' lines
+             if line.split()[:1] in (["random"], ["bohb"]) and line.split()[1].isdigit()]
+    assert [(r[0], r[1]) for r in table] == [("random", "0"), ("random", "1"), ("bohb", "0"),
+                                             ("bohb", "1")], out  # a row per run
+    assert all(r[4] == "3.00x" and r[6] == "budget" for r in table), out
+    assert "full-fidelity equivalents" in out
+    assert f"next: suite report {tmp_path / 's'}" in out.replace("\n", "")
     plan = json.loads((tmp_path / "s" / "study.json").read_text())
     assert plan["optimizers"] == ["random", "bohb"] and plan["seeds"] == [0, 1]
     first = read_rows(tmp_path / "s" / "random" / "seed-0")[0]

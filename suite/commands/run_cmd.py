@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shlex
 import signal
 import sys
-import time
-from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from suite.budget import UNIT_NAMES, parse_budget
 from suite.errors import NoSpaceError, SuiteError
-from suite.study import STUDY_NAME, Stopped, StudySpec, load_study, parse_seeds, run_study
+from suite.study import STUDY_NAME, Stopped, StudySpec, parse_seeds
 
 # Flags that define a study; with --resume they come from the study's plan instead.
 # --address is not one: it says where the study runs, and a cluster restarted after a
@@ -65,6 +64,10 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """A thin layer over the Python API (`suite.api.start` and `resume`): arguments in, a
+    progress bar while it runs, a summary table and the next command out."""
+    from suite import api
+
     if args.resume:
         # None: not given; False: a store_true flag not given (`0` is a value given)
         given = [f"--{f.replace('_', '-')}" for f in PLAN_FLAGS
@@ -72,22 +75,17 @@ def run(args: argparse.Namespace) -> int:
         if given or args.out is not None:
             raise SuiteError(f"--resume takes its settings from the study; drop "
                              f"{', '.join(given + (['--out'] if args.out is not None else []))}")
-        spec, out = load_study(Path(args.resume)), Path(args.resume)
-        if args.address is not None:
-            if spec.executor != "ray":
-                raise SuiteError(f"--address is for --executor ray; {out} runs on "
-                                 f"{spec.executor}")
-            spec = replace(spec, address=args.address)
+        out = Path(args.resume)
+        call = partial(api.resume, out, address=args.address)
     else:
         if args.out is not None and not args.out.strip():
             raise SuiteError("--out is empty: name the study folder (or leave --out out)")
-        spec = _spec_from_args(args)
-        stem = spec.task.rpartition(":")[2] or spec.task
-        out = Path(args.out or f"runs/{stem}-{time.strftime('%Y%m%d-%H%M%S')}")
-    _fix_hash_seed_for_smac(spec)
+        plan, where = _plan_from_args(args)
+        out = Path(args.out or api.default_out(plan.task))
+        call = partial(api.start, plan, where, out)
     console = Console()
     try:
-        outcomes = _run_with_progress(spec, out, bool(args.resume), console)
+        study = _run_with_progress(call, console)
     except NoSpaceError as exc:  # what is logged stays; a torn last row is repaired on resume
         if not (out / STUDY_NAME).exists():
             raise
@@ -99,11 +97,12 @@ def run(args: argparse.Namespace) -> int:
               f"{shlex.quote(str(out))}",
               file=sys.stderr)
         return exc.exit_code
-    _print_summary(console, load_study(out), out, outcomes)  # the plan as resolved
+    _print_summary(console, study.spec, out, study.outcomes)  # the plan as resolved
     return 0
 
 
-def _spec_from_args(args: argparse.Namespace) -> StudySpec:
+def _plan_from_args(args: argparse.Namespace):
+    from suite.api import Placement, Plan, check_optimizers, spec_of
     from suite.registry import check_reference
 
     for flag in ("task", "optimizer", "budget"):
@@ -114,25 +113,22 @@ def _spec_from_args(args: argparse.Namespace) -> StudySpec:
         raise SuiteError("give --seed or --seeds, not both")
     seeds = parse_seeds(args.seeds) if args.seeds else (args.seed or 0,)
     optimizers = tuple(o.strip() for o in args.optimizer.split(",") if o.strip())
-    from suite.optimizers import OPTIMIZERS
-
-    unknown = [o for o in optimizers if o not in OPTIMIZERS]
-    if unknown:
-        raise SuiteError(f"unknown optimizer(s) {', '.join(unknown)}; choose from "
-                         f"{', '.join(sorted(OPTIMIZERS))}")
+    check_optimizers(optimizers)
     parse_budget(args.budget)
     table = _table_arg(args)
     devices = tuple(d.strip() for d in (args.devices or "auto").split(",") if d.strip())
     if args.fuse_max is not None and args.fuse != "auto":
         raise SuiteError("--fuse-max sizes fused arrays: give it with --fuse auto")
-    return StudySpec(task=args.task, optimizers=optimizers, seeds=seeds, budget=args.budget,
-                     scale=args.scale, promotion=args.promotion or "resume",
-                     include_default=args.include_default,
-                     workers=1 if args.workers is None else args.workers,
-                     devices=devices, executor=args.executor, table=table,
-                     address=args.address, gpus_per_trial=args.gpus_per_trial,
-                     trial_timeout=args.trial_timeout, fuse=args.fuse or "off",
-                     fuse_max=8 if args.fuse_max is None else args.fuse_max)
+    plan = Plan(task=args.task, optimizers=optimizers, seeds=seeds, budget=args.budget,
+                scale=args.scale, promotion=args.promotion or "resume",
+                include_default=args.include_default)
+    where = Placement(workers=1 if args.workers is None else args.workers,
+                      devices=devices, executor=args.executor, table=table,
+                      address=args.address, gpus_per_trial=args.gpus_per_trial,
+                      trial_timeout=args.trial_timeout, fuse=args.fuse or "off",
+                      fuse_max=8 if args.fuse_max is None else args.fuse_max)
+    spec_of(plan, where)  # the whole plan checked before anything runs
+    return plan, where
 
 
 def _table_arg(args: argparse.Namespace) -> str | None:
@@ -145,14 +141,7 @@ def _table_arg(args: argparse.Namespace) -> str | None:
     return args.table or f"results/tables/{args.task.replace(':', '-')}.parquet"
 
 
-def _fix_hash_seed_for_smac(spec: StudySpec) -> None:
-    """SMAC's random forest is reproducible only with PYTHONHASHSEED fixed at start-up."""
-    if "smac" in spec.optimizers and os.environ.get("PYTHONHASHSEED") != "0":
-        env = dict(os.environ, PYTHONHASHSEED="0")
-        os.execve(sys.executable, [sys.executable, "-m", "suite.cli", *sys.argv[1:]], env)
-
-
-def _run_with_progress(spec: StudySpec, out: Path, resume: bool, console: Console):
+def _run_with_progress(call, console: Console):
     columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
                TextColumn("{task.fields[info]}"), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
@@ -166,23 +155,38 @@ def _run_with_progress(spec: StudySpec, out: Path, resume: bool, console: Consol
                         f"{runner.state.trials} trials")
                 progress.update(bar, completed=runner.ledger.fraction, info=info)
             runner.on_row = on_row
-        return run_study(spec, out, resume=resume, on_run=on_run)
+        return call(on_run=on_run)
 
 
 def _print_summary(console: Console, spec: StudySpec, out: Path, outcomes) -> None:
+    """Per optimizer (and seed): the incumbent's loss, its configuration, the budget used;
+    then the command that makes the report."""
     unit = parse_budget(spec.budget).unit
     console.print(f"\n[bold]{spec.task}[/] budget {spec.budget} ({UNIT_NAMES[unit]}), "
                   f"promotion {spec.promotion}: {out}")
     if spec.table is not None:
         console.print(f"replayed from {spec.table} on {spec.workers} simulated worker(s)")
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for column, justify in (("optimizer", "left"), ("seed", "right"), ("loss", "right"),
+                            ("epochs", "right"), ("used", "right"), ("trials", "right"),
+                            ("end", "left"), ("configuration", "left")):
+        table.add_column(column, justify=justify, overflow="fold",
+                         no_wrap=column != "configuration")
     for o in outcomes:
         t, best = o.ledger.totals, o.state.incumbent
-        spent = (f"{t.epochs} epochs, {t.device_seconds:.1f} device-s, {t.full:.2f}x "
-                 f"({o.state.trials} trials, stopped by {o.reason})")
-        console.print(f"[bold]{o.optimizer}[/] seed {o.seed}: {spent}")
-        if best is None:
-            console.print("  no trial completed")
-            continue
-        metrics = "  ".join(f"{k} {v:.4g}" for k, v in best.metrics.items())
-        console.print(f"  incumbent (trial {best.trial_id}, {best.epochs} epochs): {metrics}")
-        console.print(f"  {json.dumps(dict(best.config), sort_keys=True)}")
+        spent = {"x": f"{t.full:.2f}x", "e": f"{t.epochs}e",
+                 "s": f"{t.device_seconds:.1f}s"}[unit.value]
+        loss, epochs, config = "-", "-", "no trial completed"
+        if best is not None:
+            loss, epochs = f"{best.loss:.4g}", str(best.epochs)
+            config = ", ".join(f"{k}={_short(v)}" for k, v in sorted(dict(best.config).items()))
+        table.add_row(o.optimizer, str(o.seed), loss, epochs, spent, str(o.state.trials),
+                      o.reason, config)
+    console.print(table)
+    console.print(f"loss: the incumbent's objective, minimized (a metric to maximize is "
+                  f"negated); used: the budget spent, in {UNIT_NAMES[unit]}")
+    console.print(f"next: [bold]suite report {shlex.quote(str(out))}[/]")
+
+
+def _short(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)

@@ -43,7 +43,7 @@ def training_executor(kind: str, task: Task, *, ref: str, scale: str | None, wor
                          share_devices=share_devices)
 
 
-MAX_FUSE = 256  # members per fused array (README, "Bad input")
+MAX_FUSE = 256  # members per fused array (docs/reliability.md, "Bad input")
 
 
 def check_fuse(kind: str | None, task: Task | None, fuse: str, fuse_max: int) -> None:

@@ -14,8 +14,10 @@ with cost `FAILED_LOSS_PENALTY` (also the scenario's `crash_cost`).
 
 Lineage: SMAC has no notion of it. A trial's `resume_from` is the most recent earlier trial
 of the same configuration at fewer epochs that finished OK (a checkpoint to continue), if
-any. Determinism: SMAC's random-forest facades are reproducible across processes only with
-`PYTHONHASHSEED` fixed before Python starts (set it in the runner's environment).
+any. Determinism: the same seed proposes the same configurations in any process, whatever
+its hash seed: SMAC iterates a set of Configurations (hashed as strings) for its local
+search's start points, so the adapter hands it a local search that sorts them
+(`_acquisition_maximizer`; tests/optimizers/test_optimizers_smac.py).
 """
 
 from __future__ import annotations
@@ -119,8 +121,28 @@ def _build_facade(space: ConfigurationSpace, fidelity: Fidelity, seed: int,
             scenario, _ask_tell_only,
             initial_design=_initial_design(scenario, default),
             intensifier=MultiFidelityFacade.get_intensifier(scenario, eta=fidelity.eta),
+            acquisition_maximizer=_acquisition_maximizer(scenario),
             overwrite=True,  # never prompt on stdin about an earlier run
             logging_level=False)  # leave the application's logging configuration alone
+
+
+def _acquisition_maximizer(scenario: Any) -> Any:
+    """SMAC's own (local and sorted random search), its local search's start points in an
+    order that does not follow the hash seed.
+
+    SMAC deduplicates those points through a `set` of Configurations, whose hash is that of
+    their repr (a string): iterated, the set's order, and with it the local search and the
+    configurations SMAC proposes, changed with PYTHONHASHSEED. The same points, sorted."""
+    from smac import MultiFidelityFacade
+    from smac.acquisition.maximizer.local_search import LocalSearch
+
+    class OrderedLocalSearch(LocalSearch):
+        def _get_initial_points(self, *args: Any, **kwargs: Any) -> list[Configuration]:
+            return sorted(super()._get_initial_points(*args, **kwargs), key=repr)
+
+    maximizer = MultiFidelityFacade.get_acquisition_maximizer(scenario)
+    maximizer._local_search.__class__ = OrderedLocalSearch  # built inside SMAC's __init__
+    return maximizer
 
 
 def _initial_design(scenario: Any, default: Configuration | None) -> Any:

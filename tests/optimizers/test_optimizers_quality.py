@@ -6,7 +6,7 @@ loss seen at full fidelity; means over fixed seeds are compared. Runs are determ
 these tests cannot flake; the margins measured when they were written are ~4 standard errors
 (mean best loss: random 0.281, TPE 0.264, BOHB 0.261 over seeds 0-9; SMAC 0.252 vs random
 0.279 over seeds 0-4). TPE is fast and runs by default; BOHB (KDE sampling in Python, ~3 s a
-seed) and SMAC (random forest, ~13 s a seed; its numbers also vary with PYTHONHASHSEED) are
+seed) and SMAC (random forest, ~13 s a seed) are
 opt-in with `-m slow`.
 """
 
