@@ -46,6 +46,7 @@ from typing import Any
 from suite import _json
 from suite.errors import SuiteError
 from suite.report._compose import build_report
+from suite.report._runs import local_path
 from suite.report._writer import ReportOptions, ReportResult
 
 __all__ = ["DEFAULT_ENTRIES", "load_manifest", "rebuild_manifest", "check_manifest",
@@ -239,7 +240,7 @@ def _complete(out: Path) -> bool:
 def _hashes(paths: Iterable[Path], root: Path | None = None) -> dict[str, str]:
     out = {}
     for p in paths:
-        key = Path(p).relative_to(root).as_posix() if root else Path(p).as_posix()
+        key = Path(p).relative_to(root).as_posix() if root else local_path(p)
         out[key] = sha256_path(Path(p))
     return dict(sorted(out.items()))
 

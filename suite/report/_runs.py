@@ -58,6 +58,19 @@ class RunSet:
         return RunSet(self.rows[self.rows["run"].isin(runs["run"])], runs)
 
 
+def local_path(path: str | Path | None) -> str | None:
+    """`path` relative to the working folder where it lies below it, else as given. A
+    replay's plan names its table absolutely (so `--resume` finds it from anywhere); a
+    report, and the figure manifest, name it as the repository does, the same on every
+    machine."""
+    if path is None:
+        return None
+    try:
+        return Path(path).relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def load_runs(roots: Path | Iterable[Path]) -> RunSet:
     """Read every run at or below `roots`; a folder without runs is one clear error."""
     rows = read_runs(roots)
@@ -71,7 +84,7 @@ def load_runs(roots: Path | Iterable[Path]) -> RunSet:
                       "unit_axis": _UNIT_AXIS[parse_budget(meta.budget).unit.value],
                       "metric": meta.metric, "minimize": meta.minimize,
                       "max_epochs": meta.max_epochs, "simulated": meta.simulated,
-                      "table": meta.table, "table_sha256": meta.table_sha256,
+                      "table": local_path(meta.table), "table_sha256": meta.table_sha256,
                       "scale": meta.scale})
     runs = pd.DataFrame(metas).sort_values(["task", "optimizer", "seed", "run"])
     return RunSet(rows, runs.reset_index(drop=True))

@@ -143,3 +143,16 @@ def test_run_studies_runs_a_missing_study_then_builds_its_report(tmp_path, monke
     assert (Path("runs/replay") / "study.json").is_file() and "report.md" in replay["data"]
     assert "runs/replay" not in replay["inputs"]  # a study's runs are rebuilt, not hashed
     assert check_manifest(load_manifest(path), ["toy-replay"], scratch=tmp_path) == []
+
+
+def test_a_table_named_absolutely_is_reported_as_the_repository_names_it(tmp_path,
+                                                                         monkeypatch):
+    """A replay's plan names its table absolutely (for --resume from anywhere); reports and
+    the manifest name it relative to the working folder, the same on every machine."""
+    from suite.report._runs import local_path
+
+    monkeypatch.chdir(tmp_path)
+    assert local_path(tmp_path / "results" / "t.parquet") == "results/t.parquet"
+    assert local_path("results/t.parquet") == "results/t.parquet"
+    assert local_path("/elsewhere/t.parquet") == "/elsewhere/t.parquet"
+    assert local_path(None) is None
