@@ -12,6 +12,9 @@ SMAC's successive halving is synchronous. So this is the paper's algorithm, smal
   rank last, and are never promoted) and has not been promoted from rung k yet; otherwise it
   samples a new configuration (seeded ConfigSpace sampling; the task default first) for the
   bottom rung. Ties rank by completion order. ASHA never waits, so `ask` never returns None.
+
+Recommendation: the paper names none, so the stated rule of the runner's incumbent: the
+result at the highest rung reached, lowest loss first (the earlier of equals).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 from ConfigSpace import ConfigurationSpace
 
 from suite.optimizers._spaces import checked_default, plain_config, seeded_copy
-from suite.optimizers.base import TrialBook, loss_or_inf
+from suite.optimizers.base import HighestFidelityBest, TrialBook, loss_or_inf
 from suite.types import Fidelity, Trial, TrialResult
 
 __all__ = ["ASHA", "asha_rungs"]
@@ -71,6 +74,7 @@ class ASHA:
         self._configs: list[dict[str, Any]] = []  # lineage -> configuration
         self._asked: dict[int, tuple[int, int]] = {}  # trial_id -> (lineage, rung)
         self._book = TrialBook()
+        self._best = HighestFidelityBest()
 
     @property
     def finished(self) -> bool:
@@ -90,6 +94,10 @@ class ASHA:
         lineage, k = self._asked.pop(trial.trial_id)
         self._state[k].results[lineage] = loss_or_inf(result)
         self._state[k].trials[lineage] = trial.trial_id
+        self._best.offer(result)
+
+    def recommend(self) -> int | None:
+        return self._best.trial_id
 
     def _new_trial(self, lineage: int, rung: int, resume_from: int | None) -> Trial:
         trial = self._book.new_trial(self._configs[lineage], self.rungs[rung], lineage,

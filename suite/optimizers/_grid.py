@@ -19,7 +19,7 @@ from ConfigSpace.util import generate_grid
 
 from suite.errors import SuiteError
 from suite.optimizers._spaces import checked_default, is_active, plain_config
-from suite.optimizers.base import TrialBook, config_key
+from suite.optimizers.base import HighestFidelityBest, TrialBook, config_key
 from suite.types import Fidelity, Trial, TrialResult
 
 __all__ = ["GridSearch", "grid_steps"]
@@ -34,6 +34,7 @@ class GridSearch:
     conditional hyperparameters are gridded only where active (ConfigSpace's own rule).
     Shuffling makes anytime curves fair: a row-major grid would sweep one corner first.
     With a default configuration it comes first and its grid duplicate (if any) is dropped.
+    Recommendation (no rule of its own): the lowest loss told so far, the earlier of equals.
     """
 
     name = "grid"
@@ -51,6 +52,7 @@ class GridSearch:
             queue = [default] + [p for p in queue if p != default]
         self._queue = deque(queue)
         self._book = TrialBook()
+        self._best = HighestFidelityBest()
 
     @property
     def finished(self) -> bool:
@@ -64,6 +66,10 @@ class GridSearch:
 
     def tell(self, result: TrialResult) -> None:
         self._book.settle(result)  # the grid is fixed: results change nothing
+        self._best.offer(result)
+
+    def recommend(self) -> int | None:
+        return self._best.trial_id
 
 
 MAX_GRID_POINTS = 10_000

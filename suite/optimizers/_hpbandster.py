@@ -27,6 +27,13 @@ ordinals as integer indices (`OrdinalCodec`) and trials carry the real values. H
 samples the original space. Epochs are `int(round(budget))`. Budgets are hpbandster's:
 `max_epochs * eta**-k`, so when max/min is not a power of eta the bottom rung lies above
 `min_epochs` (1..27 by 3 gives 1, 3, 9, 27; 2..50 by 3 gives 6, 17, 50).
+
+Recommendation: hpbandster's incumbent rule, `Result.get_incumbent_id`: among the
+configurations with a result at the maximum budget, the lowest loss (ties: the smaller
+hpbandster config id); None until one has a result there. `Result` is built only after a
+run, so the rule is applied to the results as they are registered, in constant time per
+tell (tests/optimizers/test_optimizers_hpbandster.py checks it against `Result` built on
+the same iterations), and mapped to the trial that ran that configuration at max budget.
 """
 
 from __future__ import annotations
@@ -106,6 +113,7 @@ class _HpBandSter:
         self._iterations: list[Any] = []
         self._jobs: dict[int, Any] = {}  # trial_id -> hpbandster Job
         self._last_trial: dict[tuple, int] = {}  # hpbandster config_id -> latest trial_id
+        self._incumbent: tuple[float, tuple, int] | None = None  # (loss, hb id, trial_id)
         self._book = TrialBook()
 
     @property
@@ -133,6 +141,13 @@ class _HpBandSter:
         with self._library_context():  # Master.job_callback's two calls, in its order
             self._iterations[job.id[0]].register_result(job)
             self._generator.new_result(job)
+        if job.result is not None and job.kwargs["budget"] == self._fidelity.max_epochs:
+            candidate = (job.result["loss"], job.id, result.trial.trial_id)
+            if self._incumbent is None or candidate[:2] < self._incumbent[:2]:
+                self._incumbent = candidate
+
+    def recommend(self) -> int | None:
+        return None if self._incumbent is None else self._incumbent[2]
 
     def _next_run(self) -> tuple[tuple, dict, float]:
         """`Master.run`'s scheduling loop, without the queue (the runner owns concurrency)."""

@@ -8,7 +8,7 @@ from typing import Any
 from ConfigSpace import ConfigurationSpace
 
 from suite.optimizers._spaces import checked_default, plain_config, seeded_copy
-from suite.optimizers.base import TrialBook, config_key
+from suite.optimizers.base import HighestFidelityBest, TrialBook, config_key
 from suite.types import Fidelity, Trial, TrialResult
 
 __all__ = ["RandomSearch"]
@@ -17,7 +17,9 @@ __all__ = ["RandomSearch"]
 class RandomSearch:
     """Independent samples from the space's own prior (uniform unless the task says otherwise).
 
-    `max_full_trials` is unused: random search needs no resolution.
+    `max_full_trials` is unused: random search needs no resolution. Recommendation (no
+    rule of its own): the lowest loss told so far (every trial is at full fidelity), the
+    earlier of equals.
     """
 
     name = "random"
@@ -29,6 +31,7 @@ class RandomSearch:
         self._epochs = fidelity.max_epochs
         self._default = checked_default(space, default_config)
         self._book = TrialBook()
+        self._best = HighestFidelityBest()
 
     @property
     def finished(self) -> bool:
@@ -43,3 +46,7 @@ class RandomSearch:
 
     def tell(self, result: TrialResult) -> None:
         self._book.settle(result)
+        self._best.offer(result)
+
+    def recommend(self) -> int | None:
+        return self._best.trial_id

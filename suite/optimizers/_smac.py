@@ -18,6 +18,10 @@ any. Determinism: the same seed proposes the same configurations in any process,
 its hash seed: SMAC iterates a set of Configurations (hashed as strings) for its local
 search's start points, so the adapter hands it a local search that sorts them
 (`_acquisition_maximizer`; tests/optimizers/test_optimizers_smac.py).
+
+Recommendation: SMAC's own, `intensifier.get_incumbent()` (SMAC keeps it up to date as
+results are told: reading it refits nothing), mapped back to the trial of that
+configuration with the most epochs that finished OK (the latest of equals).
 """
 
 from __future__ import annotations
@@ -90,6 +94,15 @@ class SMACOptimizer:
         trial = self._book.new_trial(config, epochs, key, max(earlier, default=None))
         self._infos[trial.trial_id] = info
         return trial
+
+    def recommend(self) -> int | None:
+        incumbent = self._facade.intensifier.get_incumbent()
+        if incumbent is None:
+            return None
+        done = self._completed.get(config_key(plain_config(incumbent)))
+        if not done:  # never happens for an incumbent SMAC learned from our results
+            return None
+        return max(done, key=lambda told: (told[1], told[0]))[0]
 
     def tell(self, result: TrialResult) -> None:
         from smac.runhistory.dataclasses import TrialValue

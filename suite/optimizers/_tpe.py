@@ -13,6 +13,10 @@ child only when its condition holds under the values already sampled. Floats and
 keep their bounds and log scale (Normal/Beta priors are ignored: TPE uses its own prior);
 categoricals become categorical distributions; ordinals become an integer index, which keeps
 their order; constants are not suggested. Failed trials are told `TrialState.FAIL`.
+
+Recommendation: Optuna's own, `study.best_trial` (the lowest value among complete trials,
+the earlier of equals; kept by the storage as trials complete, so asking is cheap), mapped
+back to the suite's trial id.
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ class TPE:
         if default is not None:
             self._study.enqueue_trial(_encode(space, default))
         self._running: dict[int, Any] = {}
+        self._trial_ids: dict[int, int] = {}  # Optuna trial number -> our trial id
         self._book = TrialBook()
 
     @property
@@ -94,6 +99,12 @@ class TPE:
             self._study.tell(trial, state=self._fail)
         else:
             self._study.tell(trial, float(result.loss))
+            self._trial_ids[trial.number] = result.trial.trial_id
+
+    def recommend(self) -> int | None:
+        if not self._trial_ids:  # best_trial raises before the first complete trial
+            return None
+        return self._trial_ids.get(self._study.best_trial.number)
 
 
 def _suggest_config(space: ConfigurationSpace, trial: Any) -> dict[str, Any]:

@@ -17,7 +17,9 @@ from suite.types import Status, Trial, TrialResult
 
 __all__ = [
     "FAILED_LOSS_PENALTY",
+    "HighestFidelityBest",
     "Optimizer",
+    "Recommending",
     "TrialBook",
     "config_key",
     "is_failure",
@@ -54,6 +56,38 @@ class Optimizer(Protocol):
     def finished(self) -> bool:
         """True when the optimizer can never propose anything again (e.g. grid exhausted)."""
         ...
+
+
+@runtime_checkable
+class Recommending(Protocol):
+    """An optimizer that says what it would return if stopped now (optional for an
+    `Optimizer`; every built-in one has it, and the runner logs it when it changes).
+
+    Its docstring states its rule: the library's own where the library has one.
+    """
+
+    def recommend(self) -> int | None:
+        """The trial id of the recommended configuration's result: a trial told with
+        status OK; None while there is none. Cheap: the runner calls it after every tell."""
+        ...
+
+
+class HighestFidelityBest:
+    """The stated rule for optimizers without one of their own (grid, random, ASHA), the
+    runner's incumbent rule: among results told OK, the most epochs, then the lowest
+    loss; an equal result later does not replace the earlier one."""
+
+    def __init__(self) -> None:
+        self._key: tuple[int, float] | None = None
+        self.trial_id: int | None = None
+
+    def offer(self, result: TrialResult) -> None:
+        """Consider a told result (failures are never recommended)."""
+        if is_failure(result):
+            return
+        key = (int(result.epochs), -float(result.loss))
+        if self._key is None or key > self._key:
+            self._key, self.trial_id = key, result.trial.trial_id
 
 
 def is_failure(result: TrialResult) -> bool:
