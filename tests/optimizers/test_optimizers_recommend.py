@@ -116,5 +116,5 @@ def test_hpbandster_is_results_incumbent(name):
         assert ours.loss == result.data[hb_id].results[max_budget]["loss"]
 
     run = _Stepping(build(name, seed=5), check)
-    drive(run, workers=2, n_trials=50, fail_every=8)
+    drive(run, workers=2, n_trials=70, fail_every=8)
     assert run.seen[-1] is not None
