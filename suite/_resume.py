@@ -17,7 +17,7 @@ from pathlib import Path
 from suite.budget import Ledger
 from suite.executors._base import snapshot_path
 from suite.log import LogError
-from suite.records import EndRow, EpochRow, RetryRow, Row, StartRow
+from suite.records import EndRow, EpochRow, RecommendRow, RetryRow, Row, StartRow
 from suite.runner import ActiveTrial, Incumbent, RunState
 from suite.types import Status, Trial, TrialResult
 
@@ -126,6 +126,8 @@ def _charged_state(rows: Sequence[Row], ledger: Ledger, checkpoints: Path | None
             ledger.charge(epochs=1, device_seconds=row.device_seconds)
             if row.status is Status.OK:
                 _record_ok(state, row, checkpoints)
+        elif type(row) is RecommendRow:  # the runner compares with it: never logged twice
+            state.recommended = row.trial.trial_id
     return state
 
 
@@ -133,6 +135,7 @@ def _record_ok(state: RunState, row: EpochRow, checkpoints: Path | None) -> None
     tid = row.trial.trial_id
     ckpt = snapshot_path(checkpoints / f"{tid}.pt", row.epoch) if checkpoints else None
     state.finals[tid] = (row.epoch, ckpt)
+    state.ok[tid] = (row.trial, row.loss)
     candidate = Incumbent(tid, row.trial.config, row.epoch, row.loss, row.metrics)
     if candidate.better_than(state.incumbent):
         state.incumbent = candidate

@@ -10,8 +10,11 @@ that add up); `suite.log`'s readers run both in one pass.
 
 Versions: format 2 stamps `"v": 2` on every row and in meta.json. Rows and metas without
 `v` are format 1, written before the records were typed, with the same fields: they read
-alike (a meta's missing keys take the defaults below). A log resumed by a newer suite
-may hold both; a row or meta of a format newer than `FORMAT` is refused.
+alike (a meta's missing keys take the defaults below). Format 3 adds one row kind,
+`recommend` (the optimizer's recommendation changed); logs of formats 1 and 2 have none
+and read as before (a report then applies the stated rule to them). A log resumed by a
+newer suite may hold several formats; a row or meta of a format newer than `FORMAT` is
+refused, so an older suite says "upgrade" rather than "damaged" at a `recommend` row.
 """
 
 from __future__ import annotations
@@ -25,10 +28,10 @@ from suite.budget import Totals
 from suite.types import Status, Trial
 
 __all__ = ["FORMAT", "Event", "RowError", "StartRow", "EpochRow", "EndRow", "RetryRow",
-           "FinishRow", "Row", "check_row", "parse_row", "record_of",
+           "RecommendRow", "FinishRow", "Row", "check_row", "parse_row", "record_of",
            "LogInvariants", "RunMeta"]
 
-FORMAT = 2
+FORMAT = 3
 
 
 class Event(StrEnum):
@@ -38,6 +41,7 @@ class Event(StrEnum):
     EPOCH = "epoch"  # one trained epoch, charged to the ledger
     END = "end"  # a trial ended without an epoch row saying so
     RETRY = "retry"  # its worker died: the trial runs once more from its last epoch
+    RECOMMEND = "recommend"  # after a tell, the optimizer's recommendation changed
     FINISH = "finish"  # the run stopped (the budget was spent, or the optimizer ran dry)
     # Not a row: the line `--resume` appends after a torn last line. Readers skip it.
     REPAIRED = "repaired_torn_line_above"
@@ -68,6 +72,7 @@ _FIELDS: dict[str, tuple[tuple[str, tuple[type, ...]], ...]] = {
                          ("ledger", _DICT), ("wall_time", _NUM)),
     Event.RETRY: _TRIAL + (("epoch", _INT), ("error", (str, _NONE)),
                            ("resumed_checkpoint", (str, _NONE)), ("wall_time", _NUM)),
+    Event.RECOMMEND: _TRIAL + (("loss", _NUM), ("ledger", _DICT), ("wall_time", _NUM)),
     Event.FINISH: (("reason", _STR), ("ledger", _DICT), ("wall_time", _NUM)),
 }
 _LEDGER = (("epochs", _INT), ("device_seconds", _NUM), ("full", _NUM))
@@ -261,6 +266,28 @@ class RetryRow:
 
 
 @dataclass(frozen=True, slots=True)
+class RecommendRow:
+    """After a tell, the optimizer's recommendation (`Recommending.recommend`: what it
+    would return if stopped now) changed to `trial`, a trial that ended OK with `loss` (as
+    its `ok` epoch row says); `ledger` is the spend then. Written only on a change."""
+
+    event: ClassVar[Event] = Event.RECOMMEND
+    trial: Trial
+    loss: float
+    ledger: Totals
+    wall_time: float
+    sim_time: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return _stamped({"event": "recommend", **_trial_json(self.trial), "loss": self.loss,
+                         "ledger": _ledger_json(self.ledger)}, self)
+
+    @classmethod
+    def _from(cls, d: dict) -> RecommendRow:
+        return cls(_trial(d), d["loss"], _ledger(d), d["wall_time"], d.get("sim_time"))
+
+
+@dataclass(frozen=True, slots=True)
 class FinishRow:
     """The run stopped: `reason` is `budget` or `optimizer`; `ledger` what it spent."""
 
@@ -279,8 +306,9 @@ class FinishRow:
         return cls(d["reason"], _ledger(d), d["wall_time"], d.get("sim_time"))
 
 
-Row = StartRow | EpochRow | EndRow | RetryRow | FinishRow
-_CLASSES = {cls.event: cls for cls in (StartRow, EpochRow, EndRow, RetryRow, FinishRow)}
+Row = StartRow | EpochRow | EndRow | RetryRow | RecommendRow | FinishRow
+_CLASSES = {cls.event: cls for cls in (StartRow, EpochRow, EndRow, RetryRow, RecommendRow,
+                                       FinishRow)}
 
 
 def parse_row(data: Any) -> Row:
@@ -329,6 +357,9 @@ class LogInvariants:
     - the ledger of each row is the running total of the epochs logged before it (count and
       device-seconds), and never decreases; a start row was asked after as many results as
       were told before it; wall times never decrease;
+    - a `recommend` row names a trial that ended `ok`, with the trial fields and loss of
+      its `ok` epoch row, differs from the recommendation before it, and carries the
+      ledger's running total;
     - a `finish` row comes after every trial has ended, and nothing comes after it.
 
     `add(row, kind)` takes the rows in order, keeping a few numbers per trial in flight,
@@ -344,6 +375,8 @@ class LogInvariants:
         self._tells = 0
         self._wall = 0.0
         self._finished = False
+        self._ok: dict[int, tuple[tuple, float]] = {}  # trial ended ok -> (fields, loss)
+        self._recommended: int | None = None
 
     def add(self, row: dict, kind: Event) -> None:
         if self._finished:
@@ -360,6 +393,8 @@ class LogInvariants:
             self._epoch(row)
         elif kind is Event.START:
             self._start(row)
+        elif kind is Event.RECOMMEND:
+            self._recommend(row)
         elif kind is Event.FINISH:
             self._ledger(row, kind)
             if self._open:
@@ -423,6 +458,22 @@ class LogInvariants:
             del self._open[row["trial_id"]]
             if status != Status.CUT:
                 self._tells += 1
+            if status == Status.OK:
+                self._ok[row["trial_id"]] = (trial.fields, loss)
+
+    def _recommend(self, row: dict) -> None:
+        tid = row["trial_id"]
+        ok = self._ok.get(tid)
+        if ok is None:
+            raise _bad(f"a recommend row of trial {tid}, which has not ended ok")
+        if ok != (tuple(row[k] for k in _TRIAL_KEYS), row["loss"]):
+            raise _bad(f"a recommend row of trial {tid} whose configuration, target, parent "
+                       "or loss differs from its ok epoch row's")
+        if tid == self._recommended:
+            raise _bad(f"a recommend row of trial {tid}, recommended already by the row "
+                       "before: it is written on a change only")
+        self._recommended = tid
+        self._ledger(row, Event.RECOMMEND)
 
     def _end_or_retry(self, row: dict, kind: Event) -> None:
         trial = self._trial(row, kind)

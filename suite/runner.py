@@ -15,6 +15,12 @@ row carries `wall_time`, and `sim_time` too when the executor keeps a clock of i
 replay's simulated executor): the same loop, ledger and log serve live runs and replays.
 `on_row`, if given, sees each row's JSON object as it was written.
 
+After every tell the runner asks an optimizer that has `recommend()` (every built-in one)
+what it would return if stopped now, and logs a `recommend` row when that changed: the
+anytime value of the recommended configuration is read from those rows. A resumed run
+asks once more before it starts, so the row of a tell that was logged just before a kill
+is written then, and never twice (`RunState.recommended` is the last one logged).
+
 `stop` (a `threading.Event`, set by `suite.interrupt`'s signal handlers or by a caller in
 another thread) stops the run cleanly: it is checked at the top of each loop iteration,
 before and after each ask (a trial asked once it is set is dropped, never logged) and
@@ -53,7 +59,7 @@ from suite.errors import SuiteError
 from suite.executors import EpochDone, Executor, Job, TrialEnded
 from suite.executors._base import snapshot_path
 from suite.log import RunLog
-from suite.records import EndRow, EpochRow, FinishRow, RetryRow, Row, StartRow
+from suite.records import EndRow, EpochRow, FinishRow, RecommendRow, RetryRow, Row, StartRow
 from suite.types import Metric, Status, Trial, TrialResult
 
 __all__ = ["Runner", "RunState", "ActiveTrial", "Incumbent", "training_seed",
@@ -115,6 +121,8 @@ class RunState:
     incumbent: Incumbent | None = None
     trials: int = 0
     retried: set[int] = field(default_factory=set)  # trials already given their one retry
+    ok: dict[int, tuple[Trial, float]] = field(default_factory=dict)  # ended ok: its loss
+    recommended: int | None = None  # the trial of the last `recommend` row
 
 
 class Runner:
@@ -147,6 +155,7 @@ class Runner:
         # its capacity, before anything is in flight: see the circuit breaker above
         self._failing_limit = FAILING_STREAK + max(0, self.executor.free_slots() - 1)
         try:
+            self._note_recommendation()  # a resumed run's, if the kill came before its row
             for trial, done, ckpt in resubmit:
                 self._submit(trial, resume_ckpt=ckpt, start_epoch=done, log_start=False)
             reason = self._loop()
@@ -270,6 +279,7 @@ class Runner:
             self.executor.cancel(trial.trial_id)
         else:
             self.state.finals[trial.trial_id] = (result.epoch, result.checkpoint)
+            self.state.ok[trial.trial_id] = (trial, loss)
             candidate = Incumbent(trial.trial_id, trial.config, result.epoch, loss,
                                   dict(result.metrics))
             if candidate.better_than(self.state.incumbent):
@@ -279,6 +289,20 @@ class Runner:
     def _tell(self, trial: Trial, status: Status, loss: float, epochs: int) -> None:
         self.optimizer.tell(TrialResult(trial, status, loss, epochs))
         self.state.tells += 1
+        self._note_recommendation()
+
+    def _note_recommendation(self) -> None:
+        """Log the optimizer's recommendation if it changed since the last one logged."""
+        recommend = getattr(self.optimizer, "recommend", None)
+        trial_id = recommend() if recommend is not None else None
+        if trial_id is None or trial_id == self.state.recommended:
+            return
+        known = self.state.ok.get(trial_id)
+        if known is None:
+            raise SuiteError(f"optimizer {getattr(self.optimizer, 'name', '?')} recommends "
+                             f"trial {trial_id}, which did not end ok")
+        self.state.recommended = trial_id
+        self._append(RecommendRow(known[0], known[1], self.ledger.totals, **self._stamp()))
 
     def _end(self, active: ActiveTrial, status: Status, error: str | None) -> None:
         trial = active.trial
