@@ -324,3 +324,21 @@ def test_table_flag_alone_reads_the_tasks_table_and_resume_refuses_it(tmp_path, 
     capsys.readouterr()
     assert main(["run", "--resume", "s", "--table", "other.parquet"]) == 2
     assert "drop --table" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("optimizer", ["random", "hyperband"])
+def test_a_kill_next_to_a_recommend_row_neither_loses_nor_repeats_it(tmp_path, toy_path,
+                                                                     optimizer):
+    spec = _spec(toy_path, optimizer, budget="6x", workers=2)
+    (reference,) = run_study(spec, tmp_path / "ref")
+    expected = _without_wall_time(reference.directory)
+    events = [r["event"] for r in read_rows(reference.directory)]
+    recommends = [i for i, e in enumerate(events) if e == "recommend"]
+    assert len(recommends) >= 2 and all(events[i - 1] != "recommend" for i in recommends)
+    at = recommends[1]
+    for written in (at, at + 1):  # killed after the told row, or after the recommend row
+        out = tmp_path / f"killed-{written}"
+        with pytest.raises(Killed):
+            run_study(spec, out, on_run=_kill_after(written))
+        run_study(spec, out, resume=True)
+        assert _without_wall_time(out / optimizer / "seed-0") == expected

@@ -7,6 +7,16 @@ of the last `ok` row charged so far, so a report shows exactly what the run woul
 returned had it stopped there. Its loss can rise when the first trial at a higher
 fidelity completes worse than the best one at a lower fidelity: a longer-trained value is
 the one a user can trust, and the runner returns it.
+
+That observed incumbent mixes fidelities. The recommendation (`recommendation_traces`) is
+what the optimizer would return if stopped now, as its `recommend` rows log it (the rule
+of each optimizer: docs/reports.md); a log without them (written before format 3, or by
+an optimizer without `recommend()`) falls back to the runner's rule above, computed from
+the log, and says so in its `rule` column. Its value (`recommended_values`) is the
+configuration's full-fidelity loss: on a replay the mean over the table's training seeds
+of its last-epoch loss, looked up in the table; on a live run the recommended trial's own
+loss where that trial trained to full fidelity, else none (NaN). It need not be monotone:
+a recommendation can change to a configuration whose full-fidelity value is worse.
 """
 
 from __future__ import annotations
@@ -22,10 +32,13 @@ from suite.budget import UNIT_NAMES, parse_budget
 from suite.errors import SuiteError
 from suite.log import read_run_meta, read_runs
 from suite.records import Event
+from suite.report._table import full_fidelity_means, full_fidelity_reference
 from suite.types import Status
 
 __all__ = ["RunSet", "load_runs", "trial_results", "incumbent_traces", "budget_grid",
-           "on_grid", "final_incumbents", "run_curves", "AXES", "axis_label"]
+           "on_grid", "final_incumbents", "run_curves", "recommendation_traces",
+           "recommended_values", "recommended_anytime", "RULE_LOGGED", "RULE_FALLBACK",
+           "AXES", "axis_label"]
 
 # Budget axes: the ledger column each reads, and its label.
 AXES = {"full": "ledger.full", "epochs": "ledger.epochs",
@@ -118,6 +131,18 @@ def incumbent_traces(results: pd.DataFrame, rows: pd.DataFrame | None = None) ->
     each run also gets a last row at its total spend (from its `finish` row, else its
     last charged row), so a step function knows where the run ended (`end` True).
     """
+    trace = pd.DataFrame(_runner_rule(results), columns=results.columns)
+    trace["end"] = False
+    if rows is not None and not trace.empty:
+        trace = pd.concat([trace, _ends(trace, rows)], ignore_index=True)
+    cols = ["run", "optimizer", "seed", *AXES.values(), "trial_id", "config_id", "epoch",
+            "loss", "end"]
+    return trace[cols].sort_values(["run", "end", "ledger.epochs"], kind="stable").reset_index(
+        drop=True)
+
+
+def _runner_rule(results: pd.DataFrame) -> list[dict]:
+    """The records of `results` at which the runner's incumbent changed, run by run."""
     out = []
     for _, group in results.sort_values("order").groupby("run", sort=True):
         best: tuple[int, float] | None = None
@@ -126,14 +151,7 @@ def incumbent_traces(results: pd.DataFrame, rows: pd.DataFrame | None = None) ->
             if best is None or key > best:
                 best = key
                 out.append(rec)
-    trace = pd.DataFrame(out, columns=results.columns)
-    trace["end"] = False
-    if rows is not None and not trace.empty:
-        trace = pd.concat([trace, _ends(trace, rows)], ignore_index=True)
-    cols = ["run", "optimizer", "seed", *AXES.values(), "trial_id", "config_id", "epoch",
-            "loss", "end"]
-    return trace[cols].sort_values(["run", "end", "ledger.epochs"], kind="stable").reset_index(
-        drop=True)
+    return out
 
 
 def _ends(trace: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
@@ -211,3 +229,111 @@ def run_curves(rows: pd.DataFrame, results: pd.DataFrame, top: int = 10) -> pd.D
             "loss": curve["loss"].to_numpy(dtype=float), "rank": rank}))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=["curve", "optimizer", "run", "config_id", "epoch", "loss", "rank"])
+
+
+RULE_LOGGED = "optimizer"  # the optimizer's own recommendation, from `recommend` rows
+RULE_FALLBACK = "stated rule"  # no `recommend` rows: the runner's rule, from the log
+
+
+def recommendation_traces(rows: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
+    """Per run, the points at which the recommendation changed (see the module docstring).
+
+    Columns: run, optimizer, seed, the ledger axes (spend when it changed), trial_id,
+    config_id, epoch (the recommended trial's), loss (its observed loss), the `config.`
+    columns, rule (`RULE_LOGGED` or `RULE_FALLBACK`), and `end` (True on one last row per
+    run at its total spend, as `incumbent_traces`).
+    """
+    logged = rows[rows["event"] == Event.RECOMMEND] if "event" in rows else rows.iloc[:0]
+    logged = logged.drop(columns=["epoch"], errors="ignore").rename(
+        columns={"target_epochs": "epoch"}).assign(rule=RULE_LOGGED)
+    fallback = results[~results["run"].isin(logged["run"].unique())]
+    fallback = pd.DataFrame(_runner_rule(fallback), columns=results.columns).assign(
+        rule=RULE_FALLBACK)
+    cols = ["run", "optimizer", "seed", *AXES.values(), "trial_id", "config_id", "epoch",
+            "loss", *[c for c in results.columns if c.startswith("config.")], "rule"]
+    parts = [p.reindex(columns=cols) for p in (logged, fallback) if not p.empty]
+    if not parts:
+        return pd.DataFrame(columns=[*cols, "end"])
+    trace = pd.concat(parts, ignore_index=True)
+    for col in ("trial_id", "config_id", "epoch"):
+        trace[col] = trace[col].astype(int)
+    trace = trace.sort_values(["run", "ledger.epochs"], kind="stable").assign(end=False)
+    trace = pd.concat([trace, _ends(trace, rows)], ignore_index=True)
+    return trace.sort_values(["run", "end", "ledger.epochs"], kind="stable").reset_index(
+        drop=True)
+
+
+def recommended_values(trace: pd.DataFrame, runs: pd.DataFrame, table=None) -> pd.DataFrame:
+    """`trace` (`recommendation_traces`) with the recommendation's full-fidelity `value`,
+    its `regret` (with a table: (value − best) / (median − best) of the table's
+    full-fidelity means, `full_fidelity_reference`) and `source`: `table` (a replay's
+    lookup), `trial` (a live run's full-fidelity trial) or `none` (no value known).
+
+    `runs` is `RunSet.runs` (which runs are replays, and each run's max_epochs).
+    """
+    trace = trace.copy()
+    meta = runs.set_index("run")
+    simulated = trace["run"].map(meta["simulated"]).fillna(False).astype(bool).to_numpy()
+    max_epochs = trace["run"].map(meta["max_epochs"]).to_numpy()
+    value = np.where(trace["epoch"].to_numpy() >= max_epochs,
+                     trace["loss"].to_numpy(dtype=float), np.nan)
+    source = np.where(np.isnan(value), "none", "trial").astype(object)
+    if table is not None:
+        looked = _table_values(trace, table)
+        use = simulated & ~np.isnan(looked)
+        value, source = np.where(use, looked, value), np.where(use, "table", source)
+    trace["value"], trace["source"] = value, source
+    if table is not None:
+        ref = full_fidelity_reference(table)
+        trace["regret"] = (trace["value"] - ref["best"]) / (ref["median"] - ref["best"])
+    return trace
+
+
+def _table_values(trace: pd.DataFrame, table) -> np.ndarray:
+    """Each row's configuration's full-fidelity mean in `table`; NaN outside its grid."""
+    means = full_fidelity_means(table)
+    index = {_plain_key(c): i for i, c in enumerate(table.configs)}
+    config_cols = [c for c in trace.columns if c.startswith("config.")]
+    out = np.full(len(trace), np.nan)
+    for row, rec in enumerate(trace[config_cols].to_dict("records")):
+        config = {k[len("config."):]: v for k, v in rec.items() if not _missing(v)}
+        at = index.get(_plain_key(config))
+        if at is not None:
+            out[row] = means[at]
+    return out
+
+
+def _missing(value) -> bool:
+    return isinstance(value, float) and np.isnan(value)
+
+
+def _plain_key(config) -> tuple:
+    """A configuration's key that a DataFrame's round trip keeps (an integer column with
+    a gap reads back as floats): numbers as floats."""
+    return tuple(sorted((k, float(v) if isinstance(v, int | float | np.number)
+                         and not isinstance(v, bool) else v) for k, v in config.items()))
+
+
+def recommended_anytime(runs: RunSet, table=None, *, axis: str | None = None,
+                        grid: np.ndarray | None = None, points: int = 120) -> pd.DataFrame:
+    """Per run and budget point: the recommended configuration's full-fidelity `value`
+    and (with a table) `regret`; the input of anytime statistics and figures.
+
+    Args:
+        runs: the runs (`load_runs`), of one task.
+        table: the task's table (`suite.tables.read_table`), for replays' values.
+        axis: a key of `AXES`; default: the runs' own budget unit.
+        grid: budget points; default `budget_grid(trace, axis, points)`.
+
+    Returns:
+        Columns run, optimizer, seed, budget, value, and regret with a table: NaN before a
+        run's first recommendation, after its total spend, and where no value is known.
+    """
+    trace = recommended_values(recommendation_traces(runs.rows, trial_results(runs.rows)),
+                               runs.runs, table)
+    axis = axis or runs.runs["unit_axis"].iloc[0]
+    grid = budget_grid(trace, axis, points) if grid is None else grid
+    frame = on_grid(trace, axis, grid, "value")
+    if "regret" in trace:
+        frame["regret"] = on_grid(trace, axis, grid, "regret")["regret"].to_numpy()
+    return frame

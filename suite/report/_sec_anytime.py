@@ -17,6 +17,8 @@ from suite.report._runs import (
     final_incumbents,
     incumbent_traces,
     on_grid,
+    recommendation_traces,
+    recommended_values,
     trial_results,
 )
 from suite.report._stats import (
@@ -28,7 +30,7 @@ from suite.report._stats import (
     ranks_over_budget,
     wilcoxon_holm,
 )
-from suite.report._table import table_reference
+from suite.report._table import full_fidelity_reference, table_reference
 from suite.report._writer import Report, TaskInputs, md_table
 
 _N_WARNING = ("N counts seeds of one task. Seeds are repeated measurements of one problem, "
@@ -46,6 +48,7 @@ class Anytime:
     results: pd.DataFrame  # every completed trial (`trial_results`)
     trace: pd.DataFrame  # incumbent over budget per run, with `regret` given a table
     unit: str  # the runs' budget axis
+    recommended: pd.DataFrame | None = None  # `recommended_values` of the recommendation
 
 
 def describe_inputs(report: Report, inputs: TaskInputs, runs: RunSet | None) -> None:
@@ -68,7 +71,12 @@ def describe_inputs(report: Report, inputs: TaskInputs, runs: RunSet | None) -> 
 
 
 def anytime_section(report: Report, runs: RunSet, inputs: TaskInputs) -> Anytime:
-    """Incumbent loss (and regret) against budget, in the run's unit and device-seconds."""
+    """The recommended configuration's full-fidelity loss (and regret) against budget,
+    and the observed incumbent's, in the run's unit and device-seconds. With a table (a
+    replay) the recommendation's figures are the primary ones (`TASK-anytime`,
+    `TASK-regret`) and the observed incumbent's are `TASK-anytime-observed` and
+    `TASK-regret-observed`; without one, the observed incumbent's keep those names and the
+    recommendation's known values are `TASK-anytime-recommended`."""
     o, task, table = report.options, inputs.task, inputs.table
     results = trial_results(runs.rows)
     trace = incumbent_traces(results, runs.rows)
@@ -79,8 +87,41 @@ def anytime_section(report: Report, runs: RunSet, inputs: TaskInputs) -> Anytime
     if table is not None:
         ref = table_reference(table)
         trace["regret"] = (trace["loss"] - ref["best"]) / (ref["median"] - ref["best"])
+    recommended = recommended_values(recommendation_traces(runs.rows, results), runs.runs,
+                                     table)
     axes = [unit] if unit == "device_seconds" else [unit, "device_seconds"]
     values = ["loss", "regret"] if table is not None else ["loss"]
+    frame = _summaries(trace, axes, values, o)
+    rec_frame = _summaries(recommended, axes,
+                           ["value", "regret"] if table is not None else ["value"], o)
+    report.text("### Anytime performance")
+    report.data(f"{task}-incumbent-traces", trace.drop(columns=["run"]))
+    report.data(f"{task}-anytime", frame)
+    report.data(f"{task}-recommended-traces", recommended.drop(columns=["run"]))
+    report.data(f"{task}-recommended-anytime", rec_frame)
+    _recommended_text(report, recommended, table)
+    names = {"loss": f"{task}-anytime", "value": f"{task}-anytime", "regret": f"{task}-regret"}
+    if table is not None:  # the recommendation's figures are the primary ones
+        report.text(*[f"- {t}" for t in _anytime_sentences(rec_frame, unit, o.aggregate,
+                                                                _REC_LABELS)])
+        for value in ("value", "regret"):
+            _anytime_figure(report, rec_frame, task, names[value], value, axes, view="recommended")
+    _anytime_text(report, runs, table)
+    report.text(*[f"- {t}" for t in _anytime_sentences(frame, unit, o.aggregate)])
+    for value in values:
+        if table is not None:
+            _anytime_figure(report, frame, task, f"{names[value]}-observed", value, axes,
+                            view="observed")
+        else:
+            _anytime_figure(report, frame, task, names[value], value, axes)
+    if table is None and not rec_frame.empty:
+        _anytime_figure(report, rec_frame, task, f"{task}-anytime-recommended", "value", axes,
+                        view="recommended")
+    return Anytime(results, trace, unit, recommended)
+
+
+def _summaries(trace: pd.DataFrame, axes: list[str], values: list[str], o) -> pd.DataFrame:
+    """`anytime_summary` of each value on each axis, in one frame (axis, value columns)."""
     summaries = []
     for axis in axes:
         grid = budget_grid(trace, axis, o.points)
@@ -88,21 +129,40 @@ def anytime_section(report: Report, runs: RunSet, inputs: TaskInputs) -> Anytime
             summary = anytime_summary(on_grid(trace, axis, grid, value), value, o.aggregate,
                                       o.resamples)
             summaries.append(summary.assign(axis=axis, value=value))
-    frame = pd.concat(summaries, ignore_index=True)
-    report.text("### Anytime performance")
-    report.data(f"{task}-incumbent-traces", trace.drop(columns=["run"]))
-    report.data(f"{task}-anytime", frame)
-    _anytime_text(report, runs, table)
-    report.text(*[f"- {t}" for t in _anytime_sentences(frame, unit, o.aggregate)])
-    for value in values:
-        _anytime_figure(report, frame, task, value, axes)
-    return Anytime(results, trace, unit)
+    return pd.concat(summaries, ignore_index=True)
 
 
-def _anytime_sentences(frame: pd.DataFrame, unit: str, how: str) -> list[str]:
+def _recommended_text(report: Report, recommended: pd.DataFrame, table) -> None:
+    """What the recommendation's curves show, and where a run's value is not known."""
+    steps = recommended[~recommended["end"]]
+    fallback = sorted(steps.loc[steps["rule"] != "optimizer", "optimizer"].unique())
+    text = ("The recommended configuration is what the optimizer would return if stopped "
+            "at that point of the budget: the library's own choice where it has one (SMAC's "
+            "incumbent, Optuna's best trial for TPE, hpbandster's incumbent rule for "
+            "Hyperband and BOHB: the best loss at the maximum budget), else the stated rule "
+            "(grid, random, ASHA: the most epochs, then the lowest loss), as logged by the "
+            "runner whenever it changed (docs/reports.md). Its value is its full-fidelity "
+            "validation loss: ")
+    if table is not None:
+        ref = full_fidelity_reference(table)
+        text += (f"on a replay, the mean over the table's {table.seeds} training seeds of its "
+                 f"last-epoch loss, looked up in the table; regret = (value − {ref['best']:.4g})"
+                 f" / ({ref['median']:.4g} − {ref['best']:.4g}), 0 the best configuration's "
+                 "full-fidelity mean, 1 the median configuration's. ")
+    text += ("On a live run, the recommended trial's own loss where it trained to full "
+             "fidelity, else no value (a point counts only where every seed has one). A "
+             "curve need not fall monotonically: a recommendation can change to a "
+             "configuration whose full-fidelity value is worse.")
+    if fallback:
+        text += (f" The logs of {', '.join(fallback)} hold no recommendation rows (written "
+                 "before they existed): their recommendation is the stated rule, computed "
+                 "from the log.")
+    report.text(text)
+def _anytime_sentences(frame: pd.DataFrame, unit: str, how: str,
+                       labels: dict[str, str] | None = None) -> list[str]:
     """Each optimizer's aggregate at a tenth of the budget and at its end, from the data."""
     out = []
-    for value in ("loss", "regret"):
+    for value in ("value", "loss", "regret"):
         part = frame[(frame["axis"] == unit) & (frame["value"] == value)]
         if part.empty:
             continue
@@ -114,7 +174,7 @@ def _anytime_sentences(frame: pd.DataFrame, unit: str, how: str) -> list[str]:
             early = at.get(tenth, np.nan)
             cells.append(f"{name} {'–' if pd.isna(early) else f'{early:.4g}'} → "
                          f"{at.iloc[-1]:.4g}")
-        label = {"loss": "incumbent validation loss", "regret": "normalized regret"}[value]
+        label = (labels or _LABELS)[value]
         lead = ("One seed each:" if part["seeds"].max() == 1 else
                 how.upper() if how == "iqm" else how.capitalize())
         out.append(f"{lead} {label} at "
@@ -127,9 +187,10 @@ def _anytime_text(report: Report, runs: RunSet, table) -> None:
     o = report.options
     seeds = runs.runs.groupby("optimizer")["seed"].nunique()
     how = {"iqm": "interquartile mean (IQM)", "median": "median", "mean": "mean"}[o.aggregate]
-    text = (f"The incumbent is the runner's: among completed trials, the most epochs, then "
-            f"the lowest loss; a curve can rise when the first trial at a higher fidelity "
-            f"completes worse. Lines are the {how} over seeds at each budget point")
+    text = (f"The observed incumbent (it mixes fidelities) is the runner's: among completed "
+            f"trials, the most epochs, then the lowest loss; a curve can rise when the first "
+            f"trial at a higher fidelity completes worse. Lines are the {how} over seeds at "
+            f"each budget point")
     if seeds.min() >= 2:
         text += (f", bands the 95% percentile bootstrap over seeds ({o.resamples} resamples, "
                  f"fixed generator seed).")
@@ -146,19 +207,32 @@ def _anytime_text(report: Report, runs: RunSet, table) -> None:
     report.text(text)
 
 
-def _anytime_figure(report: Report, frame: pd.DataFrame, task: str, value: str,
-                    axes: list[str]) -> None:
-    label = {"loss": "incumbent validation loss", "regret": "normalized regret"}[value]
+_LABELS = {"loss": "incumbent validation loss", "regret": "normalized regret",
+           "value": "recommended config's full-fidelity loss"}
+_REC_LABELS = {**_LABELS, "regret": "recommended config's regret"}
+
+
+def _anytime_figure(report: Report, frame: pd.DataFrame, task: str, name: str, value: str,
+                    axes: list[str], *, view: str = "") -> None:
+    """One anytime figure; `view` "recommended" (the recommendation's value and regret),
+    "observed" (the observed incumbent, beside a recommended one) or "" (it alone)."""
+    label = (_REC_LABELS if view == "recommended" else _LABELS)[value]
+    log_y = value == "regret" and view != "recommended"  # a recommendation's can be 0
 
     def draw(ax) -> None:
         for i, axis in enumerate(axes):
             part = frame[(frame["axis"] == axis) & (frame["value"] == value)]
-            if value == "regret":
+            if log_y:
                 part = part[part["center"] > 0]
             F.plot_anytime(part, ax[0, i], xlabel=f"budget spent ({axis_label(axis)})",
-                           ylabel=label, log_y=value == "regret", legend=i == len(axes) - 1)
-    name = f"{task}-{'anytime' if value == 'loss' else 'regret'}"
-    report.figure(name, draw, f"{task}: {label} against budget spent", ncols=len(axes))
+                           ylabel=label, log_y=log_y, legend=i == len(axes) - 1)
+    caption = f"{task}: {label} against budget spent"
+    if view == "recommended":
+        caption += (" (the configuration the optimizer would return if stopped there; not "
+                    "monotone where a recommendation changes to a worse configuration)")
+    elif view == "observed":
+        caption = f"{task}: observed incumbent (mixes fidelities): {label} against budget spent"
+    report.figure(name, draw, caption, ncols=len(axes))
 
 
 def final_section(report: Report, runs: RunSet, task: str,

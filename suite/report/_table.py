@@ -16,7 +16,8 @@ from scipy import stats
 from suite.config import to_plain
 
 __all__ = ["require_complete", "fidelity_correlation", "top_overlap", "top_curves",
-           "objective_curve", "table_reference", "fidelity_sentences"]
+           "objective_curve", "table_reference", "full_fidelity_reference",
+           "full_fidelity_means", "fidelity_sentences"]
 
 
 def require_complete(table, path: str) -> str | None:
@@ -43,6 +44,20 @@ def table_reference(table) -> dict[str, float]:
     loss = objective_curve(table)
     return {"best": float(np.nanmin(loss)),
             "median": float(np.nanmedian(np.nanmean(loss[:, :, -1], axis=1)))}
+
+
+def full_fidelity_means(table) -> np.ndarray:
+    """[configs]: each configuration's loss at the last epoch, averaged over the table's
+    training seeds (what a recommended configuration is worth, trained fully)."""
+    return np.nanmean(objective_curve(table)[:, :, -1], axis=1)
+
+
+def full_fidelity_reference(table) -> dict[str, float]:
+    """What a recommendation's regret is measured against: `best`, the lowest
+    full-fidelity mean (`full_fidelity_means`) of any configuration, and `median`, their
+    median (as `table_reference`'s). Regret 0: the best configuration the table holds."""
+    means = full_fidelity_means(table)
+    return {"best": float(np.nanmin(means)), "median": float(np.nanmedian(means))}
 
 
 def fidelity_correlation(loss: np.ndarray, epochs: Sequence[int]) -> pd.DataFrame:
