@@ -37,7 +37,8 @@ from suite.types import Status
 
 __all__ = ["RunSet", "load_runs", "trial_results", "incumbent_traces", "budget_grid",
            "on_grid", "final_incumbents", "run_curves", "recommendation_traces",
-           "recommended_values", "recommended_anytime", "RULE_LOGGED", "RULE_FALLBACK",
+           "recommended_values", "recommended_anytime", "final_recommendations",
+           "RULE_LOGGED", "RULE_FALLBACK",
            "AXES", "axis_label"]
 
 # Budget axes: the ledger column each reads, and its label.
@@ -337,3 +338,16 @@ def recommended_anytime(runs: RunSet, table=None, *, axis: str | None = None,
     if "regret" in trace:
         frame["regret"] = on_grid(trace, axis, grid, "regret")["regret"].to_numpy()
     return frame
+
+
+def final_recommendations(recommended: pd.DataFrame, observed: pd.DataFrame) -> pd.DataFrame:
+    """Each run's last recommendation (`recommended_values` rows) beside its observed final
+    incumbent (`final_incumbents`): the recommendation's columns, plus `observed_loss` (and
+    `observed_regret` where `observed` has a regret)."""
+    last = final_incumbents(recommended)
+    keep = {"loss": "observed_loss", "regret": "observed_regret"}
+    seen = observed.set_index("run")
+    for col, name in keep.items():
+        if col in seen:
+            last[name] = last["run"].map(seen[col]).to_numpy(dtype=float)
+    return last
