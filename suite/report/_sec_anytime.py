@@ -287,8 +287,8 @@ def _final_budget_table(finals: pd.DataFrame,
             table = table.merge(part.set_axis(["optimizer", name], axis=1), on="optimizer")
         return table, ("recommended configuration's full-fidelity validation loss (table "
                        "mean over its training seeds; the observed incumbent's IQM beside "
-                       "it; the tests below read the observed incumbent's loss; its regret is against the "
-                       "lowest loss anywhere in the table, as above)")
+                       "it, its regret against the lowest loss anywhere in the table, as "
+                       "above; the tests below read the observed incumbent's loss)")
     table = final_table(finals, "loss")
     if "regret" in finals:
         table = table.merge(final_table(finals, "regret")[["optimizer", "median"]].rename(
