@@ -38,9 +38,13 @@ from suite.report._runs import (
     RunSet,
     budget_grid,
     final_incumbents,
+    final_recommendations,
     incumbent_traces,
     load_runs,
     on_grid,
+    recommendation_traces,
+    recommended_anytime,
+    recommended_values,
     run_curves,
     trial_results,
 )
@@ -58,6 +62,8 @@ from suite.report._stats import (
 from suite.report._style import optimizer_colors, save_figure
 from suite.report._table import (
     fidelity_correlation,
+    full_fidelity_means,
+    full_fidelity_reference,
     objective_curve,
     table_reference,
     top_curves,
@@ -72,9 +78,11 @@ __all__ = [
     "LITERATURE_TIERS", "category_of", "fidelity_rungs", "grid_fanova",
     "literature_comparison", "literature_sentences", "table_importance", "trial_importance",
     "RunSet", "budget_grid", "final_incumbents", "incumbent_traces", "load_runs", "on_grid",
-    "run_curves", "trial_results",
+    "run_curves", "trial_results", "final_recommendations", "recommendation_traces",
+    "recommended_anytime", "recommended_values",
     "anytime_summary", "bootstrap_band", "cliques", "final_table", "friedman", "iqm",
     "nemenyi_cd", "ranks_over_budget", "wilcoxon_holm",
     "optimizer_colors", "save_figure",
     "fidelity_correlation", "objective_curve", "table_reference", "top_curves", "top_overlap",
+    "full_fidelity_means", "full_fidelity_reference",
 ]
