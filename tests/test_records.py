@@ -27,6 +27,8 @@ from suite.records import (
     EpochRow,
     Event,
     FinishRow,
+    LogInvariants,
+    RecommendRow,
     RetryRow,
     RowError,
     RunMeta,
@@ -283,3 +285,45 @@ def test_a_format_1_run_resumes_and_goes_on_in_format_2(tmp_path):
     def timeless(rows):
         return [{k: v for k, v in row.items() if k not in ("v", "wall_time")} for row in rows]
     assert timeless(rows) == timeless(uninterrupted)
+
+
+def _recommend(**changes) -> dict:
+    """A recommend row of trial 0 of FORMAT_1_LINES, after its ok epoch (line 3)."""
+    ok = json.loads(FORMAT_1_LINES.splitlines()[2])
+    row = {"event": "recommend", **{k: ok[k] for k in ("trial_id", "config_id", "config",
+                                                        "target_epochs", "resumed_from")},
+           "loss": ok["loss"], "ledger": ok["ledger"], "wall_time": 0.0004, "v": FORMAT}
+    return {**row, **changes}
+
+
+def _check(rows) -> None:
+    rules = LogInvariants()
+    for row in rows:
+        rules.add(row, check_row(row))
+
+
+def test_a_recommend_row_reads_back_and_keeps_the_invariants():
+    head = [json.loads(line) for line in FORMAT_1_LINES.splitlines()[:3]]
+    row = _recommend()
+    record = parse_row(row)
+    assert isinstance(record, RecommendRow) and record.trial.trial_id == 0
+    assert _same_json(record.to_json(), row)
+    _check([*head, row])
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"trial_id": 1}, "which has not ended ok"),
+    ({"loss": 0.7}, "differs from its ok epoch row"),
+    ({"ledger": {"device_seconds": 1.0, "epochs": 1, "full": 1.0}}, "is not the total"),
+    ({"v": FORMAT + 1}, "written by a newer suite"),
+])
+def test_a_bad_recommend_row_is_refused(changes, message):
+    head = [json.loads(line) for line in FORMAT_1_LINES.splitlines()[:3]]
+    with pytest.raises(RowError, match=message):
+        _check([*head, _recommend(**changes)])
+
+
+def test_a_recommend_row_is_written_on_a_change_only():
+    head = [json.loads(line) for line in FORMAT_1_LINES.splitlines()[:3]]
+    with pytest.raises(RowError, match="written on a change only"):
+        _check([*head, _recommend(), _recommend(wall_time=0.0005)])

@@ -5,6 +5,7 @@ import math
 import pytest
 
 from suite.budget import Ledger, parse_budget
+from suite.errors import SuiteError
 from suite.executors import InProcessExecutor
 from suite.log import RunLog, read_rows
 from suite.runner import Runner
@@ -95,3 +96,53 @@ def test_exception_before_first_epoch_gets_an_end_row(tmp_path):
     assert len(end) == 1 and end[0]["status"] == "failed"
     assert "RuntimeError: injected fault" in end[0]["error"]
     assert opt.told[0].status is Status.FAILED and runner.ledger.totals.epochs == 0
+
+
+class _Recommending(Scripted):
+    """Recommends, after each tell, the trial a script names (None: none yet)."""
+
+    def __init__(self, trials, script) -> None:
+        super().__init__(trials)
+        self.script, self.answers = list(script), []
+
+    def recommend(self):
+        self.answers.append(self.script[min(len(self.told), len(self.script)) - 1]
+                            if self.told else None)
+        return self.answers[-1]
+
+
+def test_a_recommendation_is_logged_after_the_tell_and_only_when_it_changes(tmp_path):
+    task = ToyTask()
+    trials = [Trial(i, c, 1, i) for i, c in enumerate(_configs(task, 5))]
+    optimizer = _Recommending(trials, [None, 1, 1, 3, 1])
+    log = RunLog.create(tmp_path / "run", {"task": "toy"})
+    Runner(optimizer=optimizer, executor=InProcessExecutor(task, workers=1),
+           ledger=Ledger(parse_budget("100x"), max_epochs=27), log=log,
+           metric=task.info.metric, seed=0, checkpoints=None).run()
+    log.close()
+    rows = read_rows(tmp_path / "run")
+    recommends = [(i, r) for i, r in enumerate(rows) if r["event"] == "recommend"]
+    assert [r["trial_id"] for _, r in recommends] == [1, 3, 1]
+    # right after the epoch row told when it changed (the 2nd, 4th and 5th tells)
+    assert [rows[i - 1]["trial_id"] for i, _ in recommends] == [1, 3, 4]
+    for i, row in recommends:
+        told = rows[i - 1]
+        assert told["event"] == "epoch" and told["status"] == "ok"
+        assert row["ledger"] == told["ledger"]
+        mine = next(r for r in rows if r["event"] == "epoch" and r["status"] == "ok"
+                    and r["trial_id"] == row["trial_id"])
+        assert row["loss"] == mine["loss"] and row["config"] == mine["config"]
+    assert len(optimizer.answers) == 1 + 5, "asked once at the start, then after each tell"
+
+
+def test_a_recommendation_of_a_trial_not_ended_ok_is_one_error(tmp_path):
+    task = ToyTask()
+    trials = [Trial(i, c, 1, i) for i, c in enumerate(_configs(task, 2))]
+    log = RunLog.create(tmp_path / "run", {"task": "toy"})
+    runner = Runner(optimizer=_Recommending(trials, [7]),
+                    executor=InProcessExecutor(task, workers=1),
+                    ledger=Ledger(parse_budget("100x"), max_epochs=27), log=log,
+                    metric=task.info.metric, seed=0, checkpoints=None)
+    with pytest.raises(SuiteError, match="recommends trial 7, which did not end ok"):
+        runner.run()
+    log.close()
