@@ -253,15 +253,23 @@ def recommendation_traces(rows: pd.DataFrame, results: pd.DataFrame) -> pd.DataF
     cols = ["run", "optimizer", "seed", *AXES.values(), "trial_id", "config_id", "epoch",
             "loss", *[c for c in results.columns if c.startswith("config.")], "rule"]
     parts = [p.reindex(columns=cols) for p in (logged, fallback) if not p.empty]
-    if not parts:
-        return pd.DataFrame(columns=[*cols, "end"])
-    trace = pd.concat(parts, ignore_index=True)
+    trace = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
     for col in ("trial_id", "config_id", "epoch"):
         trace[col] = trace[col].astype(int)
     trace = trace.sort_values(["run", "ledger.epochs"], kind="stable").assign(end=False)
-    trace = pd.concat([trace, _ends(trace, rows)], ignore_index=True)
+    trace = pd.concat([trace, _ends(trace, rows), _never(trace, rows)], ignore_index=True)
     return trace.sort_values(["run", "end", "ledger.epochs"], kind="stable").reset_index(
         drop=True)
+
+
+def _never(trace: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """An end row (no recommendation: NaN) for each run that never recommended anything
+    (BOHB before any max-budget result), so that an aggregate over seeds sees the run
+    and has no value there, rather than leaving the run out."""
+    charged = rows[rows["ledger.epochs"].notna() & ~rows["run"].isin(trace["run"])]
+    last = charged.groupby("run", sort=True).tail(1)
+    return last.reindex(columns=["run", "optimizer", "seed", *AXES.values()]).assign(
+        end=True)
 
 
 def recommended_values(trace: pd.DataFrame, runs: pd.DataFrame, table=None) -> pd.DataFrame:

@@ -122,3 +122,18 @@ def test_final_recommendations_keep_the_observed_incumbent_beside(replay):
     assert len(finals) == len(runs.runs)
     assert finals["observed_loss"].tolist() == observed.set_index("run").loc[
         finals["run"], "loss"].tolist()
+
+
+def test_a_run_that_never_recommended_counts_as_a_seed_without_a_value(replay, tmp_path):
+    study, table = replay
+    runs = load_runs(study)
+    rows = runs.rows
+    silent = runs.runs["run"].iloc[0]
+    rows = rows[~((rows["run"] == silent) & (rows["event"] == "recommend"))]
+    results = trial_results(rows)
+    results = results[results["run"] != silent]  # nothing completed either
+    trace = recommendation_traces(rows, results)
+    mine = trace[trace["run"] == silent]
+    assert len(mine) == 1 and mine["end"].all() and mine["trial_id"].isna().all()
+    valued = recommended_values(trace, runs.runs, table)
+    assert np.isnan(valued.loc[valued["run"] == silent, "value"]).all()
