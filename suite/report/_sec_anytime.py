@@ -101,24 +101,34 @@ def anytime_section(report: Report, runs: RunSet, inputs: TaskInputs) -> Anytime
     report.data(f"{task}-recommended-traces", recommended.drop(columns=["run"]))
     report.data(f"{task}-recommended-anytime", rec_frame)
     _recommended_text(report, recommended, table)
-    names = {"loss": f"{task}-anytime", "value": f"{task}-anytime", "regret": f"{task}-regret"}
-    if table is not None:  # the recommendation's figures are the primary ones
+    primary = table is not None and bool(runs.runs["simulated"].any())
+    if primary:
         report.text(*[f"- {t}" for t in _anytime_sentences(rec_frame, unit, o.aggregate,
                                                                 _REC_LABELS)])
-        for value in ("value", "regret"):
-            _anytime_figure(report, rec_frame, task, names[value], value, axes, view="recommended")
     _anytime_text(report, runs, table)
     report.text(*[f"- {t}" for t in _anytime_sentences(frame, unit, o.aggregate)])
-    for value in values:
-        if table is not None:
-            _anytime_figure(report, frame, task, f"{names[value]}-observed", value, axes,
-                            view="observed")
-        else:
-            _anytime_figure(report, frame, task, names[value], value, axes)
-    if table is None and not rec_frame.empty:
+    _anytime_figures(report, task, frame, rec_frame, axes, primary=primary)
+    return Anytime(results, trace, unit, recommended)
+
+
+def _anytime_figures(report: Report, task: str, frame: pd.DataFrame, rec_frame: pd.DataFrame,
+                     axes: list[str], *, primary: bool) -> None:
+    """The recommendation's figures first and under the plain names when `primary` (a
+    replay valued from its table), the observed incumbent's then `-observed`; otherwise
+    the observed incumbent's under the plain names, the recommendation's known values as
+    `TASK-anytime-recommended`."""
+    names = {"loss": f"{task}-anytime", "value": f"{task}-anytime", "regret": f"{task}-regret"}
+    observed = sorted(set(frame["value"]))  # loss, and regret with a table
+    if primary:
+        for value in ("value", "regret"):
+            _anytime_figure(report, rec_frame, task, names[value], value, axes,
+                            view="recommended")
+    for value in observed:
+        _anytime_figure(report, frame, task, names[value] + ("-observed" if primary else ""),
+                        value, axes, view="observed" if primary else "")
+    if not primary and not rec_frame.empty and rec_frame["value"].eq("value").any():
         _anytime_figure(report, rec_frame, task, f"{task}-anytime-recommended", "value", axes,
                         view="recommended")
-    return Anytime(results, trace, unit, recommended)
 
 
 def _summaries(trace: pd.DataFrame, axes: list[str], values: list[str], o) -> pd.DataFrame:
