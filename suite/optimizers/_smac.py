@@ -67,6 +67,8 @@ class SMACOptimizer:
         self._completed: dict[tuple, list[tuple[int, int]]] = {}  # key -> [(trial_id, epochs)]
         self._book = TrialBook()
         self._exhausted = False
+        self._incumbent: Configuration | None = None
+        self._incumbent_key: tuple = ()
 
     @property
     def finished(self) -> bool:
@@ -99,7 +101,9 @@ class SMACOptimizer:
         incumbent = self._facade.intensifier.get_incumbent()
         if incumbent is None:
             return None
-        done = self._completed.get(config_key(plain_config(incumbent)))
+        if incumbent is not self._incumbent:  # its key, computed once per incumbent
+            self._incumbent, self._incumbent_key = incumbent, config_key(plain_config(incumbent))
+        done = self._completed.get(self._incumbent_key)
         if not done:  # never happens for an incumbent SMAC learned from our results
             return None
         return max(done, key=lambda told: (told[1], told[0]))[0]
