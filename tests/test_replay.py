@@ -326,10 +326,10 @@ def test_table_flag_alone_reads_the_tasks_table_and_resume_refuses_it(tmp_path, 
     assert "drop --table" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("optimizer", ["random", "hyperband"])
+@pytest.mark.parametrize("optimizer, budget", [("random", "6x"), ("hyperband", "20x")])
 def test_a_kill_next_to_a_recommend_row_neither_loses_nor_repeats_it(tmp_path, toy_path,
-                                                                     optimizer):
-    spec = _spec(toy_path, optimizer, budget="6x", workers=2)
+                                                                     optimizer, budget):
+    spec = _spec(toy_path, optimizer, budget=budget, workers=2)
     (reference,) = run_study(spec, tmp_path / "ref")
     expected = _without_wall_time(reference.directory)
     events = [r["event"] for r in read_rows(reference.directory)]
