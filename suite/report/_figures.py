@@ -18,7 +18,7 @@ from suite.report._style import new_figure, optimizer_colors
 
 __all__ = ["plot_anytime", "plot_ranks", "plot_cd_diagram", "plot_final", "plot_test_vs_val",
            "plot_importance", "plot_literature", "plot_trial_importance",
-           "plot_fidelity_correlation", "plot_learning_curves", "plot_parallel"]
+           "plot_fidelity_correlation", "plot_learning_curves", "plot_parallel", "symlog_y"]
 
 
 def _axes(ax):
@@ -345,3 +345,13 @@ def _scale(series: pd.Series) -> tuple[np.ndarray, tuple[list[float], list[str]]
     tick_values = [lo, hi] if hi > lo else [lo]
     return pos, ([float((f(t) - f(lo)) / span) for t in tick_values],
                  [f"{t:.3g}" for t in tick_values])
+
+
+def symlog_y(ax, linthresh: float, bottom: float | None = 0.0):
+    """A y axis linear below `linthresh` and logarithmic above, for values that reach 0
+    (a log axis would drop them) but span decades above it; it starts at `bottom`."""
+    ax.set_yscale("symlog", linthresh=linthresh, linscale=0.5)
+    if bottom is not None:
+        ax.set_ylim(bottom=bottom)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    return ax

@@ -220,6 +220,7 @@ def _anytime_text(report: Report, runs: RunSet, table) -> None:
 
 _LABELS = {"loss": "incumbent validation loss", "regret": "normalized regret",
            "value": "recommended config's full-fidelity loss"}
+_LINTHRESH = 0.1  # regret below which the recommendation's regret axis is linear
 _REC_LABELS = {**_LABELS, "regret": "recommended config's regret"}
 
 
@@ -237,6 +238,11 @@ def _anytime_figure(report: Report, frame: pd.DataFrame, task: str, name: str, v
                 part = part[part["center"] > 0]
             F.plot_anytime(part, ax[0, i], xlabel=f"budget spent ({axis_label(axis)})",
                            ylabel=label, log_y=log_y, legend=i == len(axes) - 1)
+            if value == "regret" and not log_y:
+                # 0 (the table's best configuration) is a value a recommendation reaches:
+                # linear near it, logarithmic above, so the early large regrets do not
+                # flatten the differences at the end
+                F.symlog_y(ax[0, i], _LINTHRESH)
     caption = f"{task}: {label} against budget spent"
     if view == "recommended":
         caption += (" (the configuration the optimizer would return if stopped there; not "

@@ -137,3 +137,16 @@ def test_a_run_that_never_recommended_counts_as_a_seed_without_a_value(replay, t
     assert len(mine) == 1 and mine["end"].all() and mine["trial_id"].isna().all()
     valued = recommended_values(trace, runs.runs, table)
     assert np.isnan(valued.loc[valued["run"] == silent, "value"]).all()
+
+
+def test_the_recommendations_regret_axis_shows_zero():
+    from suite.report._figures import plot_anytime, symlog_y
+    from suite.report._style import new_figure
+
+    _, axes = new_figure()
+    summary = pd.DataFrame({"optimizer": "a", "budget": [1.0, 2.0, 3.0],
+                            "center": [5.0, 0.5, 0.0], "low": np.nan, "high": np.nan,
+                            "seeds": 2})
+    ax = symlog_y(plot_anytime(summary, axes[0, 0]), 0.1)
+    assert ax.get_yscale() == "symlog" and ax.get_ylim()[0] == 0.0
+    assert ax.get_ylim()[1] >= 5.0
