@@ -8,8 +8,9 @@ apart from the wall-clock fields (`wall_time`).
 
 The study's guarantees hold as in a serial study:
 - One writer: the driver holds `OUT/.lock` for the whole study; a worker writes only the
-  folder of the run it was given. A worker whose driver died stops its run (it watches
-  its parent), so a `--resume` never finds an orphan still writing.
+  folder of the run it was given, holding that folder's own `.lock`. A worker whose
+  driver died stops its run (it watches its parent), and a resumed study's worker waits
+  on the run's lock until the orphan has stopped: never two writers of one log.
 - Stopping: SIGINT/SIGTERM reach the driver (and the workers of its process group); the
   driver sets one stop flag that every worker's runner checks, runs not yet begun are
   never begun, and the driver raises `Stopped` once every worker has stopped: the runs
@@ -27,22 +28,26 @@ checkpoints must). The driver keeps the lock, the plan and the order of outcomes
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
 from suite.errors import SuiteError
+from suite.lock import LockedError, hold_lock
 from suite.runner import STOP_POLL, FailingTrials
 
 __all__ = ["default_jobs", "run_pool", "run_ray"]
 
 Run = tuple[str, int]  # (optimizer, seed)
+ORPHAN_WAIT = 10.0  # seconds a worker waits for an orphan of a killed driver to stop
 
 
 def default_jobs() -> int:
@@ -109,8 +114,26 @@ def _run_here(spec, out: Path, name: str, seed: int, stop: threading.Event):
     if stop.is_set():
         return None
     setting = _setting(spec)
-    with to_library_log(out / LIBRARY_LOG):
-        return _run_one(spec, setting, name, seed, out / name / f"seed-{seed}", None, stop)
+    directory = out / name / f"seed-{seed}"
+    with _run_lock(directory, stop), to_library_log(out / LIBRARY_LOG):
+        return _run_one(spec, setting, name, seed, directory, None, stop)
+
+
+@contextlib.contextmanager
+def _run_lock(directory: Path, stop: threading.Event) -> Iterator[None]:
+    """The run folder's own lock, held by the worker writing it: a worker orphaned by a
+    killed driver stops within STOP_POLL seconds, and a resumed study's worker waits for
+    it here instead of writing the same log beside it."""
+    deadline = time.monotonic() + ORPHAN_WAIT
+    while True:
+        try:
+            with hold_lock(directory, "run"):
+                yield
+            return
+        except LockedError:
+            if time.monotonic() > deadline or stop.is_set():
+                raise
+            time.sleep(STOP_POLL / 4)
 
 
 def _run_in_worker(spec, out: Path, name: str, seed: int):
