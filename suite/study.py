@@ -153,7 +153,9 @@ def run_study(spec: StudySpec, out: Path, *, resume: bool = False,
             _write_plan(out, spec)
         with on_signals(stop) as caught, to_library_log(out / LIBRARY_LOG):
             try:
-                if spec.table is not None and (jobs > 1 or spec.executor == "ray"):
+                runs = len(spec.optimizers) * len(spec.seeds)  # one: no pool to start
+                if spec.table is not None and (
+                        (jobs > 1 and runs > 1) or spec.executor == "ray"):
                     return _run_parallel(spec, out, on_run, stop, caught, jobs)
                 return _run_all(spec, setting, out, on_run, stop, caught)
             except KeyboardInterrupt:  # a second signal: stopped at once; the log holds
