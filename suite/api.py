@@ -80,7 +80,7 @@ def run(task: Any, optimizers: str | Iterable[str], budget: str,
         seeds: int | str | Iterable[int] = 0, out: str | Path | None = None, *,
         include_default: bool = False, promotion: str = "resume", scale: str | None = None,
         where: Placement | None = None, resume: bool = False,
-        stop: threading.Event | None = None) -> Study:
+        stop: threading.Event | None = None, jobs: int | None = None) -> Study:
     """Benchmark `optimizers` on `task` under one budget ledger, into the folder `out`.
 
     Args:
@@ -94,6 +94,8 @@ def run(task: Any, optimizers: str | Iterable[str], budget: str,
         where: a `Placement` (default: one local worker).
         resume: if `out` already holds this study, continue it instead of refusing.
         stop: set it (from any thread) to stop the study; `suite.resume(out)` continues it.
+        jobs: a replay's runs in this many processes at once (default: one per core; the
+            logs are the serial ones apart from wall-clock fields); a live study takes 1.
 
     Returns:
         The finished `Study`.
@@ -112,14 +114,15 @@ def run(task: Any, optimizers: str | Iterable[str], budget: str,
     where = where or Placement()
     if resume and out is not None and _holds_study(Path(out)):
         _check_same_plan(Path(out), plan)
-        return _continue(Path(out), None, stop, None)
-    return start(plan, where, out, stop=stop)
+        return _continue(Path(out), None, stop, None, jobs)
+    return start(plan, where, out, stop=stop, jobs=jobs)
 
 
 def start(plan: Plan, where: Placement, out: str | Path | None = None, *,
           stop: threading.Event | None = None,
-          on_run: Callable | None = None) -> Study:
-    """Run `plan` at `where` into a new folder `out`: what `run` and `suite run` call."""
+          on_run: Callable | None = None, jobs: int | None = None) -> Study:
+    """Run `plan` at `where` into a new folder `out`: what `run` and `suite run` call
+    (`jobs`: a replay's parallel runs, see `run`)."""
     from suite.registry import check_reference
     from suite.study import run_study
 
@@ -130,18 +133,20 @@ def start(plan: Plan, where: Placement, out: str | Path | None = None, *,
     if out is not None and not str(out).strip():
         raise SuiteError("out is empty: name the study folder (or leave it out)")
     out = Path(out or default_out(spec.task))
-    outcomes = run_study(spec, out, on_run=on_run, stop=stop)
+    outcomes = run_study(spec, out, on_run=on_run, stop=stop, jobs=jobs)
     return Study(out, outcomes)
 
 
 def resume(out: str | Path, *, address: str | None = None,
-           stop: threading.Event | None = None, on_run: Callable | None = None) -> Study:
+           stop: threading.Event | None = None, on_run: Callable | None = None,
+           jobs: int | None = None) -> Study:
     """Continue the interrupted study in `out` with its own plan (`address`: a restarted
-    Ray cluster's new address). A complete study returns at once."""
-    return _continue(Path(out), address, stop, on_run)
+    Ray cluster's new address; `jobs`: a replay's parallel runs, not part of the plan).
+    A complete study returns at once."""
+    return _continue(Path(out), address, stop, on_run, jobs)
 
 
-def _continue(out: Path, address, stop, on_run) -> Study:
+def _continue(out: Path, address, stop, on_run, jobs=None) -> Study:
     from suite.study import load_study, run_study
 
     spec = load_study(out)
@@ -149,7 +154,7 @@ def _continue(out: Path, address, stop, on_run) -> Study:
         if spec.executor != "ray":
             raise SuiteError(f"--address is for --executor ray; {out} runs on {spec.executor}")
         spec = replace(spec, address=address)
-    outcomes = run_study(spec, out, resume=True, on_run=on_run, stop=stop)
+    outcomes = run_study(spec, out, resume=True, on_run=on_run, stop=stop, jobs=jobs)
     return Study(out, outcomes)
 
 

@@ -147,9 +147,9 @@ class StudySpec:
             if self.executor == "simulated":
                 raise SuiteError("the simulated executor replays a recorded table: give --table")
             return
-        if self.executor not in (None, "simulated"):
-            raise SuiteError(f"--table replays on the simulated executor; drop --executor "
-                             f"{self.executor}")
+        if self.executor not in (None, "simulated", "ray"):  # ray: each run a Ray task
+            raise SuiteError(f"--table replays on the simulated executor (or, with --executor "
+                             f"ray, its runs as Ray tasks); drop --executor {self.executor}")
         if tuple(self.devices) != ("auto",):
             raise SuiteError("--devices has no meaning in a replay (--table): its workers are "
                              "simulated; give --workers N")

@@ -53,6 +53,7 @@ __all__ = ["StudySpec", "RunOutcome", "parse_seeds", "run_study", "load_study", 
            "Stopped"]
 
 STUDY_NAME = "study.json"
+MAX_JOBS = 1024  # parallel runs of a replay: beyond any machine's cores
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,8 @@ def load_study(out: Path) -> StudySpec:
 
 def run_study(spec: StudySpec, out: Path, *, resume: bool = False,
               on_run: Callable[[str, int, Runner], None] | None = None,
-              stop: threading.Event | None = None) -> list[RunOutcome]:
+              stop: threading.Event | None = None,
+              jobs: int | None = None) -> list[RunOutcome]:
     """Run (or resume) every optimizer × seed of `spec` into `out`.
 
     Stopping: called from the main thread, SIGINT and SIGTERM stop the study cleanly (the
@@ -111,8 +113,16 @@ def run_study(spec: StudySpec, out: Path, *, resume: bool = False,
     `Stopped` is raised; `run_study(spec, out, resume=True)` then continues exactly where
     it stopped, as `suite run --resume` does.
 
+    Parallel replays: a replay's runs run in `jobs` worker processes at once (None: one
+    per core this process may use; 1: one after another, here), or as Ray tasks with
+    `executor` ray (`suite._parallel`); every run's log is the serial one apart from its
+    wall-clock fields, and the outcomes come in the plan's order. There `on_run` is called
+    once a run has ended, with an object holding its `state` and `ledger`.
+
     Args:
         stop: set it to stop the study (checked between events, at least every 0.2 s).
+        jobs: parallel runs of a replay (an execution choice, not part of the plan); a
+            live study trains its trials on `workers` and runs one run at a time.
 
     Raises:
         Stopped: by a signal (`signum`) or `stop` (`signum` None); `out` resumes.
@@ -125,6 +135,7 @@ def run_study(spec: StudySpec, out: Path, *, resume: bool = False,
         LockedError: another live process is writing the study (`suite.lock`).
     """
     out = Path(out)
+    jobs = _check_jobs(spec, jobs)
     if spec.table is not None and not resume:
         # the plan names the table absolutely: `--resume` from any folder finds it
         spec = replace(spec, table=os.path.abspath(spec.table))
@@ -142,9 +153,43 @@ def run_study(spec: StudySpec, out: Path, *, resume: bool = False,
             _write_plan(out, spec)
         with on_signals(stop) as caught, to_library_log(out / LIBRARY_LOG):
             try:
+                runs = len(spec.optimizers) * len(spec.seeds)  # one: no pool to start
+                if spec.table is not None and (
+                        (jobs > 1 and runs > 1) or spec.executor == "ray"):
+                    return _run_parallel(spec, out, on_run, stop, caught, jobs)
                 return _run_all(spec, setting, out, on_run, stop, caught)
             except KeyboardInterrupt:  # a second signal: stopped at once; the log holds
                 raise Stopped(out, caught.signum) from None
+
+
+def _check_jobs(spec: StudySpec, jobs: int | None) -> int:
+    """`jobs` resolved: parallel runs are a replay's (a live run's trials share devices)."""
+    from suite._parallel import default_jobs
+
+    if jobs is None:
+        return default_jobs() if spec.table is not None else 1
+    if type(jobs) is not int or not 1 <= jobs <= MAX_JOBS:
+        raise SuiteError(f"--jobs must be in 1..{MAX_JOBS}, got {jobs}")
+    if jobs > 1 and spec.table is None:
+        raise SuiteError("--jobs runs a replay's runs in parallel (--table); a live study "
+                         "trains its trials in parallel on --workers")
+    return jobs
+
+
+def _run_parallel(spec: StudySpec, out: Path, on_run, stop: threading.Event, caught,
+                  jobs: int) -> list[RunOutcome]:
+    """A replay's runs in worker processes or Ray tasks (`suite._parallel`), outcomes in
+    the plan's order; `Stopped` once all have stopped if `stop` was set."""
+    from suite._parallel import run_pool, run_ray
+
+    runs = [(name, seed) for name in spec.optimizers for seed in spec.seeds]
+    if spec.executor == "ray":
+        outcomes = run_ray(spec, out, runs, jobs, on_run, stop)
+    else:
+        outcomes = run_pool(spec, out, runs, min(jobs, len(runs)), on_run, stop)
+    if len(outcomes) < len(runs) or any(o.reason == STOPPED for o in outcomes.values()):
+        raise Stopped(out, caught.signum)
+    return [outcomes[run] for run in runs]
 
 
 def _check_devices(spec: StudySpec, out: Path, resume: bool) -> None:
@@ -265,7 +310,7 @@ def _optimizer(name: str, seed: int, setting: Setting, budget):
 
 
 def _executor(spec: StudySpec, setting: Setting, rows: list[Row]):
-    if spec.executor == "simulated":
+    if setting.table is not None:  # a replay, in this process or as a Ray task
         executor = SimulatedExecutor(setting.table, workers=spec.workers)
         executor.restore(rows)  # a resumed replay continues its clock where the log stops
         return executor

@@ -68,7 +68,9 @@ def _fill_then_resume(args, reference: Path, out: Path, preexec=None, free=None)
     assert re.fullmatch(rf"suite run: error: cannot write {q}/\S+/log\.jsonl: .+ \(disk full\?\); "
                         rf"resume with suite run --resume {q} after freeing space", line), line
     written = _files(out)
-    torn = [p for p, data in written.items() if p.name == "log.jsonl" and data[-1:] != b"\n"]
+    # an empty log (a parallel run begun as the study stopped) has no line to be torn
+    torn = [p for p, data in written.items()
+            if p.name == "log.jsonl" and data and data[-1:] != b"\n"]
     if free is not None:
         free()
     proc = _suite("run", "--resume", out)

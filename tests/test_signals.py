@@ -190,7 +190,7 @@ def table(tmp_path_factory):
 def test_sigint_stops_a_replayed_study_that_resumes_to_the_uninterrupted_rows(
         tmp_path, table, optimizer):
     args = ["--task", "toy", "--table", str(table), "--optimizer", optimizer,
-            "--budget", "3x", "--workers", "2", "--seeds", "0-1"]
+            "--budget", "3x", "--workers", "2", "--seeds", "0-1", "--jobs", "1"]
     out = tmp_path / "stopped"
     code, lines = _interrupt(_suite_run(*args, "--out", str(out)), out,
                              lambda proc: proc.send_signal(signal.SIGINT))

@@ -34,6 +34,10 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--seed", type=int, help="one seed (default 0)")
     run.add_argument("--seeds", help="several seeds: 0-4 or 0,2,5-7")
     run.add_argument("--workers", type=int, help="parallel workers (simulated ones in a replay)")
+    run.add_argument("--jobs", type=int, metavar="N",
+                     help="a replay's runs (optimizer x seed) in N processes at once (default: "
+                          "the cores; logs as serial but wall times); a live study runs its "
+                          "runs one after another, its trials on --workers")
     run.add_argument("--devices", help="comma-separated, round-robin over workers, "
                                        "e.g. cuda:0,cuda:0 (default auto)")
     run.add_argument("--out", help="study folder (default runs/<task>-<time>)")
@@ -44,7 +48,8 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
                           "replay: the table grid's configuration nearest to it)")
     run.add_argument("--executor", choices=["local", "inprocess", "ray"],
                      help="local: subprocess workers (default); inprocess: this process; "
-                          "ray: Ray actors on a cluster (pip install 'hpo-suite[ray]')")
+                          "ray: Ray actors on a cluster, or with --table each run a Ray task "
+                          "(pip install 'hpo-suite[ray]')")
     run.add_argument("--address", help="with --executor ray: the cluster's address "
                                        "(default: start a local Ray instance)")
     run.add_argument("--gpus-per-trial", type=float, metavar="G",
@@ -76,13 +81,13 @@ def run(args: argparse.Namespace) -> int:
             raise SuiteError(f"--resume takes its settings from the study; drop "
                              f"{', '.join(given + (['--out'] if args.out is not None else []))}")
         out = Path(args.resume)
-        call = partial(api.resume, out, address=args.address)
+        call = partial(api.resume, out, address=args.address, jobs=args.jobs)
     else:
         if args.out is not None and not args.out.strip():
             raise SuiteError("--out is empty: name the study folder (or leave --out out)")
         plan, where = _plan_from_args(args)
         out = Path(args.out or api.default_out(plan.task))
-        call = partial(api.start, plan, where, out)
+        call = partial(api.start, plan, where, out, jobs=args.jobs)
     console = Console()
     try:
         study = _run_with_progress(call, console)

@@ -1,0 +1,270 @@
+"""Parallel replays: the runs of a replayed study (optimizer × seed) at once.
+
+A replay's runs are independent (each has its own optimizer, ledger, simulated clock and
+run folder), so they run in `jobs` worker processes (`run_pool`) or as Ray tasks on a
+cluster (`run_ray`, `--executor ray --table`). Each run is exactly the serial path's run
+(`suite.study._run_one`) in another process, so its log is the serial log row for row,
+apart from the wall-clock fields (`wall_time`).
+
+The study's guarantees hold as in a serial study:
+- One writer: the driver holds `OUT/.lock` for the whole study; a worker writes only the
+  folder of the run it was given, holding that folder's own `.lock`. A worker whose
+  driver died stops its run (it watches its parent), and a resumed study's worker waits
+  on the run's lock until the orphan has stopped: never two writers of one log.
+- Stopping: SIGINT/SIGTERM reach the driver (and the workers of its process group); the
+  driver sets one stop flag that every worker's runner checks, runs not yet begun are
+  never begun, and the driver raises `Stopped` once every worker has stopped: the runs
+  stopped mid-way resume exactly like a serial study's interrupted run.
+- A worker's error (`FailingTrials`, a bad log) stops the others the same way and is
+  raised in the driver as the one line it was.
+- Library chatter: each worker process sends its own stderr to `OUT/library.log`.
+- Outcomes come back in the plan's order, whatever order the runs finish in.
+
+Ray: each run is one Ray task that builds its setting (reads the table) and writes its
+run folder itself, so on a cluster of several nodes the study folder and the table must
+lie on a file system every node mounts at the same path (as the live Ray executor's
+checkpoints must). The driver keeps the lock, the plan and the order of outcomes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any
+
+from suite.errors import SuiteError
+from suite.lock import LockedError, hold_lock
+from suite.runner import STOP_POLL, FailingTrials
+
+__all__ = ["default_jobs", "run_pool", "run_ray"]
+
+Run = tuple[str, int]  # (optimizer, seed)
+ORPHAN_WAIT = 10.0  # seconds a worker waits for an orphan of a killed driver to stop
+
+
+def default_jobs() -> int:
+    """The cores this process may use (its CPU affinity, else the machine's cores)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class _Finished:
+    """What `on_run` sees for a run that ran elsewhere: its state and ledger once it
+    ended (a progress bar shows it complete at once; `on_row` is called with no row)."""
+
+    def __init__(self, outcome) -> None:
+        self.state, self.ledger, self.on_row = outcome.state, outcome.ledger, None
+
+
+def _report(outcome, on_run: Callable | None) -> None:
+    if on_run is None:
+        return
+    done = _Finished(outcome)
+    on_run(outcome.optimizer, outcome.seed, done)
+    if done.on_row is not None:
+        done.on_row({}, done)
+
+
+# ---- worker processes -------------------------------------------------------------------
+
+_WORKER: dict[str, Any] = {}  # in a worker process: its stop event and settings per spec
+
+
+def _init_worker(flag, parent: int) -> None:
+    """A worker's signals only stop its run (the driver stops the others); a watcher
+    thread stops it too when the driver sets `flag` or dies (the worker is reparented)."""
+    stop = threading.Event()
+    _WORKER["stop"] = stop
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    threading.Thread(target=_watch, args=(flag.is_set, parent, stop), daemon=True).start()
+
+
+def _watch(is_set: Callable[[], bool], parent: int, stop: threading.Event) -> None:
+    while not stop.wait(STOP_POLL / 2):
+        if is_set() or os.getppid() != parent:
+            stop.set()
+
+
+def _setting(spec):
+    """The table is read once per worker process and study, not once per run."""
+    from suite.setting import study_setting
+
+    key = repr(spec)
+    if _WORKER.get("key") != key:
+        _WORKER["key"], _WORKER["setting"] = key, study_setting(spec)[1]
+    return _WORKER["setting"]
+
+
+def _run_here(spec, out: Path, name: str, seed: int, stop: threading.Event):
+    """One run of the study in this process; None: the study stopped before it began."""
+    from suite.library_log import LIBRARY_LOG, to_library_log
+    from suite.study import _run_one
+
+    if stop.is_set():
+        return None
+    setting = _setting(spec)
+    directory = out / name / f"seed-{seed}"
+    with _run_lock(directory, stop), to_library_log(out / LIBRARY_LOG):
+        return _run_one(spec, setting, name, seed, directory, None, stop)
+
+
+@contextlib.contextmanager
+def _run_lock(directory: Path, stop: threading.Event) -> Iterator[None]:
+    """The run folder's own lock, held by the worker writing it: a worker orphaned by a
+    killed driver stops within STOP_POLL seconds, and a resumed study's worker waits for
+    it here instead of writing the same log beside it."""
+    deadline = time.monotonic() + ORPHAN_WAIT
+    while True:
+        try:
+            with hold_lock(directory, "run"):
+                yield
+            return
+        except LockedError:
+            if time.monotonic() > deadline or stop.is_set():
+                raise
+            time.sleep(STOP_POLL / 4)
+
+
+def _run_in_worker(spec, out: Path, name: str, seed: int):
+    return _run_here(spec, out, name, seed, _WORKER["stop"])
+
+
+def run_pool(spec, out: Path, runs: list[Run], jobs: int, on_run: Callable | None,
+             stop: threading.Event) -> dict[Run, Any]:
+    """Run `runs` in `jobs` worker processes; returns their outcomes by run (those stopped
+    or not begun: `STOPPED` or absent). Raises a worker's error once all have stopped."""
+    context = multiprocessing.get_context("spawn")  # no fork of a driver with threads
+    flag = context.Event()
+    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker,
+                               initargs=(flag, os.getpid()))
+    try:
+        futures = {pool.submit(_run_in_worker, spec, out, n, s): (n, s) for n, s in runs}
+        return _collect(futures, flag, stop, on_run, out)
+    finally:
+        flag.set()  # also on a second signal (KeyboardInterrupt): the workers stop too
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _collect(futures: dict, flag, stop: threading.Event, on_run, out: Path) -> dict[Run, Any]:
+    outcomes: dict[Run, Any] = {}
+    error: BaseException | None = None
+    pending = set(futures)
+    while pending:
+        done, pending = wait(pending, timeout=STOP_POLL, return_when=FIRST_COMPLETED)
+        for future in done:
+            if future.cancelled():
+                continue
+            try:
+                outcome = future.result()
+            except BrokenProcessPool:
+                name, seed = futures[future]
+                error = error or SuiteError(
+                    f"a replay worker process died ({name} seed {seed}); its run resumes "
+                    f"with suite run --resume {out}")
+                continue
+            except Exception as exc:  # noqa: BLE001 - re-raised in the driver below
+                error = error or _located(exc, *futures[future], out)
+                continue
+            if outcome is not None:
+                outcomes[futures[future]] = outcome
+                _report(outcome, on_run)
+        if error is not None or stop.is_set():
+            flag.set()
+            for future in pending:
+                future.cancel()
+    if error is not None:
+        raise error
+    return outcomes
+
+
+def _located(exc: BaseException, name: str, seed: int, out: Path) -> BaseException:
+    if isinstance(exc, FailingTrials):  # as the serial study says it
+        return FailingTrials(f"{exc} ({name} seed {seed} stopped; fix the cause, then "
+                             f"suite run --resume {out})")
+    return exc
+
+
+# ---- Ray tasks ----------------------------------------------------------------------------
+
+class _StopFlag:
+    """A Ray actor the driver sets to stop every task (a task cannot see the driver's
+    event); tasks poll it every STOP_POLL seconds."""
+
+    def __init__(self) -> None:
+        self.value = False
+
+    def set(self) -> None:
+        self.value = True
+
+    def is_set(self) -> bool:
+        return self.value
+
+
+def _run_as_task(spec, out: str, name: str, seed: int, flag):
+    import ray
+
+    stop = threading.Event()
+    poll = threading.Thread(target=_watch, daemon=True,
+                            args=(lambda: ray.get(flag.is_set.remote()), os.getppid(), stop))
+    poll.start()
+    try:
+        return _run_here(spec, Path(out), name, seed, stop)
+    finally:
+        stop.set()
+
+
+def run_ray(spec, out: Path, runs: list[Run], jobs: int | None, on_run: Callable | None,
+            stop: threading.Event) -> dict[Run, Any]:
+    """Run `runs` as Ray tasks (one CPU each) on the cluster `suite.executors._ray.connect`
+    reached, at most `jobs` in flight (None: as many as the cluster schedules)."""
+    from suite.executors._ray import connect
+
+    ray = connect(spec.address, workers=spec.workers)
+    flag = ray.remote(num_cpus=0)(_StopFlag).remote()
+    task = ray.remote(num_cpus=1, max_retries=0)(_run_as_task)
+    queue, refs = list(runs), {}
+    outcomes: dict[Run, Any] = {}
+    error: BaseException | None = None
+    try:
+        while queue or refs:
+            while queue and error is None and not stop.is_set() and (
+                    jobs is None or len(refs) < jobs):
+                name, seed = queue.pop(0)
+                refs[task.remote(spec, str(out), name, seed, flag)] = (name, seed)
+            ready, _ = ray.wait(list(refs), num_returns=1, timeout=STOP_POLL)
+            for ref in ready:
+                run = refs.pop(ref)
+                try:
+                    outcome = ray.get(ref)
+                except ray.exceptions.RayTaskError as exc:
+                    error = error or _located(exc.cause or exc, *run, out)
+                    continue
+                except ray.exceptions.RayError as exc:  # its worker died, the node left
+                    error = error or SuiteError(f"the Ray task of {run[0]} seed {run[1]} "
+                                                f"died ({type(exc).__name__}); it resumes "
+                                                f"with suite run --resume {out}")
+                    continue
+                if outcome is not None:
+                    outcomes[run] = outcome
+                    _report(outcome, on_run)
+            if error is not None or stop.is_set():
+                flag.set.remote()
+                queue.clear()
+    finally:
+        if refs:  # a second signal: ask them to stop, and wait, so none is left writing
+            flag.set.remote()
+            ray.wait(list(refs), num_returns=len(refs), timeout=30)
+    if error is not None:
+        raise error
+    return outcomes
