@@ -44,6 +44,8 @@ from suite.report._runs import (
     run_curves,
     trial_results,
 )
+from suite.report._pairs import pair_differences
+from suite.report._seeds import order_flips
 from suite.report._stats import (
     anytime_summary,
     bootstrap_band,
@@ -51,7 +53,6 @@ from suite.report._stats import (
     final_table,
     friedman,
     iqm,
-    nemenyi_cd,
     ranks_over_budget,
     wilcoxon_holm,
 )
@@ -74,7 +75,7 @@ __all__ = [
     "RunSet", "budget_grid", "final_incumbents", "incumbent_traces", "load_runs", "on_grid",
     "run_curves", "trial_results",
     "anytime_summary", "bootstrap_band", "cliques", "final_table", "friedman", "iqm",
-    "nemenyi_cd", "ranks_over_budget", "wilcoxon_holm",
+    "ranks_over_budget", "wilcoxon_holm", "pair_differences", "order_flips",
     "optimizer_colors", "save_figure",
     "fidelity_correlation", "objective_curve", "table_reference", "top_curves", "top_overlap",
 ]

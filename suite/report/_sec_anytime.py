@@ -24,7 +24,6 @@ from suite.report._stats import (
     cliques,
     final_table,
     friedman,
-    nemenyi_cd,
     ranks_over_budget,
     wilcoxon_holm,
 )
@@ -213,7 +212,7 @@ def _statistics(report: Report, finals: pd.DataFrame, task: str) -> None:
         report.text(f"Friedman test skipped: it {test['skipped']}. {_N_WARNING}")
         return
     ranks = pd.DataFrame({"optimizer": list(test["ranks"]), "rank": list(test["ranks"].values())})
-    cd = nemenyi_cd(test["k"], test["n"])
+    cd = test["cd"]
     verdict = "rejects" if test["p"] < 0.05 else "does not reject"
     report.text(f"Friedman test over N = {test['n']} seeds (blocks) and k = {test['k']} "
                 f"optimizers: chi² = {test['statistic']:.2f}, p = {test['p']:.3g}; it "
