@@ -34,6 +34,7 @@ from suite.report._importance import (
     table_importance,
     trial_importance,
 )
+from suite.report._pairs import pair_differences
 from suite.report._runs import (
     RunSet,
     budget_grid,
@@ -44,7 +45,6 @@ from suite.report._runs import (
     run_curves,
     trial_results,
 )
-from suite.report._pairs import pair_differences
 from suite.report._seeds import order_flips
 from suite.report._stats import (
     anytime_summary,

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from suite.report._stats import BOOTSTRAP_SEED, quiet
+from suite.report._stats import BOOTSTRAP_SEED
 
 __all__ = ["pair_differences", "PAIR_COLUMNS"]
 

@@ -12,11 +12,12 @@ def _report(*args) -> int:
 
 def test_report_from_replayed_runs_with_their_table(tmp_path, capsys):
     table = write_synthetic_table(tmp_path / "toy.parquet")
-    study = write_synthetic_study(tmp_path / "study", table=str(table))
+    study = write_synthetic_study(tmp_path / "study", table=str(table), seeds=range(5))
     out = tmp_path / "report"
     assert _report(study, "--out", out) == 0
     text = (out / "report.md").read_text()
-    for expected in ("N = 3 seeds", "not independent data sets", "Nemenyi critical difference",
+    for expected in ("N = 5 seeds", "P(A < B)", "not independent data sets",
+                     "Nemenyi critical difference",
                      "Wilcoxon", "no test metric", "normalized regret", "measured order:",
                      "Spearman", "interquartile mean"):
         assert expected in text, expected
@@ -138,7 +139,7 @@ def test_a_table_changed_since_the_replay_is_noted(tmp_path):
 @pytest.mark.parametrize(("roots", "table", "table_figures", "sections"), [
     ([], True, True, ["reading", "grid fANOVA", "fidelity correlation"]),
     (["study"], True, False, ["reading", "anytime performance", "ranks and statistics",
-                              "test set", "importance from the trials",
+                              "pairs", "test set", "importance from the trials",
                               "learning curves and trials"]),
 ])
 def test_progress_announces_each_step_once_and_counts_them(tmp_path, roots, table,
