@@ -47,11 +47,11 @@ def test_bootstrap_band_agrees_with_arch():
     values = np.random.default_rng(3).normal(size=(20, 3))
     low, high = bootstrap_band(values, "iqm", resamples=4000, key="x")
     boot = IIDBootstrap(values, seed=np.random.default_rng(3))
-    expected = boot.conf_int(lambda v: iqm(v), reps=4000, method="percentile")
-    # Two independent 4000-resample estimates of the same quantiles: within 0.05 of the
-    # seeds' spread (1.0 here).
-    assert low == pytest.approx(expected[0], abs=0.05)
-    assert high == pytest.approx(expected[1], abs=0.05)
+    expected = boot.conf_int(lambda v: iqm(v), reps=1000, method="percentile")
+    # Two independent estimates (4000 and 1000 resamples) of the same quantiles; the IQM's
+    # bootstrap sd is about 0.25 here: within 0.08.
+    assert low == pytest.approx(expected[0], abs=0.08)
+    assert high == pytest.approx(expected[1], abs=0.08)
 
 
 def test_anytime_summary_counts_a_point_only_where_every_seed_has_a_value():
@@ -117,8 +117,9 @@ def test_nemenyi_critical_difference_matches_demsar_table(k, q):
 
 def test_wilcoxon_holm_flags_a_consistent_difference():
     seeds = 12
-    data = {"a": list(np.linspace(0.1, 0.2, seeds)), "b": list(np.linspace(0.3, 0.4, seeds)),
-            "c": list(np.linspace(0.3, 0.4, seeds))}
+    # Distinct differences: tied ones send scipy to a slow permutation test.
+    b = np.linspace(0.3, 0.4, seeds) + np.random.default_rng(0).normal(0, 0.01, seeds)
+    data = {"a": list(np.linspace(0.1, 0.2, seeds)), "b": list(b), "c": list(b)}
     table = wilcoxon_holm(_finals(data)).set_index(["a", "b"])
     assert table.loc[("a", "b"), "significant"] and not table.loc[("b", "c"), "significant"]
     assert table.loc[("b", "c"), "p"] == 1.0, "identical results: no difference at all"
