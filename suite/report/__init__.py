@@ -34,7 +34,7 @@ from suite.report._importance import (
     table_importance,
     trial_importance,
 )
-from suite.report._pairs import pair_differences
+from suite.report._pairs import pair_differences, performance_profile
 from suite.report._runs import (
     RunSet,
     budget_grid,
@@ -76,6 +76,7 @@ __all__ = [
     "run_curves", "trial_results",
     "anytime_summary", "bootstrap_band", "cliques", "final_table", "friedman", "iqm",
     "ranks_over_budget", "wilcoxon_holm", "pair_differences", "order_flips",
+    "performance_profile",
     "optimizer_colors", "save_figure",
     "fidelity_correlation", "objective_curve", "table_reference", "top_curves", "top_overlap",
 ]

@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from suite.report._stats import BOOTSTRAP_SEED
+from suite.report._stats import BOOTSTRAP_SEED, bootstrap_band
 
-__all__ = ["pair_differences", "PAIR_COLUMNS"]
+__all__ = ["pair_differences", "performance_profile", "PAIR_COLUMNS"]
 
 PAIR_COLUMNS = ["budget", "a", "b", "seeds_a", "seeds_b", "iqm_a", "iqm_b", "diff",
                 "diff_low", "diff_high", "p_a_better", "p_low", "p_high", "resolved"]
@@ -106,3 +106,32 @@ def pair_differences(values: pd.DataFrame, value: str = "loss", *, resamples: in
                            iqm_b=float(metrics.aggregate_iqm(samples[b])))
                 rows.append(row)
     return pd.DataFrame(rows, columns=PAIR_COLUMNS)
+
+
+def performance_profile(values: pd.DataFrame, value: str = "regret", *, points: int = 100,
+                        resamples: int = 2000) -> pd.DataFrame:
+    """Per optimizer, the fraction of runs whose `value` is at most τ, for τ over the range
+    of the values: rliable's performance profile (its `run_score_deviation`, the fraction of
+    runs scoring above τ, on negated values), lower being better here.
+
+    Args:
+        values: one row per (optimizer, seed); columns optimizer, seed and `value`.
+        value: the column profiled (lower is better). Rows with NaN are left out.
+        points: τ values, evenly spaced from the lowest value to the highest.
+        resamples: seed resamples for the 95% percentile band (deterministic).
+
+    Returns:
+        Columns optimizer, tau, fraction, low, high, seeds.
+    """
+    values = values.dropna(subset=[value])
+    v = values[value].to_numpy(dtype=float)
+    if v.size == 0:
+        return pd.DataFrame(columns=["optimizer", "tau", "fraction", "low", "high", "seeds"])
+    taus = np.linspace(v.min(), v.max(), points)
+    out = []
+    for name, group in values.groupby("optimizer", sort=True):
+        below = (group[value].to_numpy(dtype=float)[:, None] <= taus[None, :]).astype(float)
+        low, high = bootstrap_band(below, "mean", resamples=resamples, key="profile" + name)
+        out.append(pd.DataFrame({"optimizer": name, "tau": taus, "fraction": below.mean(axis=0),
+                                 "low": low, "high": high, "seeds": len(below)}))
+    return pd.concat(out, ignore_index=True)

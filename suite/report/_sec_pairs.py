@@ -7,8 +7,9 @@ import pandas as pd
 
 from suite.budget import Budget, parse_budget
 from suite.errors import SuiteError
-from suite.report._pairs import pair_differences
+from suite.report._pairs import pair_differences, performance_profile
 from suite.report._runs import _UNIT_AXIS, RunSet, on_grid
+from suite.report._style import optimizer_colors
 from suite.report._writer import Report, md_table
 
 __all__ = ["pairs_section", "pair_points"]
@@ -57,7 +58,36 @@ def pairs_section(report: Report, runs: RunSet, task: str, trace: pd.DataFrame,
     report.text(md_table(_shown(table)))
     open_pairs = (~table["resolved"]).sum()
     report.text(f"{open_pairs} of {len(table)} pair-points are not resolved.")
+    _profile(report, task, trace, unit, points[-1])
     return table
+
+
+def _profile(report: Report, task: str, trace: pd.DataFrame, unit: str, point: Budget
+             ) -> None:
+    """rliable's performance profile of every run's incumbent at the last point."""
+    value = "regret" if "regret" in trace else "loss"
+    at = on_grid(trace, unit, np.array([point.amount]), value, carry=True)
+    profile = performance_profile(at, value, resamples=max(report.options.resamples, 2000))
+    if profile.empty or profile["seeds"].min() < 2:
+        return
+    report.data(f"{task}-profile", profile)
+    label = {"regret": "normalized regret", "loss": "incumbent validation loss"}[value]
+
+    def draw(ax) -> None:
+        from rliable import plot_utils
+
+        by = dict(list(profile.groupby("optimizer", sort=True)))
+        plot_utils.plot_performance_profiles(
+            {o: g["fraction"].to_numpy() for o, g in by.items()}, profile["tau"].unique(),
+            performance_profile_cis={o: (g["low"].to_numpy(), g["high"].to_numpy())
+                                     for o, g in by.items()},
+            ax=ax[0, 0], colors=optimizer_colors(by), xlabel=f"{label} τ",
+            ylabel=f"fraction of runs with {value} ≤ τ", labelsize="medium",
+            ticklabelsize="small")
+        ax[0, 0].legend(fontsize="small", frameon=False)
+    report.figure(f"{task}-profile", draw,
+                  f"{task}: performance profile at {point} (rliable): the share of runs "
+                  f"whose {label} is at most τ, with a 95% bootstrap band over seeds")
 
 
 def _shown(table: pd.DataFrame) -> pd.DataFrame:
