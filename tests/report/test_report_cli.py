@@ -107,12 +107,23 @@ def test_table_only_report_and_incomplete_table_note(tmp_path, capsys):
     (["{tmp}", "{tmp}"], "give --out"),
     (["{tmp}", "--out", "{tmp}/r", "--fidelities", "3,1"], "--fidelities must be increasing"),
     (["{tmp}", "--out", "{tmp}/r"], "no run logs"),
+    (["{tmp}", "--out", "{tmp}/r", "--pairs-at", "30q"], "malformed budget '30q'"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, message):
     args = [a.format(tmp=tmp_path) for a in args]
     assert main(["report", *args]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_pairs_at_chosen_points_in_the_runs_unit_only(tmp_path, capsys):
+    study = write_synthetic_study(tmp_path / "s", optimizers=("good", "bad"), seeds=[0, 1])
+    assert _report(study, "--no-table-figures", "--pairs-at", "1x,2x,3x") == 0
+    text = (study / "report" / "report.md").read_text()
+    assert "### Pairs at 1x, 2x, 3x" in text
+    assert main(["report", str(study), "--no-table-figures", "--pairs-at", "9e"]) == 2
+    err = capsys.readouterr().err
+    assert "give the points in that unit" in err and err.count("\n") == 1
 
 
 def test_two_runs_of_one_optimizer_and_seed_are_refused(tmp_path, capsys):
