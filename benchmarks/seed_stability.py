@@ -80,11 +80,18 @@ def markdown(flips: pd.DataFrame, resolved: pd.DataFrame, points: dict) -> str:
     """Rows: budget point and pair; columns: flip rate by IQM (by median) at each n."""
     wide = flips.pivot_table(index=["budget", "a", "b"], columns=["n", "aggregate"],
                              values="flip_rate")
+    # On a table the losses are discrete: two optimizers' medians can be the same value,
+    # and a tie on all seeds has no order to keep.
+    tied = flips[flips["full_a"] == flips["full_b"]].groupby(
+        ["budget", "a", "b"])["aggregate"].agg(set)
     rows = []
     for (budget, a, b), row in wide.iterrows():
         at = resolved.set_index(["budget", "a", "b"]).loc[(budget, a, b)]
-        cells = {f"n={n}": f"{row[(n, 'iqm')]:.1%} ({row[(n, 'median')]:.1%})"
-                 for n in sorted(flips["n"].unique())}
+        ties = tied.get((budget, a, b), set())
+        cells = {f"n={n}": " ".join([
+            "tied" if "iqm" in ties else f"{row[(n, 'iqm')]:.1%}",
+            "(tied)" if "median" in ties else f"({row[(n, 'median')]:.1%})"])
+            for n in sorted(flips["n"].unique())}
         rows.append({"budget": points[budget], "pair": f"{a} vs {b}",
                      "IQM diff [95%], all seeds": f"{at['diff']:+.4f} [{at['diff_low']:+.4f}, "
                                                   f"{at['diff_high']:+.4f}]",
@@ -150,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     rec = summary["recommendation"]
     print(f"Flip rate of each pair's order by IQM (by median) over {summary['resamples']} "
-          f"seed sets of n seeds drawn with replacement from {summary['seeds']}:\n")
+          f"seed sets of n seeds drawn with replacement from {summary['seeds']} (tied: "
+          f"equal on all seeds, no order to keep):\n")
     print(summary["markdown"])
     print(f"\nRecommended seeds: {rec['seeds']} ({rec['rule']}; "
           f"{rec['resolved_pairs']} resolved pair-points). {summary['seconds']} s.")
