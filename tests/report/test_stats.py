@@ -145,3 +145,27 @@ def test_cliques_join_optimizers_closer_than_the_critical_difference():
     ranks = {"a": 1.0, "b": 1.5, "c": 2.6, "d": 3.9}
     assert cliques(ranks, 1.2) == [("a", "b"), ("b", "c")]
     assert cliques(ranks, 0.1) == []
+
+
+def test_the_statistics_say_nothing_to_the_terminal(capfd):
+    """autorank prints the test it forces and scipy warns on tied Wilcoxon samples: the
+    report's own lines are all a user sees."""
+    data = {o: [0.1 * i + j for j in range(6)] for i, o in enumerate("abc")}
+    data["d"] = list(data["c"])  # identical to c: scipy warns, p = 1
+    friedman(_finals(data))
+    assert wilcoxon_holm(_finals(data)).set_index(["a", "b"]).loc[("c", "d"), "p"] == 1.0
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+
+
+@pytest.mark.slow
+def test_the_statistics_libraries_import_silently():
+    """A fresh interpreter (numpy 2, pandas 3): no warning, no print, on import."""
+    import subprocess
+    import sys
+
+    imported = subprocess.run(
+        [sys.executable, "-W", "default", "-c",
+         "import rliable.metrics, rliable.plot_utils, autorank, scikit_posthocs, "
+         "arch.bootstrap"], capture_output=True, text=True, check=True)
+    assert imported.stdout == "" and imported.stderr == ""
