@@ -161,7 +161,8 @@ def friedman(finals: pd.DataFrame, value: str = "loss", alpha: float = 0.05) -> 
     ANOVA/Tukey when the data look normal, and the report's test would then depend on a
     normality test of 20 numbers. See the module docstring for what N means.
 
-    Returns {k, n, statistic, p, cd, ranks: {optimizer: average rank, 1 = lowest value}}
+    Returns {k, n, statistic, p, cd, ranks: {optimizer: average rank, 1 = lowest value},
+    autorank: the library's result, which its CD diagram (`autorank.plot_stats`) draws}
     or, where it cannot run (fewer than 3 optimizers or `MIN_FRIEDMAN_SEEDS` complete
     seeds), {k, n, skipped: reason}.
     """
