@@ -31,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fidelities", metavar="E,E,…",
                         help="epochs for importance and fidelity correlation "
                              "(default 1, 3, 9, … up to the table's last epoch)")
+    parser.add_argument("--pairs-at", metavar="B,B,…",
+                        help="budget points of the pairwise comparison, in the runs' unit "
+                             "(default: the study's budget and its half, e.g. 30x,60x)")
     parser.add_argument("--no-table-figures", dest="table_figures", action="store_false",
                         help="use the table for regret only; leave its importance, fidelity "
                              "and top-curve figures out")
@@ -48,7 +51,22 @@ def options(args: argparse.Namespace, *, render: bool = True):
                          aggregate=args.aggregate, resamples=args.bootstrap, test=args.test,
                          device=args.device, top=args.top,
                          fidelities=_fidelities(args.fidelities),
-                         table_figures=args.table_figures, render=render)
+                         table_figures=args.table_figures, render=render,
+                         pairs_at=_pairs_at(args.pairs_at))
+
+
+def _pairs_at(text: str | None) -> tuple[str, ...] | None:
+    """`30x,60x` -> ("30x", "60x"), each checked now so a typo fails before any work."""
+    if text is None:
+        return None
+    from suite.budget import parse_budget
+
+    points = tuple(t.strip() for t in text.split(",") if t.strip())
+    if not points:
+        raise SuiteError(f"malformed --pairs-at {text!r}: expected e.g. 30x,60x")
+    for point in points:
+        parse_budget(point)
+    return points
 
 
 def _fidelities(text: str | None) -> tuple[int, ...] | None:

@@ -34,6 +34,7 @@ from suite.report._importance import (
     table_importance,
     trial_importance,
 )
+from suite.report._pairs import pair_differences, performance_profile
 from suite.report._runs import (
     RunSet,
     budget_grid,
@@ -48,6 +49,7 @@ from suite.report._runs import (
     run_curves,
     trial_results,
 )
+from suite.report._seeds import order_flips
 from suite.report._stats import (
     anytime_summary,
     bootstrap_band,
@@ -55,7 +57,6 @@ from suite.report._stats import (
     final_table,
     friedman,
     iqm,
-    nemenyi_cd,
     ranks_over_budget,
     wilcoxon_holm,
 )
@@ -81,7 +82,8 @@ __all__ = [
     "run_curves", "trial_results", "final_recommendations", "recommendation_traces",
     "recommended_anytime", "recommended_values",
     "anytime_summary", "bootstrap_band", "cliques", "final_table", "friedman", "iqm",
-    "nemenyi_cd", "ranks_over_budget", "wilcoxon_holm",
+    "ranks_over_budget", "wilcoxon_holm", "pair_differences", "order_flips",
+    "performance_profile",
     "optimizer_colors", "save_figure",
     "fidelity_correlation", "objective_curve", "table_reference", "top_curves", "top_overlap",
     "full_fidelity_means", "full_fidelity_reference",

@@ -28,6 +28,7 @@ from suite.report._sec_analysis import (
     trial_importance_section,
 )
 from suite.report._sec_anytime import anytime_section, describe_inputs, final_section
+from suite.report._sec_pairs import pairs_section
 from suite.report._sec_testset import testset_section
 from suite.report._table import require_complete
 from suite.report._writer import (
@@ -88,9 +89,9 @@ class _Progress:
 
 
 def _step_count(runs: RunSet | None, options: ReportOptions) -> int:
-    """The steps `_task_report` takes: reading, five on runs, two on the table (a test
+    """The steps `_task_report` takes: reading, six on runs, two on the table (a test
     holds the two to each other)."""
-    return 1 + (5 if runs is not None else 0) + (2 if options.table_figures else 0)
+    return 1 + (6 if runs is not None else 0) + (2 if options.table_figures else 0)
 
 
 def _task_report(report: Report, task: str, runs: RunSet | None,
@@ -106,6 +107,8 @@ def _task_report(report: Report, task: str, runs: RunSet | None,
         anytime = anytime_section(report, runs, inputs)
         step(f"{task}: ranks and statistics")
         finals = final_section(report, runs, task, anytime)
+        step(f"{task}: pairs")
+        pairs_section(report, runs, task, anytime.trace, anytime.unit)
         step(f"{task}: test set")
         testset_section(report, runs, inputs, anytime.results, finals)
         step(f"{task}: importance from the trials")

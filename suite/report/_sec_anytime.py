@@ -24,10 +24,9 @@ from suite.report._runs import (
 )
 from suite.report._stats import (
     anytime_summary,
-    cliques,
     final_table,
     friedman,
-    nemenyi_cd,
+    quiet,
     ranks_over_budget,
     wilcoxon_holm,
 )
@@ -335,7 +334,7 @@ def _statistics(report: Report, finals: pd.DataFrame, task: str) -> None:
         report.text(f"Friedman test skipped: it {test['skipped']}. {_N_WARNING}")
         return
     ranks = pd.DataFrame({"optimizer": list(test["ranks"]), "rank": list(test["ranks"].values())})
-    cd = nemenyi_cd(test["k"], test["n"])
+    cd = test["cd"]
     verdict = "rejects" if test["p"] < 0.05 else "does not reject"
     report.text(f"Friedman test over N = {test['n']} seeds (blocks) and k = {test['k']} "
                 f"optimizers: chi² = {test['statistic']:.2f}, p = {test['p']:.3g}; it "
@@ -343,7 +342,6 @@ def _statistics(report: Report, finals: pd.DataFrame, task: str) -> None:
     pairs = wilcoxon_holm(finals, "loss")
     report.data(f"{task}-wilcoxon-holm", pairs)
     report.data(f"{task}-cd", ranks.assign(cd=cd))
-    groups = cliques(test["ranks"], cd)
     extra = "" if test["p"] < 0.05 else (" The Friedman test does not reject, so the "
                                           "post-hoc tests are shown for completeness only.")
     r = test["ranks"]
@@ -357,6 +355,15 @@ def _statistics(report: Report, finals: pd.DataFrame, task: str) -> None:
                 + ("; ".join(f"{p.a} vs {p.b} (p = {p.p_holm:.3g})"
                              for p in wilcoxon.itertuples()) or "none") + f".{extra}",
                 md_table(pairs))
-    report.figure(f"{task}-cd", lambda ax: F.plot_cd_diagram(ranks, cd, groups, ax[0, 0]),
-                  f"{task}: critical-difference diagram (Nemenyi, N = {test['n']} seeds)",
-                  width=6.0, height=2.4)
+    report.figure(f"{task}-cd", lambda ax: _cd_diagram(test, ax[0, 0]),
+                  f"{task}: critical-difference diagram (autorank; Nemenyi, N = {test['n']} "
+                  "seeds; bars join optimizers closer than CD)", width=6.0, height=2.4)
+
+
+def _cd_diagram(test: dict, ax) -> None:
+    """autorank's Demšar diagram, drawn whether or not the Friedman test rejects (the text
+    says when it does not)."""
+    from autorank import plot_stats
+
+    with quiet():
+        plot_stats(test["autorank"], allow_insignificant=True, ax=ax)

@@ -1,5 +1,12 @@
 """Statistics across seeds: IQM and bootstrap bands, ranks, Friedman, Nemenyi, Wilcoxon–Holm.
 
+The tests come from the field's libraries: autorank (Friedman, Nemenyi critical
+difference, in its non-parametric mode) and scikit-posthocs (pairwise Wilcoxon with Holm's
+adjustment); paired differences and probability of improvement are in `_pairs` (rliable's
+metrics on arch's bootstrap). The anytime bands stay a vectorized percentile bootstrap
+here: the same estimator as arch's `IIDBootstrap.conf_int` (a test checks they agree),
+at a fraction of its per-resample Python loop, for 100+ budget points per curve.
+
 What N is. Within one task the blocks of the Friedman test are seed numbers, N = seeds.
 Seeds of one task are repeated measurements of one problem, not independent data sets:
 the test says whether the optimizers differ *on this task* beyond seed-to-seed noise, and
@@ -12,15 +19,19 @@ Pairing by seed number is nominal: seed k of two optimizers shares nothing but i
 
 from __future__ import annotations
 
+import contextlib
+import io
+import warnings
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 __all__ = ["iqm", "aggregate", "bootstrap_band", "anytime_summary", "ranks_over_budget",
-           "final_table", "friedman", "nemenyi_cd", "wilcoxon_holm", "cliques", "AGGREGATES"]
+           "final_table", "friedman", "wilcoxon_holm", "cliques", "quiet", "AGGREGATES",
+           "MIN_FRIEDMAN_SEEDS"]
 
 BOOTSTRAP_SEED = 20240601  # fixed: bands are deterministic
 
@@ -127,64 +138,79 @@ def _blocks(finals: pd.DataFrame, value: str) -> pd.DataFrame:
                               aggfunc="first").dropna()
 
 
-def friedman(finals: pd.DataFrame, value: str = "loss") -> dict:
-    """Friedman test over blocks = seeds (see the module docstring for what N means).
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Keep a statistics library's chatter off the terminal.
 
-    Returns {k, n, statistic, p, ranks: {optimizer: average rank}} or, where it cannot
-    run (fewer than 3 optimizers or 2 complete seeds), {k, n, skipped: reason}.
+    autorank prints which test it forces on every call, and scipy warns (to stderr) on a
+    Wilcoxon test of identical samples; a report prints only its own lines.
     """
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+MIN_FRIEDMAN_SEEDS = 5  # autorank's minimum: the chi² approximation is poor below it
+
+
+def friedman(finals: pd.DataFrame, value: str = "loss", alpha: float = 0.05) -> dict:
+    """Friedman test and Nemenyi critical difference over blocks = seeds (autorank).
+
+    autorank runs in its non-parametric mode, forced: left to itself it switches to
+    ANOVA/Tukey when the data look normal, and the report's test would then depend on a
+    normality test of 20 numbers. See the module docstring for what N means.
+
+    Returns {k, n, statistic, p, cd, ranks: {optimizer: average rank, 1 = lowest value},
+    autorank: the library's result, which its CD diagram (`autorank.plot_stats`) draws}
+    or, where it cannot run (fewer than 3 optimizers or `MIN_FRIEDMAN_SEEDS` complete
+    seeds), {k, n, skipped: reason}.
+    """
+    from autorank import autorank
+
     wide = _blocks(finals, value)
     k, n = wide.shape[1], wide.shape[0]
-    if k < 3 or n < 2:
-        return {"k": k, "n": n, "skipped": f"needs at least 3 optimizers and 2 seeds each "
-                                           f"(have {k} optimizers, {n} complete seeds)"}
+    if k < 3 or n < MIN_FRIEDMAN_SEEDS:
+        return {"k": k, "n": n, "skipped": f"needs at least 3 optimizers and "
+                                           f"{MIN_FRIEDMAN_SEEDS} seeds each (have {k} "
+                                           f"optimizers, {n} complete seeds)"}
     matrix = wide.to_numpy()
-    ranks = stats.rankdata(matrix, axis=1).mean(axis=0)
     if np.ptp(matrix, axis=1).max() == 0:  # every optimizer equal on every seed
-        statistic, p = 0.0, 1.0
-    else:
-        statistic, p = stats.friedmanchisquare(*matrix.T)
-    return {"k": k, "n": n, "statistic": float(statistic), "p": float(p),
-            "ranks": dict(zip(wide.columns, map(float, ranks), strict=True))}
-
-
-def nemenyi_cd(k: int, n: int, alpha: float = 0.05) -> float:
-    """Nemenyi critical difference of average ranks: q_alpha * sqrt(k(k+1) / (6N)), with
-    q_alpha the studentized range quantile for k groups (infinite df) over sqrt(2)."""
-    q = stats.studentized_range.ppf(1 - alpha, k, np.inf) / np.sqrt(2)
-    return float(q * np.sqrt(k * (k + 1) / (6.0 * n)))
+        statistic = 0.0
+    else:  # autorank reports p, not the statistic; both come from this scipy call
+        statistic = float(stats.friedmanchisquare(*matrix.T).statistic)
+    with quiet():
+        result = autorank(wide, alpha=alpha, order="ascending", force_mode="nonparametric")
+    p = 1.0 if statistic == 0.0 else float(result.pvalue)
+    ranks = result.rankdf["meanrank"].reindex(wide.columns)
+    return {"k": k, "n": n, "statistic": statistic, "p": p, "cd": float(result.cd),
+            "ranks": {str(o): float(r) for o, r in ranks.items()}, "autorank": result}
 
 
 def wilcoxon_holm(finals: pd.DataFrame, value: str = "loss", alpha: float = 0.05
                   ) -> pd.DataFrame:
-    """Pairwise Wilcoxon signed-rank tests (paired by seed), Holm-adjusted.
+    """Pairwise Wilcoxon signed-rank tests (paired by seed; scikit-posthocs), Holm-adjusted.
 
+    A pair with identical values on every seed gets p = 1 (scipy returns NaN there).
     Columns: a, b, median_diff (a − b), p, p_holm, significant.
     """
+    import scikit_posthocs as sp
+    from statsmodels.stats.multitest import multipletests
+
     wide = _blocks(finals, value)
     names = list(wide.columns)
-    rows = []
-    for i, a in enumerate(names):
-        for b in names[i + 1:]:
-            d = wide[a].to_numpy() - wide[b].to_numpy()
-            p = 1.0 if np.all(d == 0) or len(d) < 2 else float(stats.wilcoxon(d).pvalue)
-            rows.append({"a": a, "b": b, "median_diff": float(np.median(d)), "p": p})
+    long = wide.reset_index().melt(id_vars="seed", var_name="optimizer", value_name=value)
+    long = long.sort_values(["optimizer", "seed"], kind="stable")  # pairs: same seed order
+    with quiet():
+        raw = sp.posthoc_wilcoxon(long, val_col=value, group_col="optimizer").fillna(1.0)
+    rows = [{"a": a, "b": b, "median_diff": float(np.median(wide[a] - wide[b])),
+             "p": float(raw.loc[a, b])} for i, a in enumerate(names) for b in names[i + 1:]]
     table = pd.DataFrame(rows, columns=["a", "b", "median_diff", "p"])
-    table["p_holm"] = _holm(table["p"].to_numpy())
+    # Holm over the pairs, as scikit-posthocs' p_adjust="holm" does (the same statsmodels
+    # call), once the identical pairs have p = 1 rather than NaN.
+    table["p_holm"] = multipletests(table["p"], method="holm")[1] if len(table) else []
     table["significant"] = table["p_holm"] < alpha
     return table
-
-
-def _holm(p: np.ndarray) -> np.ndarray:
-    """Holm's step-down adjustment (monotone, capped at 1)."""
-    m = len(p)
-    order = np.argsort(p, kind="stable")
-    adjusted = np.empty(m)
-    running = 0.0
-    for step, i in enumerate(order):
-        running = max(running, (m - step) * p[i])
-        adjusted[i] = min(1.0, running)
-    return adjusted
 
 
 def cliques(ranks: dict[str, float], cd: float) -> list[tuple[str, ...]]:

@@ -34,6 +34,7 @@ class ReportOptions:
     table_figures: bool = True
     render: bool = True  # False: data files and report.md only (for checks)
     min_trials: int = 10
+    pairs_at: tuple[str, ...] | None = None  # budgets of the pairs table (None: B/2 and B)
 
 
 @dataclass

@@ -12,11 +12,12 @@ def _report(*args) -> int:
 
 def test_report_from_replayed_runs_with_their_table(tmp_path, capsys):
     table = write_synthetic_table(tmp_path / "toy.parquet")
-    study = write_synthetic_study(tmp_path / "study", table=str(table))
+    study = write_synthetic_study(tmp_path / "study", table=str(table), seeds=range(5))
     out = tmp_path / "report"
     assert _report(study, "--out", out) == 0
     text = (out / "report.md").read_text()
-    for expected in ("N = 3 seeds", "not independent data sets", "Nemenyi critical difference",
+    for expected in ("N = 5 seeds", "P(A < B)", "not independent data sets",
+                     "Nemenyi critical difference",
                      "Wilcoxon", "no test metric", "normalized regret", "measured order:",
                      "Spearman", "interquartile mean"):
         assert expected in text, expected
@@ -106,12 +107,23 @@ def test_table_only_report_and_incomplete_table_note(tmp_path, capsys):
     (["{tmp}", "{tmp}"], "give --out"),
     (["{tmp}", "--out", "{tmp}/r", "--fidelities", "3,1"], "--fidelities must be increasing"),
     (["{tmp}", "--out", "{tmp}/r"], "no run logs"),
+    (["{tmp}", "--out", "{tmp}/r", "--pairs-at", "30q"], "malformed budget '30q'"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, message):
     args = [a.format(tmp=tmp_path) for a in args]
     assert main(["report", *args]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_pairs_at_chosen_points_in_the_runs_unit_only(tmp_path, capsys):
+    study = write_synthetic_study(tmp_path / "s", optimizers=("good", "bad"), seeds=[0, 1])
+    assert _report(study, "--no-table-figures", "--pairs-at", "1x,2x,3x") == 0
+    text = (study / "report" / "report.md").read_text()
+    assert "### Pairs at 1x, 2x, 3x" in text
+    assert main(["report", str(study), "--no-table-figures", "--pairs-at", "9e"]) == 2
+    err = capsys.readouterr().err
+    assert "give the points in that unit" in err and err.count("\n") == 1
 
 
 def test_two_runs_of_one_optimizer_and_seed_are_refused(tmp_path, capsys):
@@ -138,7 +150,7 @@ def test_a_table_changed_since_the_replay_is_noted(tmp_path):
 @pytest.mark.parametrize(("roots", "table", "table_figures", "sections"), [
     ([], True, True, ["reading", "grid fANOVA", "fidelity correlation"]),
     (["study"], True, False, ["reading", "anytime performance", "ranks and statistics",
-                              "test set", "importance from the trials",
+                              "pairs", "test set", "importance from the trials",
                               "learning curves and trials"]),
 ])
 def test_progress_announces_each_step_once_and_counts_them(tmp_path, roots, table,

@@ -1,0 +1,106 @@
+"""Report section: every pair of optimizers at a few budget points, with intervals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from suite.budget import Budget, parse_budget
+from suite.errors import SuiteError
+from suite.report._pairs import pair_differences, performance_profile
+from suite.report._runs import _UNIT_AXIS, RunSet, on_grid
+from suite.report._style import optimizer_colors
+from suite.report._writer import Report, md_table
+
+__all__ = ["pairs_section", "pair_points"]
+
+
+def pair_points(runs: RunSet, asked: tuple[str, ...] | None) -> list[Budget]:
+    """The budget points of the comparison: those asked for, else the study's budget and
+    its half (30x and 60x for a 60x study), in the runs' unit."""
+    unit = runs.runs["unit_axis"].iloc[0]
+    if asked:
+        points = [parse_budget(text) for text in asked]
+        wrong = [str(p) for p in points if _UNIT_AXIS[p.unit.value] != unit]
+        if wrong:
+            raise SuiteError(f"--pairs-at {','.join(wrong)}: the runs' budget is in "
+                             f"{unit.replace('_', '-')}, give the points in that unit")
+        return sorted(set(points), key=lambda b: b.amount)
+    full = max((parse_budget(b) for b in runs.runs["budget"].unique()),
+               key=lambda b: b.amount)
+    return [Budget(full.amount / 2, full.unit), full]
+
+
+def pairs_section(report: Report, runs: RunSet, task: str, trace: pd.DataFrame,
+                  unit: str, value: str = "loss") -> pd.DataFrame | None:
+    """IQM differences and P(A < B) with 95% intervals at each point; `value` per run is
+    its incumbent at the point (the incumbent's `value` column of `trace`)."""
+    if trace.empty:
+        return None
+    points = pair_points(runs, report.options.pairs_at)
+    grid = np.array([p.amount for p in points])
+    values = on_grid(trace, unit, grid, value, carry=True)
+    table = pair_differences(values, value, resamples=max(report.options.resamples, 2000))
+    if table.empty:
+        return None
+    names = {p.amount: str(p) for p in points}
+    table.insert(0, "point", table["budget"].map(names))
+    report.text(f"### Pairs at {', '.join(names.values())}",
+                f"Each pair's difference of interquartile means of the incumbent "
+                f"{value} (A − B; negative: A lower), and the probability of improvement "
+                f"P(A < B), the chance that a run of A ends lower than a run of B "
+                f"(rliable's metric; ties count half), each with a 95% percentile "
+                f"bootstrap interval, seeds of A and B resampled apart (stratified, "
+                f"{max(report.options.resamples, 2000)} resamples). A pair is *not "
+                f"resolved* where the difference's interval covers 0 or P(A < B)'s "
+                f"covers 0.5: these seeds do not say which is better.")
+    report.data(f"{task}-pairs", table)
+    report.text(md_table(_shown(table)))
+    open_pairs = (~table["resolved"]).sum()
+    report.text(f"{open_pairs} of {len(table)} pair-points are not resolved.")
+    _profile(report, task, trace, unit, points[-1])
+    return table
+
+
+def _profile(report: Report, task: str, trace: pd.DataFrame, unit: str, point: Budget
+             ) -> None:
+    """rliable's performance profile of every run's incumbent at the last point."""
+    value = "regret" if "regret" in trace else "loss"
+    at = on_grid(trace, unit, np.array([point.amount]), value, carry=True)
+    profile = performance_profile(at, value, resamples=max(report.options.resamples, 2000))
+    if profile.empty or profile["seeds"].min() < 2:
+        return
+    report.data(f"{task}-profile", profile)
+    label = {"regret": "normalized regret", "loss": "incumbent validation loss"}[value]
+
+    def draw(ax) -> None:
+        from rliable import plot_utils
+
+        by = dict(list(profile.groupby("optimizer", sort=True)))
+        plot_utils.plot_performance_profiles(
+            {o: g["fraction"].to_numpy() for o, g in by.items()}, profile["tau"].unique(),
+            performance_profile_cis={o: (g["low"].to_numpy(), g["high"].to_numpy())
+                                     for o, g in by.items()},
+            ax=ax[0, 0], colors=optimizer_colors(by), xlabel=f"{label} τ",
+            ylabel=f"fraction of runs with {value} ≤ τ", labelsize="medium",
+            ticklabelsize="small")
+        ax[0, 0].legend(fontsize="small", frameon=False)
+    report.figure(f"{task}-profile", draw,
+                  f"{task}: performance profile at {point} (rliable): the share of runs "
+                  f"whose {label} is at most τ, with a 95% bootstrap band over seeds")
+
+
+def _shown(table: pd.DataFrame) -> pd.DataFrame:
+    """The pairs as the report shows them: intervals in brackets, a verdict per row."""
+    def verdict(row) -> str:
+        if not row.resolved:
+            return "not resolved"
+        return f"{row.a} lower" if row.diff < 0 else f"{row.b} lower"
+
+    return pd.DataFrame({
+        "budget": table["point"], "A": table["a"], "B": table["b"],
+        "IQM A − IQM B [95%]": [f"{r.diff:+.4f} [{r.diff_low:+.4f}, {r.diff_high:+.4f}]"
+                                for r in table.itertuples()],
+        "P(A < B) [95%]": [f"{r.p_a_better:.2f} [{r.p_low:.2f}, {r.p_high:.2f}]"
+                           for r in table.itertuples()],
+        "verdict": [verdict(r) for r in table.itertuples()]})
