@@ -163,8 +163,8 @@ def _print_summary(console: Console, spec: StudySpec, out: Path, outcomes) -> No
     """Per optimizer (and seed): the incumbent's loss, its configuration, the budget used;
     then the command that makes the report."""
     unit = parse_budget(spec.budget).unit
-    asked = f" = {spec.budget_spelling}" if spec.budget_spelling else ""
-    console.print(f"\n[bold]{spec.task}[/] budget {spec.budget}{asked} ({UNIT_NAMES[unit]}), "
+    asked = f", asked as {spec.budget_spelling}" if spec.budget_spelling else ""
+    console.print(f"\n[bold]{spec.task}[/] budget {spec.budget} ({UNIT_NAMES[unit]}{asked}), "
                   f"promotion {spec.promotion}: {out}")
     if spec.table is not None:
         console.print(f"replayed from {spec.table} on {spec.workers} simulated worker(s)")

@@ -17,6 +17,7 @@ from suite.report._runs import (
     final_incumbents,
     incumbent_traces,
     on_grid,
+    stated_budgets,
     trial_results,
 )
 from suite.report._stats import (
@@ -62,7 +63,7 @@ def describe_inputs(report: Report, inputs: TaskInputs, runs: RunSet | None) -> 
     kind = ("replayed from a table" if meta["simulated"].all() else
             "live" if not meta["simulated"].any() else "live and replayed")
     seeds = meta.groupby("optimizer")["seed"].nunique()
-    report.text(f"{len(meta)} runs ({kind}), budget {', '.join(sorted(meta['budget'].unique()))}"
+    report.text(f"{len(meta)} runs ({kind}), budget {stated_budgets(runs)}"
                 f": " + ", ".join(f"{o} ({n} seed{'s' if n != 1 else ''})"
                                   for o, n in seeds.items()) + ".")
 
@@ -179,7 +180,7 @@ def final_section(report: Report, runs: RunSet, task: str,
             columns={"median": "median_regret"}), on="optimizer")
     report.data(f"{task}-final", table)
     report.text(f"Final incumbent validation loss per optimizer (budget "
-                f"{', '.join(runs.runs['budget'].unique())}):", md_table(_final_md(table)))
+                f"{stated_budgets(runs)}):", md_table(_final_md(table)))
     grid = budget_grid(trace, unit, o.points)
     ranks = ranks_over_budget(on_grid(trace, unit, grid, "loss", carry=True))
     if not ranks.empty:
