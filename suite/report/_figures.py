@@ -273,11 +273,12 @@ def plot_learning_curves(curves: pd.DataFrame, ax=None, *, label: str = "rank",
     cmap = _sequential(len(distinct))
     for i, (key, curve, sharing) in enumerate(distinct):
         color = colors[curve["optimizer"].iloc[0]] if has_opt else cmap[i]
+        z = 2 + (len(distinct) - i) / len(distinct)  # the best on top, the legend in order
         ax.plot(curve["epoch"], curve["loss"], color=color, lw=1.2 if len(sharing) == 1 else 2.2,
-                label=_curve_label(key, label, sharing))
+                label=_curve_label(key, label, sharing), zorder=z)
         if "low" in curve and curve["low"].notna().any():
             ax.fill_between(curve["epoch"], curve["low"], curve["high"], color=color,
-                            alpha=0.12, lw=0)
+                            alpha=0.12, lw=0, zorder=z - 1)
     ax.set_xscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
@@ -305,10 +306,11 @@ def _curve_label(key, label: str, sharing: list) -> str:
     text = f"{label} {key}" if label == "rank" else str(key)
     if len(sharing) == 1:
         return text
+    if sharing[0][1] is None:  # the table's configurations: name each that gives it
+        return f"{label}s {', '.join(str(k) for k, _ in sharing)} (identical curves)"
     counts = pd.Series([o for _, o in sharing if o is not None]).value_counts(sort=False)
     by = ", ".join(f"{o} {n}" for o, n in sorted(counts.items()))
-    noun = "runs" if sharing[0][1] is not None else "curves"
-    return f"{text}: {len(sharing)} {noun} share it" + (f" ({by})" if counts.size > 1 else "")
+    return f"{text}: {len(sharing)} runs share it" + (f" ({by})" if counts.size > 1 else "")
 
 
 def _sequential(n: int) -> list:

@@ -157,6 +157,15 @@ def test_curves_differing_in_one_point_are_both_drawn(ax):
     assert labels == ["random s0 c0", "random s1 c0: 2 runs share it"]
 
 
+def test_table_curves_that_coincide_name_every_rank(ax):
+    curves = pd.DataFrame({"rank": [1, 1, 2, 2, 3, 3], "epoch": [1, 9] * 3,
+                           "loss": [1.0, 0.3, 1.1, 0.4, 1.0, 0.3]})
+    plot_learning_curves(curves, ax)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["ranks 1, 3 (identical curves)", "rank 2"]
+    assert ax.lines[0].get_zorder() > ax.lines[1].get_zorder()  # the best drawn on top
+
+
 def _grid_trials(n=60):
     rng = np.random.default_rng(1)
     return pd.DataFrame({"batch_size": rng.choice([32, 64, 128], n),
