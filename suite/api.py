@@ -88,7 +88,8 @@ def run(task: Any, optimizers: str | Iterable[str], budget: str,
             importable module (workers rebuild it from its `module:name`), or a reference.
         optimizers: names (`grid`, `random`, `tpe`, `hyperband`, `bohb`, `smac`, ...), a
             list or one comma-separated string.
-        budget: per run: `600s`, `300e` or `20x`.
+        budget: per run: `600s`, `300e`, `20x` or `0.5carps` (CARP-S budgets, resolved
+            against the task's space: `suite.budget.CarpsBudget`).
         seeds: one seed, several, or a string such as `0-4`; one run per optimizer × seed.
         out: the study folder (default `runs/<task>-<time>`).
         where: a `Placement` (default: one local worker).

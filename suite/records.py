@@ -514,6 +514,7 @@ _META_TYPES: dict[str, tuple[type, ...]] = {
     "metric": _STR, "minimize": (bool,), "max_epochs": _INT, "environment": _DICT,
     "simulated": (bool,), "table": (str, _NONE), "table_sha256": (str, _NONE),
     "fixed": _DICT, "default_config": (dict, _NONE), "table_provenance": _DICT, "v": _INT,
+    "budget_spelling": (str, _NONE), "space_dims": (int, _NONE),
 }
 _REPLAY_KEYS = ("table", "table_sha256", "fixed", "default_config", "table_provenance")
 
@@ -530,6 +531,8 @@ class RunMeta:
     optimizer: str | None = None
     seed: int = 0
     budget: str | None = None
+    budget_spelling: str | None = None  # as asked (`1carps`) where `budget` was resolved
+    space_dims: int | None = None  # d of the task's space (None: written before it was kept)
     scale: str | None = None
     promotion: str = "resume"
     include_default: bool = False

@@ -14,8 +14,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from suite.budget import resolve_budget, space_dims
 from suite.config import to_plain
 from suite.env import environment
+from suite.errors import SuiteError
 from suite.registry import accepts_scale, load_task
 from suite.spec import StudySpec
 from suite.tables import Table, TableError, read_table
@@ -43,7 +45,7 @@ def study_setting(spec: StudySpec) -> tuple[StudySpec, Setting]:
     task = load_task(spec.task, scale=spec.scale)
     spec = _resolved(spec, task)
     info = task.info
-    meta = {**_common_meta(spec, info.metric, info.fidelity), "simulated": False}
+    meta = {**_common_meta(spec, task, info.metric, info.fidelity), "simulated": False}
     default = task.default_config() if spec.include_default else None
     return spec, Setting(task, info.fidelity, info.metric, default, meta)
 
@@ -56,11 +58,31 @@ def _resolved(spec: StudySpec, task: Task) -> StudySpec:
         spec = replace(spec, scale="full")
     if not task.capabilities.checkpoints and spec.promotion != "retrain":
         spec = replace(spec, promotion="retrain")
-    return spec
+    return _resolved_budget(spec, space_dims(task.config_space()))
 
 
-def _common_meta(spec: StudySpec, metric: Metric, fidelity: Fidelity) -> dict[str, Any]:
-    return {"task": spec.task, "budget": spec.budget, "scale": spec.scale,
+def _resolved_budget(spec: StudySpec, dims: int) -> StudySpec:
+    """A budget in CARP-S budgets (`1carps`) as full-fidelity equivalents for the task's
+    space of `dims` hyperparameters: the plan keeps both. d is counted on the task's
+    space, for a replay too (not on the table's grid, which may fix or coarsen some of
+    them), so a replay and a live run of one task get the same budget. A resumed plan
+    (already resolved) is checked against today's space."""
+    if spec.budget_spelling is not None:
+        if resolve_budget(spec.budget_spelling, dims) != spec.budget:
+            raise SuiteError(f"the plan's budget {spec.budget} was resolved from "
+                             f"{spec.budget_spelling} for another search space: this task's "
+                             f"has d = {dims} ({resolve_budget(spec.budget_spelling, dims)})")
+        return spec
+    resolved = resolve_budget(spec.budget, dims)
+    if resolved == spec.budget:
+        return spec
+    return replace(spec, budget=resolved, budget_spelling=spec.budget.strip())
+
+
+def _common_meta(spec: StudySpec, task: Task, metric: Metric,
+                 fidelity: Fidelity) -> dict[str, Any]:
+    return {"task": spec.task, "budget": spec.budget, "budget_spelling": spec.budget_spelling,
+            "space_dims": space_dims(task.config_space()), "scale": spec.scale,
             "promotion": spec.promotion, "include_default": spec.include_default,
             "workers": spec.workers, "devices": list(spec.devices),
             "executor": spec.executor, "address": spec.address,
@@ -85,7 +107,7 @@ def _replay_setting(spec: StudySpec) -> tuple[StudySpec, Setting]:
     if metric.name not in table.metrics:
         raise TableError(f"table {spec.table} does not record the objective {metric.name!r}")
     default = _grid_default(table, task.default_config()) if spec.include_default else None
-    meta = {**_common_meta(spec, metric, fidelity), "simulated": True, "table": spec.table,
+    meta = {**_common_meta(spec, task, metric, fidelity), "simulated": True, "table": spec.table,
             "table_sha256": digest, "fixed": table.meta.get("fixed", {}),
             "default_config": default,
             "table_provenance": {k: v for k, v in table.meta.items() if k != "space"}}

@@ -12,7 +12,7 @@ from dataclasses import MISSING as dataclasses_MISSING
 from dataclasses import dataclass, fields
 from typing import Any
 
-from suite.budget import parse_budget
+from suite.budget import CarpsBudget, Unit, parse_budget, parse_budget_spelling
 from suite.devices import check_device_names
 from suite.errors import SuiteError
 from suite.executors import check_fuse
@@ -39,6 +39,7 @@ _PLAN_TYPES: dict[str, tuple[tuple[type, ...], type | None]] = {  # (types, list
     "table": ((str, _NONE), None), "address": ((str, _NONE), None),
     "gpus_per_trial": ((int, float, _NONE), None), "trial_timeout": ((int, float, _NONE), None),
     "fuse": ((str,), None), "fuse_max": ((int,), None),
+    "budget_spelling": ((str, _NONE), None),
 }
 
 
@@ -54,6 +55,9 @@ class StudySpec:
     `executor` defaults to `local`, and is `simulated` whenever `table` is given.
     `address` (None: a local Ray instance) and `gpus_per_trial` are the Ray executor's;
     `trial_timeout` (wall seconds per attempt of a trial) applies to every live executor.
+    A budget given in CARP-S budgets (`1carps`) is resolved against the task's space when
+    the study is planned (`suite.setting`): `budget` becomes full-fidelity equivalents
+    (`126x`) and `budget_spelling` keeps what was asked for.
     """
 
     task: str
@@ -72,6 +76,7 @@ class StudySpec:
     trial_timeout: float | None = None
     fuse: str = "off"  # "auto": the local executor trains same-shape trials as arrays
     fuse_max: int = 8  # members per array; workers × fuse_max trials in flight
+    budget_spelling: str | None = None  # the budget as asked (`1carps`) once resolved
 
     @classmethod
     def from_json(cls, data: Any) -> StudySpec:
@@ -99,7 +104,7 @@ class StudySpec:
         return cls(**{k: tuple(v) if type(v) is list else v for k, v in data.items()})
 
     def __post_init__(self) -> None:
-        parse_budget(self.budget)
+        self._check_budget()
         if self.promotion not in PROMOTION_POLICIES:
             raise SuiteError(f"unknown promotion policy {self.promotion!r}; choose "
                              f"{' or '.join(PROMOTION_POLICIES)}")
@@ -119,6 +124,15 @@ class StudySpec:
         object.__setattr__(self, "executor",
                            self.executor or ("simulated" if self.table else "local"))
         check_fuse(self.executor, None, self.fuse, self.fuse_max)
+
+    def _check_budget(self) -> None:
+        parse_budget_spelling(self.budget)
+        if self.budget_spelling is None:
+            return
+        if not isinstance(parse_budget_spelling(self.budget_spelling), CarpsBudget) or \
+                parse_budget(self.budget).unit is not Unit.FULL:
+            raise SuiteError(f"budget_spelling {self.budget_spelling!r} with budget "
+                             f"{self.budget!r}: expected CARP-S budgets resolved to x")
 
     def _check_faults_and_ray(self) -> None:
         if self.trial_timeout is not None:

@@ -104,6 +104,11 @@ def ws(tmp_path_factory) -> Path:
     _drop_finish_row(ws / "planned_on_gpus" / run)
     shutil.copytree(ws / "study", ws / "plan_a_list")
     (ws / "plan_a_list" / STUDY_NAME).write_text("[]")
+    for name, budget in (("plan_carps_other_space", "5x"), ("plan_carps_not_x", "500e")):
+        shutil.copytree(ws / "study", ws / name)  # resolved for a space of another size
+        plan = json.loads((ws / name / STUDY_NAME).read_text())
+        (ws / name / STUDY_NAME).write_text(json.dumps(
+            {**plan, "budget": budget, "budget_spelling": "1carps"}))
     shutil.copytree(ws / "study", ws / "meta_a_list")
     (ws / "meta_a_list" / run / META_NAME).write_text('["toy"]')
 
@@ -177,6 +182,17 @@ CASES = [
     ("budget-zero", [*TOY_RUN[:-1], "0x"], "must be positive", None),
     ("budget-unknown-unit", [*TOY_RUN[:-1], "20y"], "malformed budget", None),
     ("budget-nan", [*TOY_RUN[:-1], "nanx"], "malformed budget", None),
+    ("budget-carps-zero", [*TOY_RUN[:-1], "0carps"], "must be positive", None),
+    ("budget-carps-negative", [*TOY_RUN[:-2], "--budget=-1carps"], "malformed budget", None),
+    ("budget-carps-no-number", [*TOY_RUN[:-1], "carps"], "malformed budget", None),
+    ("budget-carps-two-points", [*TOY_RUN[:-1], "1.2.3carps"], "malformed budget", None),
+    ("budget-carps-misspelt", [*TOY_RUN[:-1], "1carp"], "malformed budget", None),
+    ("budget-carps-huge", [*TOY_RUN[:-1], "10000000carps"], "must be at most 1e+06 CARP-S",
+     None),
+    ("resume-plan-carps-another-space", ["run", "--resume", "{ws}/plan_carps_other_space"],
+     "was resolved from 1carps for another search space", None),
+    ("resume-plan-carps-not-x", ["run", "--resume", "{ws}/plan_carps_not_x"],
+     "expected CARP-S budgets resolved to x", None),
     ("seeds-reversed", [*TOY_RUN, "--seeds", "4-1"], "malformed seed range", None),
     ("seeds-letters", [*TOY_RUN, "--seeds", "a"], "malformed seeds", None),
     ("seeds-open-range", [*TOY_RUN, "--seeds", "1-"], "malformed seeds", None),

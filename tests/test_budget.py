@@ -4,7 +4,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from suite.budget import Budget, Ledger, Unit, parse_budget
+from suite.budget import (
+    Budget,
+    CarpsBudget,
+    Ledger,
+    Unit,
+    budget_in_carps,
+    carps_trials,
+    parse_budget,
+    parse_budget_spelling,
+    resolve_budget,
+    space_dims,
+)
 from suite.errors import SuiteError
 
 
@@ -56,3 +67,40 @@ def test_ledger_totals_are_sums_and_overshoot_is_below_one_epoch(unit, amount, s
     if ledger.exhausted:  # the epoch that crossed the boundary is the only overshoot
         last = {"s": charged[-1], "e": 1.0, "x": 1 / 9}[unit]
         assert ledger.spent - amount < last + 1e-9
+
+
+@pytest.mark.parametrize(("dims", "trials"), [(1, 60), (4, 100), (5, 110), (7, 126), (9, 140)])
+def test_carps_budget_is_the_ceiling_of_20_plus_40_root_d(dims, trials):
+    assert carps_trials(dims) == trials
+
+
+def test_carps_spelling_resolves_against_the_space():
+    assert parse_budget_spelling("0.5carps") == CarpsBudget(0.5)
+    assert parse_budget_spelling(" 1 carps ") == CarpsBudget(1.0)
+    assert parse_budget_spelling("20x") == Budget(20, Unit.FULL)  # the other units pass
+    assert resolve_budget("1carps", 7) == "126x"
+    assert resolve_budget("0.5carps", 7) == "63x"
+    assert resolve_budget("0.3carps", 7) == "37.8x"
+    assert resolve_budget("300e", 7) == "300e"
+    with pytest.raises(SuiteError, match="no CARP-S budget"):
+        carps_trials(0)
+
+
+@pytest.mark.parametrize("text", ["carps", "0carps", "-1carps", "1.2.3carps", "1carp",
+                                  "1 carpss", "1e3carps", "10000000carps"])
+def test_malformed_carps_budgets_are_rejected(text):
+    with pytest.raises(SuiteError, match="budget"):
+        parse_budget_spelling(text)
+
+
+def test_a_budget_stated_in_both_units():
+    assert budget_in_carps("60x", 7) == "60x = 0.48 CARP-S budgets (d = 7: 126x)"
+    assert budget_in_carps("30x", 7) == "30x = 0.24 CARP-S budgets (d = 7: 126x)"
+    assert budget_in_carps("600s", 7) == "600s"  # not in full-fidelity equivalents
+    assert budget_in_carps("60x", None) == "60x"  # d unknown (a run from before it was kept)
+
+
+def test_space_dims_counts_conditional_hyperparameters():
+    from suite.testing import ToyTask
+
+    assert space_dims(ToyTask().config_space()) == 5  # beta is active only under momentum

@@ -113,3 +113,22 @@ def test_cli_run_summary_names_incumbent_and_budget_units(tmp_path):
     from suite.testing import ToyTask
 
     assert first["config"] == ToyTask().default_config(), "--include-default asks it first"
+
+
+def test_a_budget_in_carps_budgets_is_resolved_at_plan_time_and_recorded(tmp_path):
+    from suite.cli import main
+    from suite.log import read_run_meta
+
+    out = tmp_path / "s"
+    # the toy task has d = 5 (one conditional): ⌈20 + 40·√5⌉ = 110 x; 0.01 of it = 1.1x
+    assert main(["run", "--task", "toy", "--optimizer", "random", "--budget", "0.01carps",
+                 "--executor", "inprocess", "--out", str(out)]) == 0
+    plan = json.loads((out / "study.json").read_text())
+    assert (plan["budget"], plan["budget_spelling"]) == ("1.1x", "0.01carps")
+    meta = read_run_meta(out / "random" / "seed-0")
+    assert (meta.budget, meta.budget_spelling, meta.space_dims) == ("1.1x", "0.01carps", 5)
+    rows = read_rows(out / "random" / "seed-0")
+    spent = rows[-1]["ledger"]["full"]
+    assert 1.1 <= spent < 1.1 + 1 / meta.max_epochs, "spent the resolved budget, not 0.01x"
+    assert main(["run", "--resume", str(out)]) == 0  # the resolved plan resumes as it is
+    assert json.loads((out / "study.json").read_text()) == plan

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from suite.budget import UNIT_NAMES, parse_budget
+from suite.budget import UNIT_NAMES, parse_budget, parse_budget_spelling
 from suite.errors import NoSpaceError, SuiteError
 from suite.study import STUDY_NAME, Stopped, StudySpec, parse_seeds
 
@@ -29,8 +29,9 @@ PLAN_FLAGS = ("task", "optimizer", "budget", "seed", "seeds", "scale", "promotio
 def add_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--task", help="NAME (suite tasks lists them) or package.module:Object")
     run.add_argument("--optimizer", help="one or more, comma-separated (e.g. random,bohb)")
-    run.add_argument("--budget", help="600s (device-seconds), 300e (epochs) or 20x "
-                                      "(full-fidelity equivalents)")
+    run.add_argument("--budget", help="600s (device-seconds), 300e (epochs), 20x "
+                                      "(full-fidelity equivalents) or 0.5carps (CARP-S "
+                                      "budgets: ⌈20 + 40·√d⌉ x for d hyperparameters)")
     run.add_argument("--seed", type=int, help="one seed (default 0)")
     run.add_argument("--seeds", help="several seeds: 0-4 or 0,2,5-7")
     run.add_argument("--workers", type=int, help="parallel workers (simulated ones in a replay)")
@@ -119,7 +120,7 @@ def _plan_from_args(args: argparse.Namespace):
     seeds = parse_seeds(args.seeds) if args.seeds else (args.seed or 0,)
     optimizers = tuple(o.strip() for o in args.optimizer.split(",") if o.strip())
     check_optimizers(optimizers)
-    parse_budget(args.budget)
+    parse_budget_spelling(args.budget)
     table = _table_arg(args)
     devices = tuple(d.strip() for d in (args.devices or "auto").split(",") if d.strip())
     if args.fuse_max is not None and args.fuse != "auto":
@@ -167,7 +168,8 @@ def _print_summary(console: Console, spec: StudySpec, out: Path, outcomes) -> No
     """Per optimizer (and seed): the incumbent's loss, its configuration, the budget used;
     then the command that makes the report."""
     unit = parse_budget(spec.budget).unit
-    console.print(f"\n[bold]{spec.task}[/] budget {spec.budget} ({UNIT_NAMES[unit]}), "
+    asked = f", asked as {spec.budget_spelling}" if spec.budget_spelling else ""
+    console.print(f"\n[bold]{spec.task}[/] budget {spec.budget} ({UNIT_NAMES[unit]}{asked}), "
                   f"promotion {spec.promotion}: {out}")
     if spec.table is not None:
         console.print(f"replayed from {spec.table} on {spec.workers} simulated worker(s)")

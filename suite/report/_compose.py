@@ -103,6 +103,7 @@ def _task_report(report: Report, task: str, runs: RunSet | None,
     inputs = _task_inputs(report, runs, task)
     describe_inputs(report, inputs, runs)
     if runs is not None:
+        report.context = runs_context(runs)
         step(f"{task}: anytime performance")
         anytime = anytime_section(report, runs, inputs)
         step(f"{task}: ranks and statistics")
@@ -116,10 +117,21 @@ def _task_report(report: Report, task: str, runs: RunSet | None,
         step(f"{task}: learning curves and trials")
         curves_section(report, runs, task, anytime.results)
     if report.options.table_figures:
+        report.context = "recorded table"
         step(f"{task}: grid fANOVA")
         grid_importance_section(report, inputs)
         step(f"{task}: fidelity correlation")
         fidelity_section(report, inputs)
+
+
+def runs_context(runs: RunSet) -> str:
+    """What a task's run figures come from, for their titles: "replay, 20 seeds"."""
+    meta = runs.runs
+    kind = ("replay" if meta["simulated"].all() else
+            "live" if not meta["simulated"].any() else "live and replay")
+    seeds = sorted(set(meta.groupby("optimizer")["seed"].nunique()))
+    count = "-".join(map(str, seeds[::max(len(seeds) - 1, 1)]))  # "20", or "5-20" if uneven
+    return f"{kind}, {count} seed{'s' if seeds != [1] else ''}"
 
 
 def _read_inputs(report: Report, roots: list[Path]) -> list[tuple[str, RunSet | None]]:

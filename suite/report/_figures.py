@@ -2,7 +2,8 @@
 
 Each takes the frame an analysis function returns and an Axes (a new one when None), draws
 on it and returns it; none reads files or writes them (`save_figure` does). Nothing random:
-no jitter, fixed colours per optimizer (`optimizer_colors`).
+fixed colours per optimizer (`optimizer_colors`), and the parallel coordinates' jitter comes
+from a fixed seed, so the same frame gives the same figure.
 """
 
 from __future__ import annotations
@@ -259,26 +260,57 @@ def plot_fidelity_correlation(correlation: pd.DataFrame, ax=None):
 
 def plot_learning_curves(curves: pd.DataFrame, ax=None, *, label: str = "rank",
                          ylabel: str = "validation loss"):
-    """One line per curve (`label` column) of `loss` over `epoch` (log x), with a
-    `low`..`high` band where the frame has one; colour by optimizer where it has one."""
+    """One line per distinct curve (`label` column) of `loss` over `epoch` (log x), with a
+    `low`..`high` band where the frame has one; colour by optimizer where it has one.
+
+    Curves with the same points (several runs that trained the same configuration on a
+    table read the same curve) are drawn once, thicker, under the first one's label, and
+    its legend entry says how many runs share it."""
     ax = _axes(ax)
     has_opt = "optimizer" in curves
     colors = optimizer_colors(curves["optimizer"]) if has_opt else None
-    labels = list(dict.fromkeys(curves[label]))
-    cmap = _sequential(len(labels))
-    for i, key in enumerate(labels):
-        curve = curves[curves[label] == key].sort_values("epoch")
+    distinct = _distinct_curves(curves, label)
+    cmap = _sequential(len(distinct))
+    for i, (key, curve, sharing) in enumerate(distinct):
         color = colors[curve["optimizer"].iloc[0]] if has_opt else cmap[i]
-        ax.plot(curve["epoch"], curve["loss"], color=color, lw=1.2,
-                label=f"{label} {key}" if label == "rank" else str(key))
+        z = 2 + (len(distinct) - i) / len(distinct)  # the best on top, the legend in order
+        ax.plot(curve["epoch"], curve["loss"], color=color, lw=1.2 if len(sharing) == 1 else 2.2,
+                label=_curve_label(key, label, sharing), zorder=z)
         if "low" in curve and curve["low"].notna().any():
             ax.fill_between(curve["epoch"], curve["low"], curve["high"], color=color,
-                            alpha=0.12, lw=0)
+                            alpha=0.12, lw=0, zorder=z - 1)
     ax.set_xscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
-    ax.legend(frameon=False, fontsize=6, ncols=2)
+    ax.legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return ax
+
+
+def _distinct_curves(curves: pd.DataFrame, label: str = "rank") -> list[tuple]:
+    """The curves of `curves` (one per `label` value, first-seen order) with identical
+    points merged: (label value, its rows sorted by epoch, the rows of each curve sharing
+    it: a list of (label value, optimizer or None))."""
+    groups: dict[bytes, list] = {}
+    for key in dict.fromkeys(curves[label]):
+        curve = curves[curves[label] == key].sort_values("epoch")
+        points = [curve["epoch"].to_numpy(dtype=float), curve["loss"].to_numpy(dtype=float)]
+        points += [curve[c].to_numpy(dtype=float) for c in ("low", "high") if c in curve]
+        signature = b"|".join(p.tobytes() for p in points)  # NaN equals NaN, byte for byte
+        optimizer = curve["optimizer"].iloc[0] if "optimizer" in curve else None
+        groups.setdefault(signature, []).append((key, curve, optimizer))
+    return [(members[0][0], members[0][1], [(k, o) for k, _, o in members])
+            for members in groups.values()]
+
+
+def _curve_label(key, label: str, sharing: list) -> str:
+    text = f"{label} {key}" if label == "rank" else str(key)
+    if len(sharing) == 1:
+        return text
+    if sharing[0][1] is None:  # the table's configurations: name each that gives it
+        return f"{label}s {', '.join(str(k) for k, _ in sharing)} (identical curves)"
+    counts = pd.Series([o for _, o in sharing if o is not None]).value_counts(sort=False)
+    by = ", ".join(f"{o} {n}" for o, n in sorted(counts.items()))
+    return f"{text}: {len(sharing)} runs share it" + (f" ({by})" if counts.size > 1 else "")
 
 
 def _sequential(n: int) -> list:
@@ -288,47 +320,91 @@ def _sequential(n: int) -> list:
     return [cmap(x) for x in np.linspace(0.0, 0.85, max(n, 1))]
 
 
+# Parallel coordinates: the best trials in a dark-to-warm colour map (no pale yellow end,
+# which vanishes on white), drawn over the rest in light grey.
+_PARALLEL_CMAP = "plasma"
+_PARALLEL_CMAP_RANGE = (0.0, 0.78)
+_FEW_LEVELS = 12  # an axis with at most this many values shows each as a tick
+
+
 def plot_parallel(trials: pd.DataFrame, hps: Sequence[str], ax=None, *,
-                  value: str = "loss", extra: Sequence[str] = ("epoch",)):
-    """Parallel coordinates: one polyline per trial through `hps`, `extra` and `value`
-    (each axis scaled to 0..1; log scale for positive numbers spanning a decade;
-    categories in sorted order), coloured by `value` (best = bright, drawn on top).
-    Rasterized in PDFs."""
+                  value: str = "loss", extra: Sequence[str] = ("epoch",), best: float = 0.05):
+    """Parallel coordinates: one polyline per trial through `hps`, `extra` and `value`.
+
+    Each axis is scaled to 0..1 (log for positive numbers spanning a decade; categories in
+    sorted order); an axis with few values labels each of them, and its lines get a small
+    fixed jitter so that trials on a grid do not hide each other. The best fraction `best`
+    of the trials (lowest `value`) is drawn on top, coloured by `value` (colour bar); the
+    rest in light grey. Rasterized in PDFs."""
     import matplotlib
 
     ax = _axes(ax)
     columns = [*hps, *extra, value]
     v = trials[value].to_numpy(dtype=float)
-    lo, hi = np.nanquantile(v, [0.0, 0.9]) if len(v) else (0, 1)
+    hi = float(np.nanquantile(v, 0.9)) if np.isfinite(v).any() else 1.0
+    rng = np.random.default_rng(0)  # fixed: the same trials give the same figure
     scaled, ticks = [], []
     for col in columns:
-        # the value axis is clipped like the colours: a few diverged trials flatten it
+        # the value axis is clipped at the 90th percentile: a few diverged trials flatten it
         s, t = _scale(trials[col].clip(upper=hi) if col == value else trials[col])
+        if col != value and len(t[0]) > 1 and len(t[0]) <= _FEW_LEVELS:
+            gap = float(np.min(np.diff(sorted(t[0]))))
+            s = s + rng.uniform(-0.12, 0.12, len(s)) * min(gap, 0.5)
         scaled.append(s)
         ticks.append(t)
     matrix = np.column_stack(scaled) if scaled else np.zeros((0, 0))
+    top = _best_mask(v, best)
     order = np.argsort(-v, kind="stable")  # best drawn last, on top
-    segments = [np.column_stack([np.arange(len(columns)), matrix[i]]) for i in order]
-    norm = matplotlib.colors.Normalize(vmin=lo, vmax=hi if hi > lo else lo + 1)
-    lines = LineCollection(segments, cmap="viridis_r", norm=norm, lw=0.4, alpha=0.35,
-                           rasterized=True)
-    lines.set_array(v[order])
+    xs = np.arange(len(columns))
+    rest = [np.column_stack([xs, matrix[i]]) for i in order if not top[i]]
+    ax.add_collection(LineCollection(rest, colors="#b8b8b8", lw=0.5, alpha=0.25,
+                                     rasterized=True, zorder=1))
+    shown = [i for i in order if top[i]]
+    low_v, high_v = (float(v[shown].min()), float(v[shown].max())) if shown else (0.0, 1.0)
+    cmap = matplotlib.colors.LinearSegmentedColormap.from_list(
+        "suite-parallel", matplotlib.colormaps[_PARALLEL_CMAP](
+            np.linspace(*_PARALLEL_CMAP_RANGE, 256)))
+    lines = LineCollection([np.column_stack([xs, matrix[i]]) for i in shown], cmap=cmap,
+                           norm=matplotlib.colors.Normalize(
+                               low_v, high_v if high_v > low_v else low_v + 1e-9),
+                           lw=1.4, alpha=0.85, rasterized=True, zorder=2)
+    lines.set_array(v[shown])
     ax.add_collection(lines)
-    for i, (positions, names) in enumerate(ticks):
-        ax.axvline(i, color="black", lw=0.6)
-        for p, name in zip(positions, names, strict=True):
-            ax.text(i + 0.03, p, name, fontsize=6, va="center")
-    ax.set_xlim(-0.2, len(columns) - 0.6)
-    ax.set_ylim(-0.05, 1.05)
-    ax.set_xticks(range(len(columns)), [c.removeprefix("config.") for c in columns],
-                  rotation=30, ha="right")
-    ax.set_yticks([])
-    ax.figure.colorbar(lines, ax=ax, label=f"{value} (clipped at 90th pct)", fraction=0.03)
+    _parallel_axes(ax, columns, ticks)
+    ax.figure.colorbar(lines, ax=ax, fraction=0.03, pad=0.02,
+                       label=f"{value} of the best {len(shown)} of {len(v)} trials")
     return ax
 
 
+def _best_mask(values: np.ndarray, fraction: float) -> np.ndarray:
+    """The lowest `fraction` of finite values (at least one, ties at the cut included)."""
+    finite = np.isfinite(values)
+    if not finite.any():
+        return np.zeros(len(values), dtype=bool)
+    k = max(1, int(np.ceil(fraction * finite.sum())))
+    cut = np.sort(values[finite])[k - 1]
+    return finite & (values <= cut)
+
+
+def _parallel_axes(ax, columns: Sequence[str], ticks) -> None:
+    """Vertical axes with readable tick labels (on a white box, above the lines)."""
+    for i, (positions, names) in enumerate(ticks):
+        ax.axvline(i, color="black", lw=0.8, zorder=3)
+        for p, name in zip(positions, names, strict=True):
+            ax.text(i + 0.04, p, name, fontsize=8, va="center", zorder=4,
+                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
+                          "alpha": 0.85})
+    ax.set_xlim(-0.2, len(columns) - 0.5)
+    ax.set_ylim(-0.06, 1.06)
+    ax.set_xticks(range(len(columns)), [c.removeprefix("config.") for c in columns],
+                  rotation=25, ha="right", fontsize=9)
+    ax.set_yticks([])
+    ax.spines["left"].set_visible(False)
+
+
 def _scale(series: pd.Series) -> tuple[np.ndarray, tuple[list[float], list[str]]]:
-    """Values → 0..1 positions, and (positions, labels) of a few ticks."""
+    """Values → 0..1 positions, and (positions, labels) of the ticks: every value of an
+    axis with few values, else its two ends."""
     values = series.dropna()
     numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
     if not numeric:
@@ -342,7 +418,9 @@ def _scale(series: pd.Series) -> tuple[np.ndarray, tuple[list[float], list[str]]
     f = np.log10 if log else (lambda a: a)
     span = (f(hi) - f(lo)) or 1.0
     pos = (f(x) - f(lo)) / span
-    tick_values = [lo, hi] if hi > lo else [lo]
+    levels = np.unique(values.to_numpy(dtype=float))
+    tick_values = (list(levels) if len(levels) <= _FEW_LEVELS else [lo, hi]) if hi > lo \
+        else [lo]
     return pos, ([float((f(t) - f(lo)) / span) for t in tick_values],
                  [f"{t:.3g}" for t in tick_values])
 

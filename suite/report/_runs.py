@@ -21,6 +21,7 @@ a recommendation can change to a configuration whose full-fidelity value is wors
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from suite.budget import UNIT_NAMES, parse_budget
+from suite.budget import UNIT_NAMES, budget_in_carps, parse_budget, space_dims
 from suite.errors import SuiteError
 from suite.log import read_run_meta, read_runs
 from suite.records import Event
@@ -38,7 +39,7 @@ from suite.types import Status
 __all__ = ["RunSet", "load_runs", "trial_results", "incumbent_traces", "budget_grid",
            "on_grid", "final_incumbents", "run_curves", "recommendation_traces",
            "recommended_values", "recommended_anytime", "final_recommendations",
-           "RULE_LOGGED", "RULE_FALLBACK",
+           "RULE_LOGGED", "RULE_FALLBACK", "stated_budgets",
            "AXES", "axis_label"]
 
 # Budget axes: the ledger column each reads, and its label.
@@ -56,7 +57,8 @@ def axis_label(axis: str) -> str:
 class RunSet:
     """Rows of every run (`suite.log.read_runs`) and one row of metadata per run.
 
-    `runs` columns: run, task, optimizer, seed, budget, unit_axis (the budget axis of the
+    `runs` columns: run, task, optimizer, seed, budget, space_dims (d of the task's space,
+    None in a meta written before it was kept), unit_axis (the budget axis of the
     run's own unit), metric, minimize, max_epochs, simulated, table, table_sha256, scale.
     """
 
@@ -95,6 +97,7 @@ def load_runs(roots: Path | Iterable[Path]) -> RunSet:
         meta = read_run_meta(Path(run))
         metas.append({"run": run, "task": meta.task, "optimizer": meta.optimizer,
                       "seed": meta.seed, "budget": meta.budget,
+                      "space_dims": meta.space_dims,
                       "unit_axis": _UNIT_AXIS[parse_budget(meta.budget).unit.value],
                       "metric": meta.metric, "minimize": meta.minimize,
                       "max_epochs": meta.max_epochs, "simulated": meta.simulated,
@@ -102,6 +105,27 @@ def load_runs(roots: Path | Iterable[Path]) -> RunSet:
                       "scale": meta.scale})
     runs = pd.DataFrame(metas).sort_values(["task", "optimizer", "seed", "run"])
     return RunSet(rows, runs.reset_index(drop=True))
+
+
+def stated_budgets(runs: RunSet) -> str:
+    """The runs' budgets in our unit and CARP-S's: `60x = 0.48 CARP-S budgets (d = 7:
+    126x)`. d is what the runs recorded of their task's space, or for runs written before
+    they recorded it, counted on the task's space now (the task must load)."""
+    dims = {int(d) for d in runs.runs["space_dims"].dropna()}
+    if not dims:
+        dims = {d for d in map(_task_dims, runs.runs["task"].dropna().unique()) if d}
+    d = dims.pop() if len(dims) == 1 else None  # several tasks' spaces: no single d
+    return ", ".join(budget_in_carps(b, d) for b in sorted(runs.runs["budget"].unique()))
+
+
+@functools.lru_cache(maxsize=8)
+def _task_dims(task: str) -> int | None:
+    from suite.registry import load_task  # tasks import torch: only when a meta lacks d
+
+    try:
+        return space_dims(load_task(task).config_space())
+    except (SuiteError, ImportError):
+        return None
 
 
 def _as_list(roots) -> list:

@@ -139,9 +139,9 @@ def curves_section(report: Report, runs: RunSet, task: str, results: pd.DataFram
     report.data(f"{task}-run-curves", curves.drop(columns=["run"]))
     report.figure(f"{task}-run-curves", lambda ax: F.plot_learning_curves(
         curves, ax[0, 0], label="curve"), f"{task}: learning curves of the top "
-        f"{report.options.top} configurations the runs trained", width=5.0)
+        f"{report.options.top} configurations the runs trained", width=7.5)
     trials = frame[["optimizer", "seed", "trial_id", "epoch", "loss", *hps]]
     report.data(f"{task}-trials", trials)
     report.figure(f"{task}-parallel", lambda ax: F.plot_parallel(trials, hps, ax[0, 0]),
-                  f"{task}: every completed trial ({len(trials)}), coloured by loss",
-                  dpi=100, width=8.0, height=3.6)
+                  f"{task}: every completed trial ({len(trials)}); the best 5% coloured by "
+                  "loss, the rest grey", dpi=100, width=8.0, height=4.0)

@@ -20,6 +20,7 @@ from suite.report._runs import (
     on_grid,
     recommendation_traces,
     recommended_values,
+    stated_budgets,
     trial_results,
 )
 from suite.report._stats import (
@@ -65,7 +66,7 @@ def describe_inputs(report: Report, inputs: TaskInputs, runs: RunSet | None) -> 
     kind = ("replayed from a table" if meta["simulated"].all() else
             "live" if not meta["simulated"].any() else "live and replayed")
     seeds = meta.groupby("optimizer")["seed"].nunique()
-    report.text(f"{len(meta)} runs ({kind}), budget {', '.join(sorted(meta['budget'].unique()))}"
+    report.text(f"{len(meta)} runs ({kind}), budget {stated_budgets(runs)}"
                 f": " + ", ".join(f"{o} ({n} seed{'s' if n != 1 else ''})"
                                   for o, n in seeds.items()) + ".")
 
@@ -265,8 +266,8 @@ def final_section(report: Report, runs: RunSet, task: str,
     report.text("### Ranks and the final budget")
     table, what = _final_budget_table(finals, anytime.recommended)
     report.data(f"{task}-final", table)
-    report.text(f"Final {what} per optimizer (budget "
-                f"{', '.join(runs.runs['budget'].unique())}):", md_table(_final_md(table)))
+    report.text(f"Final {what} per optimizer (budget {stated_budgets(runs)}):",
+                md_table(_final_md(table)))
     grid = budget_grid(trace, unit, o.points)
     ranks = ranks_over_budget(on_grid(trace, unit, grid, "loss", carry=True))
     if not ranks.empty:

@@ -42,7 +42,7 @@ matplotlib.use("Agg")  # before pyplot: never an interactive backend
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-__all__ = ["save_figure", "new_figure", "optimizer_colors", "RC", "FORMATS"]
+__all__ = ["save_figure", "new_figure", "optimizer_colors", "figure_title", "RC", "FORMATS"]
 
 FORMATS = ("png", "pdf")
 # Metadata keys matplotlib would otherwise fill with its version and the current time.
@@ -71,6 +71,17 @@ def new_figure(ncols: int = 1, nrows: int = 1, *, width: float = 4.2, height: fl
     with plt.rc_context(RC):
         return plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows),
                             squeeze=False, **kwargs)
+
+
+def figure_title(fig, text: str) -> None:
+    """Title the whole figure (not one of its axes), wrapped to the figure's width: a PNG
+    pasted alone into a slide or an issue still says what it shows."""
+    import textwrap
+
+    chars = max(40, int(fig.get_figwidth() * 11))  # about 11 characters an inch at 10 pt
+    with plt.rc_context(RC):
+        fig.suptitle(textwrap.fill(text, chars), fontsize=RC["axes.titlesize"],
+                     fontweight="bold")
 
 
 def save_figure(fig, stem: Path, formats: Iterable[str] = FORMATS,

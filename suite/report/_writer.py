@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from suite.report._style import new_figure, save_figure
+from suite.report._style import figure_title, new_figure, save_figure
 from suite.tables import Table
 
 _GZIP_ABOVE = 256 * 1024  # data files larger than this are stored gzipped (mtime 0)
@@ -66,6 +66,8 @@ class Report:
         self.lines: list[str] = []
         self.result = ReportResult(out)
         self.tables: dict[str, object] = {}  # path → Table (or None: unreadable), read once
+        # what the figures drawn now come from (e.g. "replay, 20 seeds"), for their titles
+        self.context = ""
 
     def text(self, *blocks: str) -> None:
         """Paragraphs, tables or list items; list items stay one list."""
@@ -90,15 +92,29 @@ class Report:
         self.result.data.append(path)
         return path
 
-    def figure(self, name: str, draw: Callable, caption: str, dpi: int = 150,
-               **size) -> None:
-        """Draw with `draw(axes)` on a new figure, save PNG and PDF, link the PNG."""
+    def figure(self, name: str, draw: Callable, caption: str, dpi: int = 150, *,
+               title: str | None = None, **size) -> None:
+        """Draw with `draw(axes)` on a new figure, save PNG and PDF, link the PNG.
+
+        The figure is titled `title`, by default the caption as "task · what it shows",
+        followed by `context` (what it was made from): the PNG alone says what it is.
+        """
         if self.options.render:
             fig, axes = new_figure(**size)
             draw(axes)
+            figure_title(fig, title or figure_title_text(caption, self.context))
             fig.tight_layout()
             self.result.figures += save_figure(fig, self.out / "figures" / name, dpi=dpi)
         self.text(f"![{caption}](figures/{name}.png)", f"*{caption}*")
+
+
+def figure_title_text(caption: str, context: str = "") -> str:
+    """A figure's title from its caption: "task: what" → "task · what (context)"."""
+    task, sep, what = caption.partition(": ")
+    text = f"{task} · {what}" if sep else caption
+    if not context:
+        return text
+    return f"{text[:-1]}; {context})" if text.endswith(")") else f"{text} ({context})"
 
 
 def md_table(frame: pd.DataFrame, digits: int = 4) -> str:

@@ -20,6 +20,7 @@ from suite.report import (
     save_figure,
 )
 from suite.report._style import new_figure
+from suite.report._writer import Report, ReportOptions, figure_title_text
 
 
 @pytest.fixture
@@ -122,9 +123,88 @@ def test_learning_curves_and_parallel_coordinates(ax):
     trials = pd.DataFrame({"lr": [0.001, 0.1, 0.01], "kind": ["a", "b", "a"],
                            "epoch": [1, 9, 9], "loss": [1.0, 0.3, 0.5]})
     plot_parallel(trials, ["lr", "kind"], axes[0, 0])
-    lines = axes[0, 0].collections[0]
-    assert len(lines.get_segments()) == 3 and lines.get_rasterized()
+    rest, best = axes[0, 0].collections
+    assert len(rest.get_segments()) + len(best.get_segments()) == 3
+    assert rest.get_rasterized() and best.get_rasterized()
     matplotlib.pyplot.close(fig)
+
+
+def _run_curve(name, optimizer, losses):
+    return pd.DataFrame({"curve": name, "optimizer": optimizer, "epoch": [1, 3, 9],
+                         "loss": losses})
+
+
+def test_run_curves_draw_each_distinct_curve_once_and_say_who_shares_it(ax):
+    shared, other = [1.0, 0.6, 0.4], [0.9, 0.7, 0.5]
+    curves = pd.concat([_run_curve("random s0 c0", "random", shared),
+                        _run_curve("random s2 c0", "random", shared),
+                        _run_curve("bohb s1 c4", "bohb", other),
+                        _run_curve("bohb s3 c0", "bohb", shared)], ignore_index=True)
+    plot_learning_curves(curves, ax, label="curve")
+    assert len(ax.lines) == 2
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["random s0 c0: 3 runs share it (bohb 1, random 2)", "bohb s1 c4"]
+    assert ax.lines[0].get_linewidth() > ax.lines[1].get_linewidth()  # shared: thicker
+
+
+def test_curves_differing_in_one_point_are_both_drawn(ax):
+    curves = pd.concat([_run_curve("random s0 c0", "random", [1.0, 0.6, 0.4]),
+                        _run_curve("random s1 c0", "random", [1.0, 0.6, 0.41]),
+                        _run_curve("random s2 c0", "random", [1.0, 0.6, 0.41])],
+                       ignore_index=True)
+    plot_learning_curves(curves, ax, label="curve")
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["random s0 c0", "random s1 c0: 2 runs share it"]
+
+
+def test_table_curves_that_coincide_name_every_rank(ax):
+    curves = pd.DataFrame({"rank": [1, 1, 2, 2, 3, 3], "epoch": [1, 9] * 3,
+                           "loss": [1.0, 0.3, 1.1, 0.4, 1.0, 0.3]})
+    plot_learning_curves(curves, ax)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["ranks 1, 3 (identical curves)", "rank 2"]
+    assert ax.lines[0].get_zorder() > ax.lines[1].get_zorder()  # the best drawn on top
+
+
+def _grid_trials(n=60):
+    rng = np.random.default_rng(1)
+    return pd.DataFrame({"batch_size": rng.choice([32, 64, 128], n),
+                         "act": rng.choice(["relu", "tanh", "gelu"], n),
+                         "lr": rng.choice([1e-4, 1e-3, 1e-2], n),
+                         "epoch": rng.choice([1, 3, 9], n),
+                         "loss": rng.uniform(0.3, 1.3, n)})
+
+
+def test_parallel_labels_every_level_and_draws_the_best_in_colour_on_top():
+    fig, axes = new_figure(width=8.0)
+    trials = _grid_trials()
+    ax = plot_parallel(trials, ["batch_size", "act", "lr"], axes[0, 0], best=0.1)
+    rest, best = ax.collections
+    assert len(best.get_segments()) == 6 and len(rest.get_segments()) == 54
+    assert best.get_zorder() > rest.get_zorder()
+    assert np.allclose(sorted(best.get_array()), np.sort(trials["loss"])[:6])
+    texts = {t.get_text() for t in ax.texts}
+    assert {"32", "64", "128", "gelu", "relu", "tanh", "0.0001", "0.001", "0.01", "1", "3",
+            "9"} <= texts
+    assert all(t.get_fontsize() >= 8 for t in ax.texts)
+    colorbar = [a for a in fig.axes if a is not ax]
+    assert len(colorbar) == 1 and "loss" in colorbar[0].get_ylabel()
+    matplotlib.pyplot.close(fig)
+
+
+def test_parallel_jitter_separates_grid_lines_by_a_little_and_is_fixed():
+    trials = _grid_trials()
+    ys = []
+    for _ in range(2):
+        fig, axes = new_figure()
+        rest, best = plot_parallel(trials, ["lr"], axes[0, 0]).collections
+        ys.append(np.array([s[0, 1] for s in [*rest.get_segments(), *best.get_segments()]]))
+        matplotlib.pyplot.close(fig)
+    assert np.array_equal(ys[0], ys[1])  # the same frame, the same figure
+    levels = np.array([0.0, 0.5, 1.0])  # lr: 1e-4, 1e-3, 1e-2 on a log axis
+    offset = ys[0][:, None] - levels[None, :]
+    nearest = np.abs(offset).min(axis=1)
+    assert (nearest <= 0.06 + 1e-12).all() and len(np.unique(ys[0])) > 3
 
 
 def test_saved_files_are_byte_identical_and_carry_no_timestamp(tmp_path):
@@ -138,3 +218,34 @@ def test_saved_files_are_byte_identical_and_carry_no_timestamp(tmp_path):
     pdf = paths[0][1].read_bytes()
     assert b"CreationDate" not in pdf and b"matplotlib" not in pdf.lower()
     assert b"Software" not in paths[0][0].read_bytes()
+
+
+def test_figure_title_names_the_task_what_and_where_from():
+    assert figure_title_text("toy: ranks", "replay, 20 seeds") == "toy · ranks (replay, 20 seeds)"
+    assert figure_title_text("toy: curves (seed mean)", "recorded table") == \
+        "toy · curves (seed mean; recorded table)"
+    assert figure_title_text("no task here") == "no task here"
+
+
+def test_report_figure_titles_the_whole_figure(tmp_path):
+    report, seen = Report(tmp_path, ReportOptions()), []
+    report.context = "replay, 5 seeds"
+    report.figure("toy-x", lambda axes: seen.append(axes[0, 0].figure), "toy: something")
+    assert seen[0]._suptitle.get_text() == "toy · something (replay, 5 seeds)"
+    report.figure("toy-y", lambda axes: seen.append(axes[0, 0].figure), "toy: b", title="T")
+    assert seen[1]._suptitle.get_text() == "T"
+    assert (tmp_path / "figures" / "toy-x.png").is_file()
+
+
+@pytest.mark.parametrize(("simulated", "seeds", "expected"), [
+    ([True] * 4, [0, 1, 0, 1], "replay, 2 seeds"),
+    ([False] * 3, [0, 0, 1], "live, 1-2 seeds"),
+    ([True, False], [0, 0], "live and replay, 1 seed"),
+])
+def test_runs_context_says_replay_or_live_and_how_many_seeds(simulated, seeds, expected):
+    from suite.report._compose import runs_context
+    from suite.report._runs import RunSet
+
+    optimizers = ["a", "a", "b", "b"][:len(seeds)] if len(seeds) != 3 else ["a", "b", "b"]
+    runs = pd.DataFrame({"optimizer": optimizers, "seed": seeds, "simulated": simulated})
+    assert runs_context(RunSet(pd.DataFrame(), runs)) == expected

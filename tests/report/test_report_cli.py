@@ -4,16 +4,19 @@ import pytest
 from synthetic import write_synthetic_study, write_synthetic_table
 
 from suite.cli import main
+from suite.report import _writer
 
 
 def _report(*args) -> int:
     return main(["report", *map(str, args), "--bootstrap", "100"])
 
 
-def test_report_from_replayed_runs_with_their_table(tmp_path, capsys):
+def test_report_from_replayed_runs_with_their_table(tmp_path, capsys, monkeypatch):
     table = write_synthetic_table(tmp_path / "toy.parquet")
     study = write_synthetic_study(tmp_path / "study", table=str(table), seeds=range(5))
     out = tmp_path / "report"
+    titles = []  # every figure gets a title of its own: task, what, where from
+    monkeypatch.setattr(_writer, "figure_title", lambda fig, text: titles.append(text))
     assert _report(study, "--out", out) == 0
     text = (out / "report.md").read_text()
     for expected in ("N = 5 seeds", "P(A < B)", "not independent data sets",
@@ -28,6 +31,10 @@ def test_report_from_replayed_runs_with_their_table(tmp_path, capsys):
         assert {f"toy-{name}.png", f"toy-{name}.pdf"} <= figures, name
     assert (out / "report.html").read_text().count("<img") == len(figures) // 2
     assert "report.md" in capsys.readouterr().out
+    assert len(titles) == len(figures) // 2 and all(t.startswith("toy · ") for t in titles)
+    assert sum("replay, 3 seeds" in t for t in titles) >= 6  # anytime, ranks, final, cd, ...
+    assert any(t.endswith("against budget spent (replay, 3 seeds)") for t in titles)
+    assert sum("recorded table" in t for t in titles) >= 3  # fidelity, top curves, fANOVA
 
 
 def test_report_data_is_byte_identical_across_builds(tmp_path):

@@ -79,3 +79,23 @@ def test_read_synthetic_runs_end_to_end(study):
     assert (finals["epoch"] == 9).all(), "every run trained some trial fully"
     curves = run_curves(runs.rows, results, top=3)
     assert curves["rank"].nunique() == 3 and (curves.groupby("rank")["epoch"].max() == 9).all()
+
+
+def test_budgets_are_stated_in_carps_units_with_the_recorded_or_the_tasks_d(tmp_path):
+    import json
+
+    from synthetic import write_synthetic_run
+
+    from suite.report import load_runs
+    from suite.report._runs import stated_budgets
+
+    run = write_synthetic_run(tmp_path / "a" / "random" / "seed-0", "random", 0, budget="55x")
+    # no d in this meta (written as before it was kept): counted on the toy task's space
+    assert stated_budgets(load_runs(tmp_path / "a")) == \
+        "55x = 0.5 CARP-S budgets (d = 5: 110x)"
+    meta = json.loads((run / "meta.json").read_text())
+    (run / "meta.json").write_text(json.dumps({**meta, "space_dims": 7}))
+    assert stated_budgets(load_runs(tmp_path / "a")) == \
+        "55x = 0.44 CARP-S budgets (d = 7: 126x)"
+    write_synthetic_run(tmp_path / "b" / "random" / "seed-0", "random", 0, budget="300e")
+    assert stated_budgets(load_runs(tmp_path / "b")) == "300e"  # no full equivalents
