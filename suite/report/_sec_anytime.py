@@ -257,7 +257,8 @@ def final_section(report: Report, runs: RunSet, task: str,
     """Ranks over budget, the final-budget table, Friedman, post-hoc tests, CD diagram.
 
     Returns:
-        Each run's final incumbent (`final_incumbents`), or None when no trial completed.
+        Each run's final observed incumbent (`final_incumbents`), or None when no trial
+        completed; the ranks and tests compare `statistics_trace(anytime)`.
     """
     trace, unit, o = anytime.trace, anytime.unit, report.options
     if trace.empty:
@@ -265,6 +266,11 @@ def final_section(report: Report, runs: RunSet, task: str,
     finals = final_incumbents(trace)
     report.text("### Ranks and the final budget")
     table, what = _final_budget_table(finals, anytime.recommended)
+    observed = finals
+    recommended = statistics_trace(anytime) is not trace
+    if recommended:  # ranks and tests read what the table shows first
+        trace = statistics_trace(anytime)
+        finals = final_incumbents(trace).dropna(subset=["loss"])
     report.data(f"{task}-final", table)
     report.text(f"Final {what} per optimizer (budget {stated_budgets(runs)}):",
                 md_table(_final_md(table)))
@@ -276,10 +282,26 @@ def final_section(report: Report, runs: RunSet, task: str,
             ranks, ax[0, 0], xlabel=f"budget spent ({axis_label(unit)})"),
             f"{task}: average rank over budget (ranked within each seed; no incumbent yet "
             "ranks last)")
+    what_final = ("recommended configuration's full-fidelity" if recommended else
+                  "incumbent")
     report.figure(f"{task}-final", lambda ax: F.plot_final(finals, ax[0, 0]),
-                  f"{task}: final incumbent loss, every seed")
+                  f"{task}: final {what_final} loss, every seed")
     _statistics(report, finals, task)
-    return finals
+    return observed
+
+
+def statistics_trace(anytime: Anytime) -> pd.DataFrame:
+    """What the ranks, tests and pairs compare, as an incumbent trace (`loss`, `regret`):
+    for a replay whose every recommendation was valued from its table, the recommended
+    configuration's full-fidelity value; otherwise (live runs, where most recommendations
+    have no full-fidelity value) the observed incumbent's, `anytime.trace` itself."""
+    rec = anytime.recommended
+    if rec is None or rec.empty:
+        return anytime.trace
+    steps = rec[~rec["end"] & rec["value"].notna()]
+    if steps.empty or not (steps["source"] == "table").all():
+        return anytime.trace
+    return rec.assign(loss=rec["value"])
 
 
 def _final_budget_table(finals: pd.DataFrame,
@@ -304,7 +326,7 @@ def _final_budget_table(finals: pd.DataFrame,
         return table, ("recommended configuration's full-fidelity validation loss (table "
                        "mean over its training seeds; the observed incumbent's IQM beside "
                        "it, its regret against the lowest loss anywhere in the table, as "
-                       "above; the tests below read the observed incumbent's loss)")
+                       "above; the ranks and tests below read the recommended value too)")
     table = final_table(finals, "loss")
     if "regret" in finals:
         table = table.merge(final_table(finals, "regret")[["optimizer", "median"]].rename(

@@ -46,8 +46,10 @@ def pairs_section(report: Report, runs: RunSet, task: str, trace: pd.DataFrame,
     names = {p.amount: str(p) for p in points}
     table.insert(0, "point", table["budget"].map(names))
     report.text(f"### Pairs at {', '.join(names.values())}",
-                f"Each pair's difference of interquartile means of the incumbent "
-                f"{value} (A − B; negative: A lower), and the probability of improvement "
+                f"Each pair's difference of interquartile means of the final "
+                f"{value} (A − B; negative: A lower; for a replay the recommended "
+                f"configuration's full-fidelity loss, as in the table above), and the "
+                f"probability of improvement "
                 f"P(A < B), the chance that a run of A ends lower than a run of B "
                 f"(rliable's metric; ties count half), each with a 95% percentile "
                 f"bootstrap interval, seeds of A and B resampled apart (stratified, "

@@ -32,8 +32,8 @@ def test_report_from_replayed_runs_with_their_table(tmp_path, capsys, monkeypatc
     assert (out / "report.html").read_text().count("<img") == len(figures) // 2
     assert "report.md" in capsys.readouterr().out
     assert len(titles) == len(figures) // 2 and all(t.startswith("toy · ") for t in titles)
-    assert sum("replay, 3 seeds" in t for t in titles) >= 6  # anytime, ranks, final, cd, ...
-    assert any(t.endswith("against budget spent (replay, 3 seeds)") for t in titles)
+    assert sum("replay, 5 seeds" in t for t in titles) >= 6  # anytime, ranks, final, cd, ...
+    assert any(t.endswith("against budget spent (replay, 5 seeds)") for t in titles)
     assert sum("recorded table" in t for t in titles) >= 3  # fidelity, top curves, fANOVA
 
 
