@@ -4,8 +4,10 @@
         [--sizes 10,20,50,100] [--resamples 2000] --out results/seed-stability
 
 Reads a replayed study with many seeds per optimizer (several folders are one study, e.g.
-one per optimizer group), takes each run's incumbent validation loss at each budget point
-(the report's incumbent trace: what the run would have returned had it stopped there),
+one per optimizer group), takes each run's recommended configuration's full-fidelity
+validation loss at each budget point (the table's mean over its training seeds: what the
+run would have returned had it stopped there, as the report's ranks, tests and pairs
+compare),
 and for every pair of optimizers and every seed-set size n draws n seed numbers with
 replacement, `--resamples` times (`suite.report.order_flips`), counting how often the
 pair's order by IQM, and by median, differs from its order on all seeds. Each pair is
@@ -36,16 +38,24 @@ import pandas as pd
 from suite.budget import parse_budget
 from suite.errors import SuiteError
 from suite.records import Event
-from suite.report import incumbent_traces, load_runs, on_grid, trial_results
+from suite.report import (
+    load_runs,
+    on_grid,
+    recommendation_traces,
+    recommended_values,
+    trial_results,
+)
 from suite.report._sec_pairs import pair_points
 from suite.report._seeds import order_flips
 from suite.report._writer import md_table
+from suite.tables import read_table
 
 FLIP_LIMIT = 0.05  # a resolved pair may flip in at most this share of seed sets
 
 
 def incumbents_at(roots: list[Path], budgets: tuple[str, ...] | None) -> pd.DataFrame:
-    """One incumbent loss per (optimizer, seed, budget point); every run must be finished."""
+    """One value per (optimizer, seed, budget point): the recommended configuration's
+    full-fidelity loss; every run must be finished."""
     runs = load_runs(roots)
     if len(runs.tasks) != 1:
         raise SuiteError(f"one task per study, found {', '.join(runs.tasks)}")
@@ -56,8 +66,15 @@ def incumbents_at(roots: list[Path], budgets: tuple[str, ...] | None) -> pd.Data
                          f"{unfinished[0]}): wait for the study to end")
     points = pair_points(runs, budgets)
     unit = runs.runs["unit_axis"].iloc[0]
-    trace = incumbent_traces(trial_results(runs.rows), runs.rows)
-    values = on_grid(trace, unit, np.array([p.amount for p in points]), "loss", carry=True)
+    tables = sorted(set(runs.runs["table"].dropna()))
+    if len(tables) != 1 or not runs.runs["simulated"].all():
+        raise SuiteError("expected a replayed study of one table")
+    # the recommended configuration's full-fidelity value (table mean over its training
+    # seeds), what the report's ranks, tests and pairs compare
+    trace = recommended_values(recommendation_traces(runs.rows, trial_results(runs.rows)),
+                               runs.runs, read_table(Path(tables[0])))
+    values = on_grid(trace, unit, np.array([p.amount for p in points]), "value", carry=True)
+    values = values.rename(columns={"value": "loss"})
     values["point"] = values["budget"].map({p.amount: str(p) for p in points})
     return values
 

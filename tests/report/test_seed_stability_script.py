@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
-from synthetic import write_synthetic_study
+from synthetic import write_synthetic_study, write_synthetic_table
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "seed_stability.py"
 
@@ -19,7 +19,8 @@ def script():
 
 
 def test_writes_flip_rates_and_a_recommendation(tmp_path, script, capsys):
-    study = write_synthetic_study(tmp_path / "study", seeds=range(6))
+    table = write_synthetic_table(tmp_path / "toy.parquet")
+    study = write_synthetic_study(tmp_path / "study", table=str(table), seeds=range(6))
     out = tmp_path / "out"
     assert script.main([str(study), "--sizes", "2,6", "--resamples", "200",
                         "--out", str(out)]) == 0
@@ -38,5 +39,7 @@ def test_bad_input_is_one_line(tmp_path, script, capsys):
     assert script.main([str(study), "--sizes", "two", "--out", str(tmp_path / "o")]) == 2
     assert script.main([str(study), "--budgets", "3q", "--out", str(tmp_path / "o")]) == 2
     assert script.main([str(study), "--budgets", "30e", "--out", str(tmp_path / "o")]) == 2
+    # runs without a table: no full-fidelity value to compare
+    assert script.main([str(study), "--out", str(tmp_path / "o")]) == 2
     errors = capsys.readouterr().err.strip().splitlines()
-    assert len(errors) == 3 and all(e.startswith("seed_stability: error: ") for e in errors)
+    assert len(errors) == 4 and all(e.startswith("seed_stability: error: ") for e in errors)
