@@ -12,10 +12,10 @@ the two samples are resampled independently, stratified by optimizer, as rliable
 `aggregate_iqm` and `probability_of_improvement` (the Mann–Whitney U statistic over m·n,
 ties counting half), here P(A < B): the chance a run of A ends lower than one of B. The
 intervals are percentile intervals over resamples drawn here in one vectorized step, not
-by `rliable.library.get_interval_estimates`: rliable 1.2 passes arch a `random_state`
-argument that arch 8 (the first arch that imports under pandas 3) no longer accepts, and
-arch's own bootstrap loops in Python per resample (50 s for 6 pairs on the 2-core
-machine); a test checks these intervals against arch's `IndependentSamplesBootstrap`.
+by `rliable.library.get_interval_estimates`: rliable 1.2 needs arch < 8, and arch 7 does
+not import under pandas 3 (our stack), so rliable's `library` module is never imported;
+arch's own bootstrap also looped in Python per resample (50 s for 6 pairs on the 2-core
+machine). A test checks these intervals against scipy's percentile bootstrap.
 """
 
 from __future__ import annotations

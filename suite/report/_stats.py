@@ -3,9 +3,9 @@
 The tests come from the field's libraries: autorank (Friedman, Nemenyi critical
 difference, in its non-parametric mode) and scikit-posthocs (pairwise Wilcoxon with Holm's
 adjustment); paired differences and probability of improvement are in `_pairs` (rliable's
-metrics on arch's bootstrap). The anytime bands stay a vectorized percentile bootstrap
-here: the same estimator as arch's `IIDBootstrap.conf_int` (a test checks they agree),
-at a fraction of its per-resample Python loop, for 100+ budget points per curve.
+metrics on a vectorized bootstrap). The anytime bands stay a vectorized percentile
+bootstrap here: the same estimator as scipy's `stats.bootstrap(method="percentile")` (a
+test checks they agree), for 100+ budget points per curve.
 
 What N is. Within one task the blocks of the Friedman test are seed numbers, N = seeds.
 Seeds of one task are repeated measurements of one problem, not independent data sets:

@@ -1,9 +1,12 @@
-"""The library statistics reproduce the committed classifier replay's hand-written numbers.
+"""The library statistics reproduce the hand-written numbers they replaced.
 
-results/figures/text_classifier-replay/data/ was written by the hand-written Friedman,
-Nemenyi (scipy's exact studentized range), Wilcoxon and Holm code this branch replaced
-with autorank and scikit-posthocs. Each run's final incumbent is recomputed from the
-committed incumbent traces and the tests are run again.
+tests/fixtures/hand_written_stats/ holds what the hand-written Friedman, Nemenyi (scipy's
+exact studentized range), Wilcoxon and Holm code wrote for the classifier replay committed
+before autorank and scikit-posthocs replaced it (results/figures/text_classifier-replay/
+data/ at 6f31fc2: 7 optimizers × 20 seeds at 30x): `final.csv`, `cd.csv`,
+`wilcoxon-holm.csv`, and `finals.csv`, each run's final incumbent taken from that
+commit's incumbent traces (the last change of each run). The tests are run again on
+those finals with the libraries.
 """
 
 from pathlib import Path
@@ -14,18 +17,16 @@ import pytest
 
 from suite.report import final_table, friedman, wilcoxon_holm
 
-DATA = Path(__file__).resolve().parents[2] / "results/figures/text_classifier-replay/data"
+DATA = Path(__file__).resolve().parents[1] / "fixtures" / "hand_written_stats"
 
 
 @pytest.fixture(scope="module")
 def finals() -> pd.DataFrame:
-    trace = pd.read_csv(DATA / "text_classifier-incumbent-traces.csv")
-    steps = trace[~trace["end"]]  # as final_incumbents: the last change of each run
-    return steps.groupby(["optimizer", "seed"], sort=True).tail(1).reset_index(drop=True)
+    return pd.read_csv(DATA / "finals.csv")
 
 
 def test_the_finals_are_the_committed_ones(finals):
-    committed = pd.read_csv(DATA / "text_classifier-final.csv").set_index("optimizer")
+    committed = pd.read_csv(DATA / "final.csv").set_index("optimizer")
     table = final_table(finals).set_index("optimizer")
     for column in ("seeds", "mean", "median", "iqm", "best"):
         assert table[column].to_numpy() == pytest.approx(committed[column].to_numpy(),
@@ -33,7 +34,7 @@ def test_the_finals_are_the_committed_ones(finals):
 
 
 def test_autorank_gives_the_committed_ranks_and_critical_difference(finals):
-    committed = pd.read_csv(DATA / "text_classifier-cd.csv").set_index("optimizer")
+    committed = pd.read_csv(DATA / "cd.csv").set_index("optimizer")
     result = friedman(finals)
     ranks = pd.Series(result["ranks"]).reindex(committed.index)
     assert ranks.to_numpy() == pytest.approx(committed["rank"].to_numpy(), abs=1e-12)
@@ -44,7 +45,7 @@ def test_autorank_gives_the_committed_ranks_and_critical_difference(finals):
 
 
 def test_scikit_posthocs_gives_the_committed_wilcoxon_holm_table(finals):
-    committed = pd.read_csv(DATA / "text_classifier-wilcoxon-holm.csv")
+    committed = pd.read_csv(DATA / "wilcoxon-holm.csv")
     table = wilcoxon_holm(finals)
     assert list(zip(table["a"], table["b"], strict=True)) == list(
         zip(committed["a"], committed["b"], strict=True))
