@@ -48,6 +48,8 @@ __all__ = ["default_jobs", "run_pool", "run_ray"]
 
 Run = tuple[str, int]  # (optimizer, seed)
 ORPHAN_WAIT = 10.0  # seconds a worker waits for an orphan of a killed driver to stop
+ORPHAN_GRACE = 3.0  # seconds an orphaned worker has to stop its run before it exits
+_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 def default_jobs() -> int:
@@ -82,18 +84,35 @@ _WORKER: dict[str, Any] = {}  # in a worker process: its stop event and settings
 
 def _init_worker(flag, parent: int) -> None:
     """A worker's signals only stop its run (the driver stops the others); a watcher
-    thread stops it too when the driver sets `flag` or dies (the worker is reparented)."""
+    thread stops it too when the driver sets `flag` or dies (the worker is reparented).
+
+    The driver started this process with SIGINT and SIGTERM blocked (`run_pool`): a
+    Ctrl-C during its imports stays pending until the handlers below are installed,
+    instead of a KeyboardInterrupt traceback from every worker."""
     stop = threading.Event()
     _WORKER["stop"] = stop
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in _SIGNALS:
         signal.signal(sig, lambda *_: stop.set())
-    threading.Thread(target=_watch, args=(flag.is_set, parent, stop), daemon=True).start()
+    threading.Thread(target=_watch, args=(flag.is_set, parent, stop, True),
+                     daemon=True).start()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
 
 
-def _watch(is_set: Callable[[], bool], parent: int, stop: threading.Event) -> None:
-    while not stop.wait(STOP_POLL / 2):
-        if is_set() or os.getppid() != parent:
+def _watch(is_set: Callable[[], bool], parent: int, stop: threading.Event,
+           forever: bool = False) -> None:
+    """Set `stop` once `is_set()` or the parent is gone; then (`forever`: a pool worker,
+    which outlives its run) keep watching the parent. An orphan exits ORPHAN_GRACE
+    seconds after its parent died: by then its run has stopped, and nothing is left to
+    do but hand back a result no one reads (a SIGTERM only sets `stop`, so nothing else
+    would end it)."""
+    while forever or not stop.is_set():
+        if os.getppid() != parent:
             stop.set()
+            time.sleep(ORPHAN_GRACE)
+            os._exit(1)
+        if not stop.is_set() and is_set():
+            stop.set()
+        time.sleep(STOP_POLL / 2)
 
 
 def _setting(spec):
@@ -107,7 +126,11 @@ def _setting(spec):
 
 
 def _run_here(spec, out: Path, name: str, seed: int, stop: threading.Event):
-    """One run of the study in this process; None: the study stopped before it began."""
+    """One run of the study in this process: (name, seed, reason), or None if the study
+    stopped before it began. Only these few bytes go back, never the run's state (every
+    trial's result): a large result blocks its worker on the result pipe once the pool
+    no longer reads it (a broken pool, a dead driver); the driver reads the state from
+    the run's log (`outcome` in `run_pool`)."""
     from suite.library_log import LIBRARY_LOG, to_library_log
     from suite.study import _run_one
 
@@ -116,7 +139,7 @@ def _run_here(spec, out: Path, name: str, seed: int, stop: threading.Event):
     setting = _setting(spec)
     directory = out / name / f"seed-{seed}"
     with _run_lock(directory, stop), to_library_log(out / LIBRARY_LOG):
-        return _run_one(spec, setting, name, seed, directory, None, stop)
+        return name, seed, _run_one(spec, setting, name, seed, directory, None, stop).reason
 
 
 @contextlib.contextmanager
@@ -140,23 +163,34 @@ def _run_in_worker(spec, out: Path, name: str, seed: int):
     return _run_here(spec, out, name, seed, _WORKER["stop"])
 
 
+Outcome = Callable[[str, int, str], Any]  # (name, seed, reason) → the run's outcome
+
+
 def run_pool(spec, out: Path, runs: list[Run], jobs: int, on_run: Callable | None,
-             stop: threading.Event) -> dict[Run, Any]:
+             stop: threading.Event, outcome: Outcome) -> dict[Run, Any]:
     """Run `runs` in `jobs` worker processes; returns their outcomes by run (those stopped
-    or not begun: `STOPPED` or absent). Raises a worker's error once all have stopped."""
+    or not begun: `STOPPED` or absent), each `outcome(name, seed, reason)` built here
+    from the run's log. Raises a worker's error once all have stopped."""
     context = multiprocessing.get_context("spawn")  # no fork of a driver with threads
     flag = context.Event()
-    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker,
-                               initargs=(flag, os.getpid()))
+    # the workers inherit the blocked signals, and unblock them once their handlers are
+    # in (`_init_worker`); the driver's own pending signals arrive when the mask returns
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
     try:
+        pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker,
+                                   initargs=(flag, os.getpid()))
         futures = {pool.submit(_run_in_worker, spec, out, n, s): (n, s) for n, s in runs}
-        return _collect(futures, flag, stop, on_run, out)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    try:
+        return _collect(futures, flag, stop, on_run, out, outcome)
     finally:
         flag.set()  # also on a second signal (KeyboardInterrupt): the workers stop too
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _collect(futures: dict, flag, stop: threading.Event, on_run, out: Path) -> dict[Run, Any]:
+def _collect(futures: dict, flag, stop: threading.Event, on_run, out: Path,
+             outcome_of: Outcome) -> dict[Run, Any]:
     outcomes: dict[Run, Any] = {}
     error: BaseException | None = None
     pending = set(futures)
@@ -166,8 +200,10 @@ def _collect(futures: dict, flag, stop: threading.Event, on_run, out: Path) -> d
             if future.cancelled():
                 continue
             try:
-                outcome = future.result()
+                result = future.result()
             except BrokenProcessPool:
+                if stop.is_set():  # a signal reached a worker before its handlers: stopped
+                    continue
                 name, seed = futures[future]
                 error = error or SuiteError(
                     f"a replay worker process died ({name} seed {seed}); its run resumes "
@@ -176,8 +212,8 @@ def _collect(futures: dict, flag, stop: threading.Event, on_run, out: Path) -> d
             except Exception as exc:  # noqa: BLE001 - re-raised in the driver below
                 error = error or _located(exc, *futures[future], out)
                 continue
-            if outcome is not None:
-                outcomes[futures[future]] = outcome
+            if result is not None:
+                outcome = outcomes[futures[future]] = outcome_of(*result)
                 _report(outcome, on_run)
         if error is not None or stop.is_set():
             flag.set()
@@ -225,7 +261,7 @@ def _run_as_task(spec, out: str, name: str, seed: int, flag):
 
 
 def run_ray(spec, out: Path, runs: list[Run], jobs: int | None, on_run: Callable | None,
-            stop: threading.Event) -> dict[Run, Any]:
+            stop: threading.Event, outcome: Outcome) -> dict[Run, Any]:
     """Run `runs` as Ray tasks (one CPU each) on the cluster `suite.executors._ray.connect`
     reached, at most `jobs` in flight (None: as many as the cluster schedules)."""
     from suite.executors._ray import connect
@@ -246,7 +282,7 @@ def run_ray(spec, out: Path, runs: list[Run], jobs: int | None, on_run: Callable
             for ref in ready:
                 run = refs.pop(ref)
                 try:
-                    outcome = ray.get(ref)
+                    result = ray.get(ref)
                 except ray.exceptions.RayTaskError as exc:
                     error = error or _located(exc.cause or exc, *run, out)
                     continue
@@ -255,9 +291,9 @@ def run_ray(spec, out: Path, runs: list[Run], jobs: int | None, on_run: Callable
                                                 f"died ({type(exc).__name__}); it resumes "
                                                 f"with suite run --resume {out}")
                     continue
-                if outcome is not None:
-                    outcomes[run] = outcome
-                    _report(outcome, on_run)
+                if result is not None:
+                    done = outcomes[run] = outcome(*result)
+                    _report(done, on_run)
             if error is not None or stop.is_set():
                 flag.set.remote()
                 queue.clear()

@@ -156,7 +156,7 @@ def run_study(spec: StudySpec, out: Path, *, resume: bool = False,
                 runs = len(spec.optimizers) * len(spec.seeds)  # one: no pool to start
                 if spec.table is not None and (
                         (jobs > 1 and runs > 1) or spec.executor == "ray"):
-                    return _run_parallel(spec, out, on_run, stop, caught, jobs)
+                    return _run_parallel(spec, setting, out, on_run, stop, caught, jobs)
                 return _run_all(spec, setting, out, on_run, stop, caught)
             except KeyboardInterrupt:  # a second signal: stopped at once; the log holds
                 raise Stopped(out, caught.signum) from None
@@ -176,17 +176,24 @@ def _check_jobs(spec: StudySpec, jobs: int | None) -> int:
     return jobs
 
 
-def _run_parallel(spec: StudySpec, out: Path, on_run, stop: threading.Event, caught,
-                  jobs: int) -> list[RunOutcome]:
+def _run_parallel(spec: StudySpec, setting: Setting, out: Path, on_run,
+                  stop: threading.Event, caught, jobs: int | None) -> list[RunOutcome]:
     """A replay's runs in worker processes or Ray tasks (`suite._parallel`), outcomes in
     the plan's order; `Stopped` once all have stopped if `stop` was set."""
     from suite._parallel import run_pool, run_ray
 
+    def outcome(name: str, seed: int, reason: str) -> RunOutcome:  # from the run's log
+        directory = out / name / f"seed-{seed}"
+        ledger = Ledger(parse_budget(spec.budget), max_epochs=setting.fidelity.max_epochs)
+        state = summarize(read_log(directory), ledger=ledger)
+        return RunOutcome(name, seed, directory, reason, state, ledger)
+
     runs = [(name, seed) for name in spec.optimizers for seed in spec.seeds]
     if spec.executor == "ray":
-        outcomes = run_ray(spec, out, runs, jobs, on_run, stop)
+        outcomes = run_ray(spec, out, runs, jobs, on_run, stop, outcome)
     else:
-        outcomes = run_pool(spec, out, runs, min(jobs, len(runs)), on_run, stop)
+        outcomes = run_pool(spec, out, runs, min(jobs, len(runs)), on_run,
+                            stop, outcome)
     if len(outcomes) < len(runs) or any(o.reason == STOPPED for o in outcomes.values()):
         raise Stopped(out, caught.signum)
     return [outcomes[run] for run in runs]

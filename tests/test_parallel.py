@@ -16,6 +16,7 @@ import crash_harness
 import pytest
 
 from suite.cli import main
+from suite.errors import SuiteError
 from suite.log import find_runs, read_rows
 from suite.study import StudySpec, run_study
 from suite.testing import toy_table
@@ -129,3 +130,83 @@ def test_ray_tasks_on_a_local_instance_write_the_serial_logs(tmp_path, table):
             [("random", 0), ("random", 1), ("hyperband", 0), ("hyperband", 1)]
     finally:
         ray.shutdown()
+
+
+def test_a_worker_hands_back_only_its_run_and_reason(tmp_path, table):
+    """A run's state (every trial) never goes through the result pipe: a large result
+    blocks its worker forever once the pool no longer reads it; the driver reads the
+    state from the run's log instead."""
+    import pickle
+    import threading
+
+    from suite._parallel import _run_here
+
+    result = _run_here(_spec(table), tmp_path, "random", 0, threading.Event())
+    assert result == ("random", 0, "budget")
+    assert len(pickle.dumps(result)) < 200
+
+
+def test_an_orphaned_worker_exits_after_a_grace(monkeypatch):
+    """A worker whose driver died stops its run, then exits: a SIGTERM only sets its
+    stop flag, so nothing else would end it."""
+    import threading
+
+    from suite import _parallel
+
+    class Exited(Exception):
+        pass
+
+    def fake_exit(code):
+        raise Exited(code)
+
+    monkeypatch.setattr(_parallel, "ORPHAN_GRACE", 0.0)
+    monkeypatch.setattr(_parallel.os, "_exit", fake_exit)
+    stop = threading.Event()
+    stop.set()  # a SIGTERM already set it: the watcher still watches the parent
+    with pytest.raises(Exited):
+        _parallel._watch(lambda: False, os.getppid() + 1, stop, True)
+
+
+def test_a_broken_pool_after_a_stop_is_a_stop_not_an_error(tmp_path):
+    """Ctrl-C reaching a worker still starting up breaks the pool: the study stopped."""
+    import threading
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    from suite import _parallel
+
+    future = Future()
+    future.set_exception(BrokenProcessPool("a worker died"))
+    stop = threading.Event()
+    stop.set()
+    flag = threading.Event()
+    assert _parallel._collect({future: ("random", 0)}, flag, stop, None, tmp_path,
+                              lambda *r: r) == {}
+    assert flag.is_set()
+    stop.clear()
+    with pytest.raises(SuiteError, match="a replay worker process died"):
+        _parallel._collect({future: ("random", 0)}, flag, stop, None, tmp_path,
+                           lambda *r: r)
+
+
+@pytest.mark.slow  # a pool started in a subprocess: several seconds
+def test_ctrl_c_while_the_pool_starts_stops_cleanly(tmp_path, table):
+    """Ctrl-C reaches the whole process group while the spawned workers still import:
+    exit 130 and one line, no traceback from any worker, no 'worker process died'."""
+    out = tmp_path / "s"
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "suite.cli", "run", "--task", "toy", "--table", str(table),
+         "--optimizer", "random,hyperband", "--budget", "2x", "--workers", "2",
+         "--seeds", "0-1", "--jobs", "2", "--out", str(out)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not (out / "study.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    time.sleep(0.3)  # the workers are being spawned and import the suite
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert proc.returncode == 130, err
+    assert lines == [f"suite run: interrupted (SIGINT): resume with suite run --resume {out}"]
