@@ -28,26 +28,23 @@ checkpoints must). The driver keeps the lock, the plan and the order of outcomes
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
 from suite.errors import SuiteError
-from suite.lock import LockedError, hold_lock
 from suite.runner import STOP_POLL, FailingTrials
 
 __all__ = ["default_jobs", "run_pool", "run_ray"]
 
 Run = tuple[str, int]  # (optimizer, seed)
-ORPHAN_WAIT = 10.0  # seconds a worker waits for an orphan of a killed driver to stop
 ORPHAN_GRACE = 3.0  # seconds an orphaned worker has to stop its run before it exits
 _SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
@@ -132,7 +129,7 @@ def _run_here(spec, out: Path, name: str, seed: int, stop: threading.Event):
     no longer reads it (a broken pool, a dead driver); the driver reads the state from
     the run's log (`outcome` in `run_pool`)."""
     from suite.library_log import LIBRARY_LOG, to_library_log
-    from suite.study import _run_one
+    from suite.study import _run_lock, _run_one
 
     if stop.is_set():
         return None
@@ -140,23 +137,6 @@ def _run_here(spec, out: Path, name: str, seed: int, stop: threading.Event):
     directory = out / name / f"seed-{seed}"
     with _run_lock(directory, stop), to_library_log(out / LIBRARY_LOG):
         return name, seed, _run_one(spec, setting, name, seed, directory, None, stop).reason
-
-
-@contextlib.contextmanager
-def _run_lock(directory: Path, stop: threading.Event) -> Iterator[None]:
-    """The run folder's own lock, held by the worker writing it: a worker orphaned by a
-    killed driver stops within STOP_POLL seconds, and a resumed study's worker waits for
-    it here instead of writing the same log beside it."""
-    deadline = time.monotonic() + ORPHAN_WAIT
-    while True:
-        try:
-            with hold_lock(directory, "run"):
-                yield
-            return
-        except LockedError:
-            if time.monotonic() > deadline or stop.is_set():
-                raise
-            time.sleep(STOP_POLL / 4)
 
 
 def _run_in_worker(spec, out: Path, name: str, seed: int):
@@ -250,10 +230,14 @@ class _StopFlag:
 def _run_as_task(spec, out: str, name: str, seed: int, flag):
     import ray
 
+    def is_set() -> bool:
+        try:
+            return ray.get(flag.is_set.remote())
+        except ray.exceptions.RayError:  # the flag is gone with its driver: stopped
+            return True
+
     stop = threading.Event()
-    poll = threading.Thread(target=_watch, daemon=True,
-                            args=(lambda: ray.get(flag.is_set.remote()), os.getppid(), stop))
-    poll.start()
+    threading.Thread(target=_watch, daemon=True, args=(is_set, os.getppid(), stop)).start()
     try:
         return _run_here(spec, Path(out), name, seed, stop)
     finally:
@@ -301,6 +285,7 @@ def run_ray(spec, out: Path, runs: list[Run], jobs: int | None, on_run: Callable
         if refs:  # a second signal: ask them to stop, and wait, so none is left writing
             flag.set.remote()
             ray.wait(list(refs), num_returns=len(refs), timeout=30)
+        ray.kill(flag)  # a named-less actor outlives the study on a long-lived cluster
     if error is not None:
         raise error
     return outcomes

@@ -25,12 +25,14 @@ continues exactly where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -42,10 +44,10 @@ from suite.errors import SuiteError
 from suite.executors import SimulatedExecutor, training_executor
 from suite.interrupt import Stopped, on_signals
 from suite.library_log import LIBRARY_LOG, to_library_log
-from suite.lock import LOCK_NAME, hold_lock
+from suite.lock import LOCK_NAME, LockedError, hold_lock
 from suite.log import LOG_NAME, LogError, RunLog, read_log, read_run_meta, write_atomic
 from suite.records import FinishRow, Row
-from suite.runner import STOPPED, FailingTrials, Runner, RunState
+from suite.runner import STOP_POLL, STOPPED, FailingTrials, Runner, RunState
 from suite.setting import Setting, study_setting
 from suite.spec import StudySpec, check_runs, check_seeds
 
@@ -54,6 +56,7 @@ __all__ = ["StudySpec", "RunOutcome", "parse_seeds", "run_study", "load_study", 
 
 STUDY_NAME = "study.json"
 MAX_JOBS = 1024  # parallel runs of a replay: beyond any machine's cores
+ORPHAN_WAIT = 10.0  # seconds a run waits for an orphan of a killed driver to stop
 
 
 @dataclass(frozen=True)
@@ -155,19 +158,23 @@ def run_study(spec: StudySpec, out: Path, *, resume: bool = False,
             try:
                 runs = len(spec.optimizers) * len(spec.seeds)  # one: no pool to start
                 if spec.table is not None and (
-                        (jobs > 1 and runs > 1) or spec.executor == "ray"):
+                        spec.executor == "ray" or (jobs > 1 and runs > 1)):
                     return _run_parallel(spec, setting, out, on_run, stop, caught, jobs)
                 return _run_all(spec, setting, out, on_run, stop, caught)
             except KeyboardInterrupt:  # a second signal: stopped at once; the log holds
                 raise Stopped(out, caught.signum) from None
 
 
-def _check_jobs(spec: StudySpec, jobs: int | None) -> int:
-    """`jobs` resolved: parallel runs are a replay's (a live run's trials share devices)."""
+def _check_jobs(spec: StudySpec, jobs: int | None) -> int | None:
+    """`jobs` resolved: parallel runs are a replay's (a live run's trials share devices).
+    None: a Ray replay without --jobs, as many runs at once as the cluster schedules
+    (this machine's cores say nothing of a cluster's)."""
     from suite._parallel import default_jobs
 
     if jobs is None:
-        return default_jobs() if spec.table is not None else 1
+        if spec.table is None:
+            return 1
+        return None if spec.executor == "ray" else default_jobs()
     if type(jobs) is not int or not 1 <= jobs <= MAX_JOBS:
         raise SuiteError(f"--jobs must be in 1..{MAX_JOBS}, got {jobs}")
     if jobs > 1 and spec.table is None:
@@ -192,7 +199,7 @@ def _run_parallel(spec: StudySpec, setting: Setting, out: Path, on_run,
     if spec.executor == "ray":
         outcomes = run_ray(spec, out, runs, jobs, on_run, stop, outcome)
     else:
-        outcomes = run_pool(spec, out, runs, min(jobs, len(runs)), on_run,
+        outcomes = run_pool(spec, out, runs, min(jobs or len(runs), len(runs)), on_run,
                             stop, outcome)
     if len(outcomes) < len(runs) or any(o.reason == STOPPED for o in outcomes.values()):
         raise Stopped(out, caught.signum)
@@ -251,9 +258,10 @@ def _run_all(spec: StudySpec, setting: Setting, out: Path, on_run, stop: threadi
         for seed in spec.seeds:
             if stop.is_set():
                 raise Stopped(out, caught.signum)
+            directory = out / name / f"seed-{seed}"
             try:
-                outcome = _run_one(spec, setting, name, seed, out / name / f"seed-{seed}",
-                                   on_run, stop)
+                with _run_lock(directory, stop):  # an orphan of a killed parallel study
+                    outcome = _run_one(spec, setting, name, seed, directory, on_run, stop)
             except FailingTrials as exc:  # later runs would fail alike: none is begun
                 raise FailingTrials(f"{exc} ({name} seed {seed} stopped; fix the cause, then "
                                     f"suite run --resume {out})") from None
@@ -261,6 +269,24 @@ def _run_all(spec: StudySpec, setting: Setting, out: Path, on_run, stop: threadi
                 raise Stopped(out, caught.signum)
             outcomes.append(outcome)
     return outcomes
+
+
+@contextlib.contextmanager
+def _run_lock(directory: Path, stop: threading.Event) -> Iterator[None]:
+    """The run folder's own lock, held by the process writing its log (the serial study
+    or a pool worker): a worker orphaned by a killed driver stops within STOP_POLL
+    seconds, and a resumed study's run, serial or parallel, waits for it here instead of
+    writing the same log beside it."""
+    deadline = time.monotonic() + ORPHAN_WAIT
+    while True:
+        try:
+            with hold_lock(directory, "run"):
+                yield
+            return
+        except LockedError:
+            if time.monotonic() > deadline or stop.is_set():
+                raise
+            time.sleep(STOP_POLL / 4)
 
 
 def _write_plan(out: Path, spec: StudySpec) -> None:

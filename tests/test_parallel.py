@@ -210,3 +210,27 @@ def test_ctrl_c_while_the_pool_starts_stops_cleanly(tmp_path, table):
     lines = [line for line in err.splitlines() if line.strip()]
     assert proc.returncode == 130, err
     assert lines == [f"suite run: interrupted (SIGINT): resume with suite run --resume {out}"]
+
+
+def test_a_ray_replay_without_jobs_runs_as_many_as_the_cluster_schedules(table):
+    from suite.study import _check_jobs
+
+    assert _check_jobs(_spec(table, executor="ray"), None) is None
+    assert _check_jobs(_spec(table, executor="ray"), 3) == 3
+    assert _check_jobs(_spec(table), None) >= 1
+
+
+def test_a_serial_resume_waits_for_the_run_lock_of_an_orphan(tmp_path, table, monkeypatch):
+    """`--jobs 1` after a killed parallel study: an orphan worker may still hold a run's
+    lock (inside a slow tell()); the serial run waits for it, never writes beside it."""
+    from suite import study
+    from suite.lock import LockedError, hold_lock
+
+    spec = StudySpec(task="toy", optimizers=("random",), seeds=(0,), budget="2x",
+                     table=str(table), workers=2)
+    run_study(spec, tmp_path / "s", jobs=1)
+    monkeypatch.setattr(study, "ORPHAN_WAIT", 0.3)
+    with hold_lock(tmp_path / "s" / "random" / "seed-0", "run"):  # the orphan's lock
+        with pytest.raises(LockedError):
+            run_study(spec, tmp_path / "s", resume=True, jobs=1)
+    assert run_study(spec, tmp_path / "s", resume=True, jobs=1)[0].reason == "budget"
