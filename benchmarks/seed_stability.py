@@ -71,8 +71,9 @@ def incumbents_at(roots: list[Path], budgets: tuple[str, ...] | None) -> pd.Data
         raise SuiteError("expected a replayed study of one table")
     # the recommended configuration's full-fidelity value (table mean over its training
     # seeds), what the report's ranks, tests and pairs compare
-    trace = recommended_values(recommendation_traces(runs.rows, trial_results(runs.rows)),
-                               runs.runs, read_table(Path(tables[0])))
+    trace = recommended_values(
+        recommendation_traces(runs.rows, trial_results(runs.rows), runs.runs), runs.runs,
+        read_table(Path(tables[0])))
     values = on_grid(trace, unit, np.array([p.amount for p in points]), "value", carry=True)
     values = values.rename(columns={"value": "loss"})
     values["point"] = values["budget"].map({p.amount: str(p) for p in points})

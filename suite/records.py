@@ -525,7 +525,8 @@ class RunMeta:
     settings, the environment) and, for a replay, which table. A key missing from an
     older file takes the default here, the setting that runs had before the key existed.
     Keys this version does not know are kept in `extra` and written back as they were;
-    the format (`v`) is checked when read and stamped when written."""
+    the format (`v`) is checked when read and stamped when written; `format` is the one
+    the file was written in (1: no `v`), i.e. the suite that began the run."""
 
     task: str | None = None
     optimizer: str | None = None
@@ -556,11 +557,12 @@ class RunMeta:
     default_config: Mapping[str, Any] | None = None
     table_provenance: Mapping[str, Any] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
+    format: int = FORMAT  # as read (`v`), never written: a file is stamped with FORMAT
 
     def to_json(self) -> dict[str, Any]:
         out = {**self.extra, "v": FORMAT}
         for f in fields(self):
-            if f.name != "extra" and (self.simulated or f.name not in _REPLAY_KEYS):
+            if f.name not in ("extra", "format") and (self.simulated or f.name not in _REPLAY_KEYS):
                 value = getattr(self, f.name)
                 out[f.name] = list(value) if f.name == "devices" else value
         return out
@@ -582,5 +584,6 @@ class RunMeta:
                                f"{expected}); it was edited or damaged")
             else:
                 known[key] = tuple(value) if key == "devices" else value
-        _check_version(known.pop("v", 1), "meta")
-        return cls(**known, extra=extra)
+        version = known.pop("v", 1)
+        _check_version(version, "meta")
+        return cls(**known, extra=extra, format=version)

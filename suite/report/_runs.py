@@ -10,13 +10,15 @@ the one a user can trust, and the runner returns it.
 
 That observed incumbent mixes fidelities. The recommendation (`recommendation_traces`) is
 what the optimizer would return if stopped now, as its `recommend` rows log it (the rule
-of each optimizer: docs/reports.md); a log without them (written before format 3, or by
-an optimizer without `recommend()`) falls back to the runner's rule above, computed from
-the log, and says so in its `rule` column. Its value (`recommended_values`) is the
-configuration's full-fidelity loss: on a replay the mean over the table's training seeds
-of its last-epoch loss, looked up in the table; on a live run the recommended trial's own
-loss where that trial trained to full fidelity, else none (NaN). It need not be monotone:
-a recommendation can change to a configuration whose full-fidelity value is worse.
+of each optimizer: docs/reports.md); a run begun before format 3 (which has no such rows)
+falls back to the runner's rule above, computed from the log, and says so in its `rule`
+column. A format-3 run without `recommend` rows never recommended anything (BOHB before
+any maximum-budget result): it has no recommendation (NaN), not the runner's. Its
+value (`recommended_values`) is the configuration's full-fidelity loss: on a replay the
+mean over the table's training seeds of its last-epoch loss, looked up in the table; on a
+live run the recommended trial's own loss where that trial trained to full fidelity, else
+none (NaN). It need not be monotone: a recommendation can change to a configuration whose
+full-fidelity value is worse.
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ class RunSet:
 
     `runs` columns: run, task, optimizer, seed, budget, space_dims (d of the task's space,
     None in a meta written before it was kept), unit_axis (the budget axis of the
-    run's own unit), metric, minimize, max_epochs, simulated, table, table_sha256, scale.
+    run's own unit), metric, minimize, max_epochs, simulated, table, table_sha256, scale,
+    format (the log format of the suite that began the run: `suite.records.FORMAT`).
     """
 
     rows: pd.DataFrame
@@ -102,7 +105,7 @@ def load_runs(roots: Path | Iterable[Path]) -> RunSet:
                       "metric": meta.metric, "minimize": meta.minimize,
                       "max_epochs": meta.max_epochs, "simulated": meta.simulated,
                       "table": local_path(meta.table), "table_sha256": meta.table_sha256,
-                      "scale": meta.scale})
+                      "scale": meta.scale, "format": meta.format})
     runs = pd.DataFrame(metas).sort_values(["task", "optimizer", "seed", "run"])
     return RunSet(rows, runs.reset_index(drop=True))
 
@@ -258,10 +261,14 @@ def run_curves(rows: pd.DataFrame, results: pd.DataFrame, top: int = 10) -> pd.D
 
 RULE_LOGGED = "optimizer"  # the optimizer's own recommendation, from `recommend` rows
 RULE_FALLBACK = "stated rule"  # no `recommend` rows: the runner's rule, from the log
+RECOMMEND_FORMAT = 3  # the log format that added `recommend` rows (`suite.records`)
 
 
-def recommendation_traces(rows: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
+def recommendation_traces(rows: pd.DataFrame, results: pd.DataFrame,
+                          runs: pd.DataFrame) -> pd.DataFrame:
     """Per run, the points at which the recommendation changed (see the module docstring).
+    `runs` (`RunSet.runs`) says each run's format: only runs begun before format 3 fall
+    back to the runner's rule.
 
     Columns: run, optimizer, seed, the ledger axes (spend when it changed), trial_id,
     config_id, epoch (the recommended trial's), loss (its observed loss), the `config.`
@@ -271,7 +278,8 @@ def recommendation_traces(rows: pd.DataFrame, results: pd.DataFrame) -> pd.DataF
     logged = rows[rows["event"] == Event.RECOMMEND] if "event" in rows else rows.iloc[:0]
     logged = logged.drop(columns=["epoch"], errors="ignore").rename(
         columns={"target_epochs": "epoch"}).assign(rule=RULE_LOGGED)
-    fallback = results[~results["run"].isin(logged["run"].unique())]
+    old = runs.loc[runs["format"] < RECOMMEND_FORMAT, "run"]
+    fallback = results[results["run"].isin(old) & ~results["run"].isin(logged["run"])]
     fallback = pd.DataFrame(_runner_rule(fallback), columns=results.columns).assign(
         rule=RULE_FALLBACK)
     cols = ["run", "optimizer", "seed", *AXES.values(), "trial_id", "config_id", "epoch",
@@ -362,8 +370,8 @@ def recommended_anytime(runs: RunSet, table=None, *, axis: str | None = None,
         Columns run, optimizer, seed, budget, value, and regret with a table: NaN before a
         run's first recommendation, after its total spend, and where no value is known.
     """
-    trace = recommended_values(recommendation_traces(runs.rows, trial_results(runs.rows)),
-                               runs.runs, table)
+    trace = recommended_values(
+        recommendation_traces(runs.rows, trial_results(runs.rows), runs.runs), runs.runs, table)
     axis = axis or runs.runs["unit_axis"].iloc[0]
     grid = budget_grid(trace, axis, points) if grid is None else grid
     frame = on_grid(trace, axis, grid, "value")

@@ -88,8 +88,8 @@ def anytime_section(report: Report, runs: RunSet, inputs: TaskInputs) -> Anytime
     if table is not None:
         ref = table_reference(table)
         trace["regret"] = (trace["loss"] - ref["best"]) / (ref["median"] - ref["best"])
-    recommended = recommended_values(recommendation_traces(runs.rows, results), runs.runs,
-                                     table)
+    recommended = recommended_values(recommendation_traces(runs.rows, results, runs.runs),
+                                     runs.runs, table)
     axes = [unit] if unit == "device_seconds" else [unit, "device_seconds"]
     values = ["loss", "regret"] if table is not None else ["loss"]
     frame = _summaries(trace, axes, values, o)

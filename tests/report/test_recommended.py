@@ -45,8 +45,9 @@ def _by_hand(table, config) -> float:
 def test_each_recommend_row_is_valued_by_its_table_lookup(replay):
     study, table = replay
     runs = load_runs(study)
-    trace = recommended_values(recommendation_traces(runs.rows, trial_results(runs.rows)),
-                               runs.runs, table)
+    trace = recommended_values(
+        recommendation_traces(runs.rows, trial_results(runs.rows), runs.runs), runs.runs,
+        table)
     steps = trace[~trace["end"]]
     assert (steps["rule"] == RULE_LOGGED).all() and (steps["source"] == "table").all()
     for run in runs.runs["run"]:
@@ -88,7 +89,7 @@ def test_a_log_without_recommend_rows_falls_back_to_the_stated_rule(replay, tmp_
         (dst / "meta.json").write_text(json.dumps({**meta, "v": 2}))
     runs = load_runs(old)
     results = trial_results(runs.rows)
-    trace = recommendation_traces(runs.rows, results)
+    trace = recommendation_traces(runs.rows, results, runs.runs)
     assert (trace["rule"] == RULE_FALLBACK).all()
     expected = incumbent_traces(results, runs.rows)
     assert trace["trial_id"].tolist() == expected["trial_id"].tolist()
@@ -117,7 +118,8 @@ def test_final_recommendations_keep_the_observed_incumbent_beside(replay):
     results = trial_results(runs.rows)
     observed = incumbent_traces(results, runs.rows)
     observed = observed[~observed["end"]].groupby("run").tail(1)
-    rec = recommended_values(recommendation_traces(runs.rows, results), runs.runs, table)
+    rec = recommended_values(recommendation_traces(runs.rows, results, runs.runs), runs.runs,
+                             table)
     finals = final_recommendations(rec, observed)
     assert len(finals) == len(runs.runs)
     assert finals["observed_loss"].tolist() == observed.set_index("run").loc[
@@ -132,7 +134,7 @@ def test_a_run_that_never_recommended_counts_as_a_seed_without_a_value(replay, t
     rows = rows[~((rows["run"] == silent) & (rows["event"] == "recommend"))]
     results = trial_results(rows)
     results = results[results["run"] != silent]  # nothing completed either
-    trace = recommendation_traces(rows, results)
+    trace = recommendation_traces(rows, results, runs.runs)
     mine = trace[trace["run"] == silent]
     assert len(mine) == 1 and mine["end"].all() and mine["trial_id"].isna().all()
     valued = recommended_values(trace, runs.runs, table)
@@ -150,3 +152,20 @@ def test_the_recommendations_regret_axis_shows_zero():
     ax = symlog_y(plot_anytime(summary, axes[0, 0]), 0.1)
     assert ax.get_yscale() == "symlog" and ax.get_ylim()[0] == 0.0
     assert ax.get_ylim()[1] >= 5.0
+
+
+def test_a_format_3_run_without_recommend_rows_has_no_recommendation(replay):
+    """Only a log begun before format 3 falls back to the stated rule: a format-3 run with
+    no `recommend` row (BOHB before any maximum-budget result) recommended nothing, though
+    its trials completed; it counts as a seed without a value, never as the stated rule."""
+    study, table = replay
+    runs = load_runs(study)
+    assert (runs.runs["format"] == 3).all()
+    silent = runs.runs["run"].iloc[0]
+    rows = runs.rows[~((runs.rows["run"] == silent) & (runs.rows["event"] == "recommend"))]
+    results = trial_results(rows)
+    assert (results["run"] == silent).any(), "its trials completed"
+    trace = recommendation_traces(rows, results, runs.runs)
+    assert (trace["rule"] != RULE_FALLBACK).all()
+    mine = trace[trace["run"] == silent]
+    assert len(mine) == 1 and mine["end"].all() and mine["trial_id"].isna().all()
