@@ -55,7 +55,9 @@ def pairs_section(report: Report, runs: RunSet, task: str, trace: pd.DataFrame,
                 f"bootstrap interval, seeds of A and B resampled apart (stratified, "
                 f"{max(report.options.resamples, 2000)} resamples). A pair is *not "
                 f"resolved* where the difference's interval covers 0 or P(A < B)'s "
-                f"covers 0.5: these seeds do not say which is better.")
+                f"covers 0.5: these seeds do not say which is better; and where a seed of "
+                f"either optimizer has no value at the point (seeds A and B count those "
+                f"with one): the comparison would leave out exactly those seeds.")
     report.data(f"{task}-pairs", table)
     report.text(md_table(_shown(table)))
     open_pairs = (~table["resolved"]).sum()

@@ -101,3 +101,32 @@ def test_performance_profile_is_rliables_on_negated_values():
         assert mine == pytest.approx(theirs)
     assert (profile["low"] <= profile["fraction"]).all()
     assert (profile["fraction"] <= profile["high"]).all()
+
+
+def test_a_seed_without_a_value_leaves_the_pair_point_unresolved():
+    """Dropping the seeds with no value at a point (no recommendation yet) keeps only the
+    lucky ones: the pair is not resolved there, and the seeds counted say so."""
+    a = list(np.linspace(0.0, 1.0, 12))
+    b = [v + 10 for v in a]
+    frame = pd.concat([_frame({"a": a, "b": b}, budget=30.0),
+                       _frame({"a": a, "b": b[:-1] + [np.nan]}, budget=60.0)])
+    table = pair_differences(frame, resamples=200).set_index("budget")
+    assert table.loc[30.0, "resolved"], "all seeds have a value"
+    assert not table.loc[60.0, "resolved"]
+    assert (table.loc[60.0, "seeds_a"], table.loc[60.0, "seeds_b"]) == (12, 11)
+
+
+def test_p_lower_from_ranks_equals_every_pair_compared():
+    from suite.report._pairs import _p_lower
+
+    def by_pairs(x, y):  # the direct count: [..., m, n] comparisons
+        less = (x[..., :, None] < y[..., None, :]).mean(axis=(-2, -1))
+        ties = (x[..., :, None] == y[..., None, :]).mean(axis=(-2, -1))
+        return less + 0.5 * ties
+
+    rng = np.random.default_rng(7)
+    for m, n in [(1, 1), (2, 5), (7, 3), (20, 20)]:
+        for x, y in [(rng.normal(size=(50, m)), rng.normal(size=(50, n))),
+                     (rng.integers(0, 3, (50, m)).astype(float),  # many ties
+                      rng.integers(0, 3, (50, n)).astype(float))]:
+            np.testing.assert_allclose(_p_lower(x, y), by_pairs(x, y), rtol=0, atol=1e-12)
