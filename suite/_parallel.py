@@ -8,10 +8,14 @@ apart from the wall-clock fields (`wall_time`).
 
 The study's guarantees hold as in a serial study:
 - One writer: the driver holds `OUT/.lock` for the whole study; a worker writes only the
-  folder of the run it was given, holding that folder's own `.lock`. A worker whose
-  driver died stops its run (it watches its parent), and a resumed study's worker waits
-  on the run's lock until the orphan has stopped: never two writers of one log.
-- Stopping: SIGINT/SIGTERM reach the driver (and the workers of its process group); the
+  folder of the run it was given, holding that folder's own `.lock` (`study._run_lock`,
+  which a serial study takes too). A worker whose driver died stops its run (it watches
+  its parent) and exits ORPHAN_GRACE seconds later, and a resumed study's run waits on
+  the run's lock until the orphan has stopped: never two writers of one log.
+- Results: a worker hands back only (optimizer, seed, reason); the driver reads the run's
+  state from its log, so no result is ever large enough to block a worker on its pipe.
+- Stopping: SIGINT/SIGTERM reach the driver (and the workers of its process group; a
+  worker holds them blocked until its handlers are in, so one still starting stops too); the
   driver sets one stop flag that every worker's runner checks, runs not yet begun are
   never begun, and the driver raises `Stopped` once every worker has stopped: the runs
   stopped mid-way resume exactly like a serial study's interrupted run.
