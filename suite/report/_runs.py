@@ -219,8 +219,10 @@ def on_grid(trace: pd.DataFrame, axis: str, grid: np.ndarray,
         steps = group[~group["end"]]
         x = steps[col].to_numpy(dtype=float)
         at = np.searchsorted(x, grid, side="right") - 1
-        values = np.where(at >= 0, steps[value].to_numpy(dtype=float)[np.maximum(at, 0)],
-                          np.nan)
+        known = steps[value].to_numpy(dtype=float)
+        # a run with an end row alone (it never recommended anything) has no value anywhere
+        values = (np.where(at >= 0, known[np.maximum(at, 0)], np.nan) if len(known)
+                  else np.full(len(grid), np.nan))
         ends = group.loc[group["end"], col]
         if len(ends) and not carry:
             values = np.where(grid <= float(ends.iloc[0]) * (1 + 1e-9), values, np.nan)

@@ -313,7 +313,8 @@ def _final_budget_table(finals: pd.DataFrame,
     rec = None
     if recommended is not None and not recommended.empty:
         rec = final_recommendations(recommended, finals)
-    if rec is not None and (rec["source"] == "table").all():
+    # no run recommended anything (format-3 runs that never did): the observed incumbent
+    if rec is not None and not rec.empty and (rec["source"] == "table").all():
         table = final_table(rec, "value")
         extra = {"observed_iqm": final_table(rec, "observed_loss")[["optimizer", "iqm"]]}
         if "regret" in rec:

@@ -77,9 +77,11 @@ def write_synthetic_table(path: Path, *, seeds: int = 2, complete: bool = True,
 
 def write_synthetic_run(directory: Path, optimizer: str, seed: int, *, trials: int = 8,
                         table: str | None = None, budget: str = "3x") -> Path:
-    """A run log as the runner writes it: start, epoch rows (ok at the target), finish.
-    Each optimizer/seed draws its configurations from the grid with its own generator;
-    half the trials stop at 3 epochs (a low fidelity), the rest train to MAX_EPOCHS."""
+    """A run log as the runner writes it: start, epoch rows (ok at the target), a
+    `recommend` row whenever the runner's stated rule (most epochs, then the lowest loss)
+    picks another trial, finish. Each optimizer/seed draws its configurations from the
+    grid with its own generator; half the trials stop at 3 epochs (a low fidelity), the
+    rest train to MAX_EPOCHS."""
     rng = np.random.default_rng([seed, sum(map(ord, optimizer))])
     names = sorted(GRID)
     meta = {"task": "toy", "optimizer": optimizer, "seed": seed, "budget": budget,
@@ -88,6 +90,7 @@ def write_synthetic_run(directory: Path, optimizer: str, seed: int, *, trials: i
                                                                 else {})}
     totals = {"epochs": 0, "device_seconds": 0.0, "full": 0.0}
     bias = {"good": -0.05, "bad": 0.05}.get(optimizer, 0.0)
+    best = None  # (epochs, loss) of the recommended trial
     with RunLog.create(directory, meta) as log:
         for trial in range(trials):
             config = {n: GRID[n][int(rng.integers(len(GRID[n])))] for n in names}
@@ -108,6 +111,12 @@ def write_synthetic_run(directory: Path, optimizer: str, seed: int, *, trials: i
                             "device_seconds": 0.1, "ledger": dict(totals),
                             "status": "ok" if epoch == target else "running",
                             "worker": 0, "wall_time": 0.0})
+            if best is None or (-target, loss) < (-best[0], best[1]):
+                best = (target, loss)
+                log.append({"event": "recommend", "trial_id": trial, "config_id": trial,
+                            "config": config, "target_epochs": target,
+                            "resumed_from": None, "loss": loss, "ledger": dict(totals),
+                            "wall_time": 0.0})
         log.append({"event": "finish", "reason": "budget", "ledger": dict(totals),
                     "wall_time": 0.0})
     return directory

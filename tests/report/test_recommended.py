@@ -169,3 +169,10 @@ def test_a_format_3_run_without_recommend_rows_has_no_recommendation(replay):
     assert (trace["rule"] != RULE_FALLBACK).all()
     mine = trace[trace["run"] == silent]
     assert len(mine) == 1 and mine["end"].all() and mine["trial_id"].isna().all()
+    # on the grid, that run has no value anywhere (it has an end row alone)
+    from suite.report._runs import on_grid
+
+    valued = recommended_values(trace, runs.runs, table)
+    grid = on_grid(valued, "epochs", np.array([1.0, 1e9]), "value", carry=True)
+    assert grid.loc[grid["run"] == silent, "value"].isna().all()
+    assert grid.loc[grid["run"] != silent, "value"].notna().any()
