@@ -106,17 +106,20 @@ def _setting(spec):
     return _WORKER["setting"]
 
 
-def _run_here(spec, out: Path, name: str, seed: int, stop: threading.Event):
-    """One run of the study in this process; None: the study stopped before it began."""
+def _run_here(spec, out: Path, name: str, seed: int, stop: threading.Event, run_one: Callable):
+    """One run of the study in this process; None: the study stopped before it began.
+
+    `run_one` is `suite.study`'s one-run function, handed in (pickled by reference) rather
+    than imported: `suite.study` imports this module, and the two must not import each
+    other."""
     from suite.library_log import LIBRARY_LOG, to_library_log
-    from suite.study import _run_one
 
     if stop.is_set():
         return None
     setting = _setting(spec)
     directory = out / name / f"seed-{seed}"
     with _run_lock(directory, stop), to_library_log(out / LIBRARY_LOG):
-        return _run_one(spec, setting, name, seed, directory, None, stop)
+        return run_one(spec, setting, name, seed, directory, None, stop)
 
 
 @contextlib.contextmanager
@@ -136,12 +139,12 @@ def _run_lock(directory: Path, stop: threading.Event) -> Iterator[None]:
             time.sleep(STOP_POLL / 4)
 
 
-def _run_in_worker(spec, out: Path, name: str, seed: int):
-    return _run_here(spec, out, name, seed, _WORKER["stop"])
+def _run_in_worker(spec, out: Path, name: str, seed: int, run_one: Callable):
+    return _run_here(spec, out, name, seed, _WORKER["stop"], run_one)
 
 
 def run_pool(spec, out: Path, runs: list[Run], jobs: int, on_run: Callable | None,
-             stop: threading.Event) -> dict[Run, Any]:
+             stop: threading.Event, run_one: Callable) -> dict[Run, Any]:
     """Run `runs` in `jobs` worker processes; returns their outcomes by run (those stopped
     or not begun: `STOPPED` or absent). Raises a worker's error once all have stopped."""
     context = multiprocessing.get_context("spawn")  # no fork of a driver with threads
@@ -149,7 +152,7 @@ def run_pool(spec, out: Path, runs: list[Run], jobs: int, on_run: Callable | Non
     pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker,
                                initargs=(flag, os.getpid()))
     try:
-        futures = {pool.submit(_run_in_worker, spec, out, n, s): (n, s) for n, s in runs}
+        futures = {pool.submit(_run_in_worker, spec, out, n, s, run_one): (n, s) for n, s in runs}
         return _collect(futures, flag, stop, on_run, out)
     finally:
         flag.set()  # also on a second signal (KeyboardInterrupt): the workers stop too
@@ -211,7 +214,7 @@ class _StopFlag:
         return self.value
 
 
-def _run_as_task(spec, out: str, name: str, seed: int, flag):
+def _run_as_task(spec, out: str, name: str, seed: int, flag, run_one: Callable):
     import ray
 
     stop = threading.Event()
@@ -219,13 +222,13 @@ def _run_as_task(spec, out: str, name: str, seed: int, flag):
                             args=(lambda: ray.get(flag.is_set.remote()), os.getppid(), stop))
     poll.start()
     try:
-        return _run_here(spec, Path(out), name, seed, stop)
+        return _run_here(spec, Path(out), name, seed, stop, run_one)
     finally:
         stop.set()
 
 
 def run_ray(spec, out: Path, runs: list[Run], jobs: int | None, on_run: Callable | None,
-            stop: threading.Event) -> dict[Run, Any]:
+            stop: threading.Event, run_one: Callable) -> dict[Run, Any]:
     """Run `runs` as Ray tasks (one CPU each) on the cluster `suite.executors._ray.connect`
     reached, at most `jobs` in flight (None: as many as the cluster schedules)."""
     from suite.executors._ray import connect
@@ -241,7 +244,7 @@ def run_ray(spec, out: Path, runs: list[Run], jobs: int | None, on_run: Callable
             while queue and error is None and not stop.is_set() and (
                     jobs is None or len(refs) < jobs):
                 name, seed = queue.pop(0)
-                refs[task.remote(spec, str(out), name, seed, flag)] = (name, seed)
+                refs[task.remote(spec, str(out), name, seed, flag, run_one)] = (name, seed)
             ready, _ = ray.wait(list(refs), num_returns=1, timeout=STOP_POLL)
             for ref in ready:
                 run = refs.pop(ref)

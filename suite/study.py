@@ -184,9 +184,9 @@ def _run_parallel(spec: StudySpec, out: Path, on_run, stop: threading.Event, cau
 
     runs = [(name, seed) for name in spec.optimizers for seed in spec.seeds]
     if spec.executor == "ray":
-        outcomes = run_ray(spec, out, runs, jobs, on_run, stop)
+        outcomes = run_ray(spec, out, runs, jobs, on_run, stop, _run_one)
     else:
-        outcomes = run_pool(spec, out, runs, min(jobs, len(runs)), on_run, stop)
+        outcomes = run_pool(spec, out, runs, min(jobs, len(runs)), on_run, stop, _run_one)
     if len(outcomes) < len(runs) or any(o.reason == STOPPED for o in outcomes.values()):
         raise Stopped(out, caught.signum)
     return [outcomes[run] for run in runs]
