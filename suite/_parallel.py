@@ -126,32 +126,36 @@ def _setting(spec):
     return _WORKER["setting"]
 
 
-def _run_here(spec, out: Path, name: str, seed: int, stop: threading.Event):
+def _run_here(spec, out: Path, name: str, seed: int, stop: threading.Event,
+              run_one: Callable):
     """One run of the study in this process: (name, seed, reason), or None if the study
     stopped before it began. Only these few bytes go back, never the run's state (every
     trial's result): a large result blocks its worker on the result pipe once the pool
     no longer reads it (a broken pool, a dead driver); the driver reads the state from
-    the run's log (`outcome` in `run_pool`)."""
+    the run's log (`outcome` in `run_pool`).
+
+    `run_one` is `suite.study`'s one-run function (under the run folder's lock), handed in
+    (pickled by reference) rather than imported: `suite.study` imports this module, and
+    the two must not import each other."""
     from suite.library_log import LIBRARY_LOG, to_library_log
-    from suite.study import _run_lock, _run_one
 
     if stop.is_set():
         return None
     setting = _setting(spec)
     directory = out / name / f"seed-{seed}"
-    with _run_lock(directory, stop), to_library_log(out / LIBRARY_LOG):
-        return name, seed, _run_one(spec, setting, name, seed, directory, None, stop).reason
+    with to_library_log(out / LIBRARY_LOG):
+        return name, seed, run_one(spec, setting, name, seed, directory, stop).reason
 
 
-def _run_in_worker(spec, out: Path, name: str, seed: int):
-    return _run_here(spec, out, name, seed, _WORKER["stop"])
+def _run_in_worker(spec, out: Path, name: str, seed: int, run_one: Callable):
+    return _run_here(spec, out, name, seed, _WORKER["stop"], run_one)
 
 
 Outcome = Callable[[str, int, str], Any]  # (name, seed, reason) → the run's outcome
 
 
 def run_pool(spec, out: Path, runs: list[Run], jobs: int, on_run: Callable | None,
-             stop: threading.Event, outcome: Outcome) -> dict[Run, Any]:
+             stop: threading.Event, outcome: Outcome, run_one: Callable) -> dict[Run, Any]:
     """Run `runs` in `jobs` worker processes; returns their outcomes by run (those stopped
     or not begun: `STOPPED` or absent), each `outcome(name, seed, reason)` built here
     from the run's log. Raises a worker's error once all have stopped."""
@@ -163,7 +167,7 @@ def run_pool(spec, out: Path, runs: list[Run], jobs: int, on_run: Callable | Non
     try:
         pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker,
                                    initargs=(flag, os.getpid()))
-        futures = {pool.submit(_run_in_worker, spec, out, n, s): (n, s) for n, s in runs}
+        futures = {pool.submit(_run_in_worker, spec, out, n, s, run_one): (n, s) for n, s in runs}
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     try:
@@ -231,7 +235,7 @@ class _StopFlag:
         return self.value
 
 
-def _run_as_task(spec, out: str, name: str, seed: int, flag):
+def _run_as_task(spec, out: str, name: str, seed: int, flag, run_one: Callable):
     import ray
 
     def is_set() -> bool:
@@ -243,13 +247,13 @@ def _run_as_task(spec, out: str, name: str, seed: int, flag):
     stop = threading.Event()
     threading.Thread(target=_watch, daemon=True, args=(is_set, os.getppid(), stop)).start()
     try:
-        return _run_here(spec, Path(out), name, seed, stop)
+        return _run_here(spec, Path(out), name, seed, stop, run_one)
     finally:
         stop.set()
 
 
 def run_ray(spec, out: Path, runs: list[Run], jobs: int | None, on_run: Callable | None,
-            stop: threading.Event, outcome: Outcome) -> dict[Run, Any]:
+            stop: threading.Event, outcome: Outcome, run_one: Callable) -> dict[Run, Any]:
     """Run `runs` as Ray tasks (one CPU each) on the cluster `suite.executors._ray.connect`
     reached, at most `jobs` in flight (None: as many as the cluster schedules)."""
     from suite.executors._ray import connect
@@ -265,7 +269,7 @@ def run_ray(spec, out: Path, runs: list[Run], jobs: int | None, on_run: Callable
             while queue and error is None and not stop.is_set() and (
                     jobs is None or len(refs) < jobs):
                 name, seed = queue.pop(0)
-                refs[task.remote(spec, str(out), name, seed, flag)] = (name, seed)
+                refs[task.remote(spec, str(out), name, seed, flag, run_one)] = (name, seed)
             ready, _ = ray.wait(list(refs), num_returns=1, timeout=STOP_POLL)
             for ref in ready:
                 run = refs.pop(ref)

@@ -197,10 +197,10 @@ def _run_parallel(spec: StudySpec, setting: Setting, out: Path, on_run,
 
     runs = [(name, seed) for name in spec.optimizers for seed in spec.seeds]
     if spec.executor == "ray":
-        outcomes = run_ray(spec, out, runs, jobs, on_run, stop, outcome)
+        outcomes = run_ray(spec, out, runs, jobs, on_run, stop, outcome, _run_one_locked)
     else:
         outcomes = run_pool(spec, out, runs, min(jobs or len(runs), len(runs)), on_run,
-                            stop, outcome)
+                            stop, outcome, _run_one_locked)
     if len(outcomes) < len(runs) or any(o.reason == STOPPED for o in outcomes.values()):
         raise Stopped(out, caught.signum)
     return [outcomes[run] for run in runs]
@@ -287,6 +287,14 @@ def _run_lock(directory: Path, stop: threading.Event) -> Iterator[None]:
             if time.monotonic() > deadline or stop.is_set():
                 raise
             time.sleep(STOP_POLL / 4)
+
+
+def _run_one_locked(spec: StudySpec, setting: Setting, name: str, seed: int, directory: Path,
+                    stop: threading.Event) -> RunOutcome:
+    """One run of a parallel study, in a pool worker or a Ray task, under its run folder's
+    lock (`_run_lock`)."""
+    with _run_lock(directory, stop):
+        return _run_one(spec, setting, name, seed, directory, None, stop)
 
 
 def _write_plan(out: Path, spec: StudySpec) -> None:

@@ -140,8 +140,9 @@ def test_a_worker_hands_back_only_its_run_and_reason(tmp_path, table):
     import threading
 
     from suite._parallel import _run_here
+    from suite.study import _run_one_locked
 
-    result = _run_here(_spec(table), tmp_path, "random", 0, threading.Event())
+    result = _run_here(_spec(table), tmp_path, "random", 0, threading.Event(), _run_one_locked)
     assert result == ("random", 0, "budget")
     assert len(pickle.dumps(result)) < 200
 

@@ -125,8 +125,10 @@ def pair_differences(values: pd.DataFrame, value: str = "loss", *, resamples: in
 def performance_profile(values: pd.DataFrame, value: str = "regret", *, points: int = 100,
                         resamples: int = 2000) -> pd.DataFrame:
     """Per optimizer, the fraction of runs whose `value` is at most τ, for τ over the range
-    of the values: rliable's performance profile (its `run_score_deviation`, the fraction of
-    runs scoring above τ, on negated values), lower being better here.
+    of the values: rliable's performance profile (the fraction of runs scoring above τ, as
+    its `run_score_deviation` computes it, on negated values), lower being better here;
+    computed here, as rliable's `library` module imports arch, which does not import under
+    pandas 3.
 
     Args:
         values: one row per (optimizer, seed); columns optimizer, seed and `value`.
