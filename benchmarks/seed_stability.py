@@ -38,13 +38,7 @@ import pandas as pd
 from suite.budget import parse_budget
 from suite.errors import SuiteError
 from suite.records import Event
-from suite.report import (
-    load_runs,
-    on_grid,
-    recommendation_traces,
-    recommended_values,
-    trial_results,
-)
+from suite.report import load_runs, recommended_anytime
 from suite.report._sec_pairs import pair_points
 from suite.report._seeds import order_flips
 from suite.report._writer import md_table
@@ -71,10 +65,8 @@ def incumbents_at(roots: list[Path], budgets: tuple[str, ...] | None) -> pd.Data
         raise SuiteError("expected a replayed study of one table")
     # the recommended configuration's full-fidelity value (table mean over its training
     # seeds), what the report's ranks, tests and pairs compare
-    trace = recommended_values(
-        recommendation_traces(runs.rows, trial_results(runs.rows), runs.runs), runs.runs,
-        read_table(Path(tables[0])))
-    values = on_grid(trace, unit, np.array([p.amount for p in points]), "value", carry=True)
+    values = recommended_anytime(runs, read_table(Path(tables[0])), axis=unit,
+                                 grid=np.array([p.amount for p in points]), carry=True)
     values = values.rename(columns={"value": "loss"})
     values["point"] = values["budget"].map({p.amount: str(p) for p in points})
     return values

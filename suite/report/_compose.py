@@ -31,7 +31,6 @@ from suite.report._sec_anytime import (
     anytime_section,
     describe_inputs,
     final_section,
-    statistics_trace,
 )
 from suite.report._sec_pairs import pairs_section
 from suite.report._sec_testset import testset_section
@@ -114,7 +113,7 @@ def _task_report(report: Report, task: str, runs: RunSet | None,
         step(f"{task}: ranks and statistics")
         finals = final_section(report, runs, task, anytime)
         step(f"{task}: pairs")
-        pairs_section(report, runs, task, statistics_trace(anytime), anytime.unit)
+        pairs_section(report, runs, task, anytime.statistics, anytime.unit)
         step(f"{task}: test set")
         testset_section(report, runs, inputs, anytime.results, finals)
         step(f"{task}: importance from the trials")

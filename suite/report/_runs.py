@@ -358,7 +358,8 @@ def _plain_key(config) -> tuple:
 
 
 def recommended_anytime(runs: RunSet, table=None, *, axis: str | None = None,
-                        grid: np.ndarray | None = None, points: int = 120) -> pd.DataFrame:
+                        grid: np.ndarray | None = None, points: int = 120,
+                        carry: bool = False) -> pd.DataFrame:
     """Per run and budget point: the recommended configuration's full-fidelity `value`
     and (with a table) `regret`; the input of anytime statistics and figures.
 
@@ -367,6 +368,8 @@ def recommended_anytime(runs: RunSet, table=None, *, axis: str | None = None,
         table: the task's table (`suite.tables.read_table`), for replays' values.
         axis: a key of `AXES`; default: the runs' own budget unit.
         grid: budget points; default `budget_grid(trace, axis, points)`.
+        carry: keep a run's last value after its total spend (`on_grid`), for points a
+            finished run stopped just short of.
 
     Returns:
         Columns run, optimizer, seed, budget, value, and regret with a table: NaN before a
@@ -376,9 +379,10 @@ def recommended_anytime(runs: RunSet, table=None, *, axis: str | None = None,
         recommendation_traces(runs.rows, trial_results(runs.rows), runs.runs), runs.runs, table)
     axis = axis or runs.runs["unit_axis"].iloc[0]
     grid = budget_grid(trace, axis, points) if grid is None else grid
-    frame = on_grid(trace, axis, grid, "value")
+    frame = on_grid(trace, axis, grid, "value", carry=carry)
     if "regret" in trace:
-        frame["regret"] = on_grid(trace, axis, grid, "regret")["regret"].to_numpy()
+        frame["regret"] = on_grid(trace, axis, grid, "regret",
+                                  carry=carry)["regret"].to_numpy()
     return frame
 
 

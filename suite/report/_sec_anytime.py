@@ -4,7 +4,7 @@ and the final budget, and the statistics over seeds."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -50,6 +50,11 @@ class Anytime:
     trace: pd.DataFrame  # incumbent over budget per run, with `regret` given a table
     unit: str  # the runs' budget axis
     recommended: pd.DataFrame | None = None  # `recommended_values` of the recommendation
+    # what the ranks, tests and pairs compare (`statistics_trace`), derived once here
+    statistics: pd.DataFrame = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "statistics", statistics_trace(self))
 
 
 def describe_inputs(report: Report, inputs: TaskInputs, runs: RunSet | None) -> None:
@@ -258,7 +263,7 @@ def final_section(report: Report, runs: RunSet, task: str,
 
     Returns:
         Each run's final observed incumbent (`final_incumbents`), or None when no trial
-        completed; the ranks and tests compare `statistics_trace(anytime)`.
+        completed; the ranks and tests compare `anytime.statistics`.
     """
     trace, unit, o = anytime.trace, anytime.unit, report.options
     if trace.empty:
@@ -267,9 +272,9 @@ def final_section(report: Report, runs: RunSet, task: str,
     report.text("### Ranks and the final budget")
     table, what = _final_budget_table(finals, anytime.recommended)
     observed = finals
-    recommended = statistics_trace(anytime) is not trace
+    recommended = anytime.statistics is not trace
     if recommended:  # ranks and tests read what the table shows first
-        trace = statistics_trace(anytime)
+        trace = anytime.statistics
         finals = final_incumbents(trace).dropna(subset=["loss"])
     report.data(f"{task}-final", table)
     report.text(f"Final {what} per optimizer (budget {stated_budgets(runs)}):",
