@@ -265,16 +265,22 @@ def plot_learning_curves(curves: pd.DataFrame, ax=None, *, label: str = "rank",
 
     Curves with the same points (several runs that trained the same configuration on a
     table read the same curve) are drawn once, thicker, under the first one's label, and
-    its legend entry says how many runs share it."""
+    its legend entry says how many runs share it; one shared by several optimizers is drawn
+    in a neutral colour. Curves of one colour differ in line style, so each legend entry
+    names one line."""
     ax = _axes(ax)
     has_opt = "optimizer" in curves
     colors = optimizer_colors(curves["optimizer"]) if has_opt else None
     distinct = _distinct_curves(curves, label)
     cmap = _sequential(len(distinct))
+    styles: dict = {}  # colour -> how many curves already drawn in it
     for i, (key, curve, sharing) in enumerate(distinct):
-        color = colors[curve["optimizer"].iloc[0]] if has_opt else cmap[i]
+        color = _curve_color(sharing, colors) if has_opt else cmap[i]
+        nth = styles.setdefault(str(color), 0)
+        styles[str(color)] += 1
         z = 2 + (len(distinct) - i) / len(distinct)  # the best on top, the legend in order
         ax.plot(curve["epoch"], curve["loss"], color=color, lw=1.2 if len(sharing) == 1 else 2.2,
+                ls=_LINE_STYLES[nth % len(_LINE_STYLES)],
                 label=_curve_label(key, label, sharing), zorder=z)
         if "low" in curve and curve["low"].notna().any():
             ax.fill_between(curve["epoch"], curve["low"], curve["high"], color=color,
@@ -284,6 +290,16 @@ def plot_learning_curves(curves: pd.DataFrame, ax=None, *, label: str = "rank",
     ax.set_ylabel(ylabel)
     ax.legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return ax
+
+
+_LINE_STYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
+_SHARED_COLOR = "0.3"  # a curve several optimizers' runs share belongs to none of them
+
+
+def _curve_color(sharing: list, colors: dict):
+    """The sharing runs' optimizer colour, or the neutral one when they are several."""
+    optimizers = {o for _, o in sharing}
+    return colors[optimizers.pop()] if len(optimizers) == 1 else _SHARED_COLOR
 
 
 def _distinct_curves(curves: pd.DataFrame, label: str = "rank") -> list[tuple]:

@@ -157,6 +157,21 @@ def test_curves_differing_in_one_point_are_both_drawn(ax):
     assert labels == ["random s0 c0", "random s1 c0: 2 runs share it"]
 
 
+def test_each_run_curve_is_told_apart_by_colour_or_line_style(ax):
+    curves = pd.concat([_run_curve("bohb s12 c130", "bohb", [1.0, 0.6, 0.4]),
+                        _run_curve("tpe s3 c9", "tpe", [1.0, 0.6, 0.4]),
+                        _run_curve("bohb s13 c119", "bohb", [1.0, 0.6, 0.41]),
+                        _run_curve("bohb s1 c4", "bohb", [0.9, 0.7, 0.5]),
+                        _run_curve("tpe s2 c1", "tpe", [0.9, 0.8, 0.6])], ignore_index=True)
+    plot_learning_curves(curves, ax, label="curve")
+    drawn = [(str(line.get_color()), line.get_linestyle()) for line in ax.lines]
+    assert len(drawn) == 4 and len(set(drawn)) == 4  # no two lines look alike
+    shared, bohb_a, bohb_b, tpe = ax.lines
+    assert shared.get_color() not in {bohb_a.get_color(), tpe.get_color()}  # two optimizers'
+    assert bohb_a.get_color() == bohb_b.get_color()  # colour names the optimizer ...
+    assert bohb_a.get_linestyle() != bohb_b.get_linestyle()  # ... style tells its curves apart
+
+
 def test_table_curves_that_coincide_name_every_rank(ax):
     curves = pd.DataFrame({"rank": [1, 1, 2, 2, 3, 3], "epoch": [1, 9] * 3,
                            "loss": [1.0, 0.3, 1.1, 0.4, 1.0, 0.3]})
