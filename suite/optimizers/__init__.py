@@ -2,8 +2,8 @@
 
 `make_optimizer(name, space=..., fidelity=..., seed=...)` builds one of `OPTIMIZERS`:
 grid and random (ConfigSpace), tpe (Optuna), hyperband and bohb (hpbandster's own objects,
-without Pyro), smac (SMAC3 multi-fidelity), asha (asynchronous successive halving) and ray-asha
-(Ray Tune's AsyncHyperBandScheduler).
+without Pyro), smac and smac-hyperband (SMAC3's multi-fidelity and Hyperband facades), asha
+(asynchronous successive halving) and ray-asha (Ray Tune's AsyncHyperBandScheduler).
 Heavy libraries are imported when an optimizer is built, not on import.
 """
 
@@ -18,7 +18,7 @@ from suite.optimizers._hpbandster import (
 from suite.optimizers._random import RandomSearch
 from suite.optimizers._ray_asha import RayASHA
 from suite.optimizers._registry import OPTIMIZERS, make_optimizer
-from suite.optimizers._smac import SMACOptimizer
+from suite.optimizers._smac import SMACHyperband, SMACOptimizer
 from suite.optimizers._spaces import OrdinalCodec
 from suite.optimizers._tpe import TPE
 from suite.optimizers.base import FAILED_LOSS_PENALTY, Optimizer, TrialBook
@@ -34,6 +34,7 @@ __all__ = [
     "OrdinalCodec",
     "RandomSearch",
     "RayASHA",
+    "SMACHyperband",
     "SMACOptimizer",
     "TPE",
     "TrialBook",
