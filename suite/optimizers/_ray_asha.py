@@ -46,7 +46,7 @@ import numpy as np
 from ConfigSpace import ConfigurationSpace
 
 from suite.errors import SuiteError
-from suite.optimizers._spaces import checked_default, plain_config, seeded_copy
+from suite.optimizers._spaces import DefaultFirstSampler
 from suite.optimizers.base import HighestFidelityBest, TrialBook, is_failure
 from suite.types import Fidelity, Trial, TrialResult
 
@@ -96,8 +96,7 @@ class RayASHA:
             grace_period=fidelity.min_epochs, reduction_factor=fidelity.eta)
         self._max_t = fidelity.max_epochs
         self._rng_state = np.random.RandomState(seed).get_state()
-        self._space = seeded_copy(space, seed)
-        self._default = checked_default(space, default_config)
+        self._sampler = DefaultFirstSampler(space, seed, default_config)
         self._chains: list[_Chain] = []  # lineage -> chain
         self._continuing: deque[int] = deque()  # lineages Ray continued, in decision order
         self._asked: dict[int, int] = {}  # trial_id -> lineage
@@ -147,14 +146,9 @@ class RayASHA:
             self._rng_state = np.random.get_state()
             np.random.set_state(saved)
         bracket = self._scheduler._trial_info[tune_trial.trial_id]
-        self._chains.append(_Chain(self._sample(), tune_trial, _milestones(bracket, self._max_t)))
+        milestones = _milestones(bracket, self._max_t)
+        self._chains.append(_Chain(self._sampler.sample(), tune_trial, milestones))
         return lineage
-
-    def _sample(self) -> dict[str, Any]:
-        if self._default is not None:
-            config, self._default = self._default, None
-            return config
-        return plain_config(self._space.sample_configuration())
 
 
 def _milestones(bracket: Any, max_t: int) -> tuple[int, ...]:
