@@ -2,7 +2,8 @@
 
 `make_optimizer(name, space=..., fidelity=..., seed=...)` builds one of `OPTIMIZERS`:
 grid and random (ConfigSpace), tpe (Optuna), hyperband and bohb (hpbandster's own objects,
-without Pyro), smac (SMAC3 multi-fidelity) and asha (asynchronous successive halving).
+without Pyro), smac and smac-hyperband (SMAC3's multi-fidelity and Hyperband facades), asha
+(asynchronous successive halving) and ray-asha (Ray Tune's AsyncHyperBandScheduler).
 Heavy libraries are imported when an optimizer is built, not on import.
 """
 
@@ -15,8 +16,9 @@ from suite.optimizers._hpbandster import (
     hpbandster_iteration,
 )
 from suite.optimizers._random import RandomSearch
+from suite.optimizers._ray_asha import RayASHA
 from suite.optimizers._registry import OPTIMIZERS, make_optimizer
-from suite.optimizers._smac import SMACOptimizer
+from suite.optimizers._smac import SMACHyperband, SMACOptimizer
 from suite.optimizers._spaces import OrdinalCodec
 from suite.optimizers._tpe import TPE
 from suite.optimizers.base import FAILED_LOSS_PENALTY, Optimizer, TrialBook
@@ -31,6 +33,8 @@ __all__ = [
     "Optimizer",
     "OrdinalCodec",
     "RandomSearch",
+    "RayASHA",
+    "SMACHyperband",
     "SMACOptimizer",
     "TPE",
     "TrialBook",

@@ -25,7 +25,7 @@ from typing import Any
 
 from ConfigSpace import ConfigurationSpace
 
-from suite.optimizers._spaces import checked_default, plain_config, seeded_copy
+from suite.optimizers._spaces import DefaultFirstSampler
 from suite.optimizers.base import HighestFidelityBest, TrialBook, loss_or_inf
 from suite.types import Fidelity, Trial, TrialResult
 
@@ -66,11 +66,10 @@ class ASHA:
     def __init__(self, *, space: ConfigurationSpace, fidelity: Fidelity, seed: int,
                  default_config: Mapping[str, Any] | None = None,
                  max_full_trials: int | None = None) -> None:
-        self._space = seeded_copy(space, seed)
+        self._sampler = DefaultFirstSampler(space, seed, default_config)
         self._eta = fidelity.eta
         self.rungs = asha_rungs(fidelity)
         self._state = [_Rung() for _ in self.rungs]
-        self._default = checked_default(space, default_config)
         self._configs: list[dict[str, Any]] = []  # lineage -> configuration
         self._asked: dict[int, tuple[int, int]] = {}  # trial_id -> (lineage, rung)
         self._book = TrialBook()
@@ -86,7 +85,7 @@ class ASHA:
             if lineage is not None:
                 self._state[k].promoted.add(lineage)
                 return self._new_trial(lineage, k + 1, self._state[k].trials[lineage])
-        self._configs.append(self._sample())
+        self._configs.append(self._sampler.sample())
         return self._new_trial(len(self._configs) - 1, 0, None)
 
     def tell(self, result: TrialResult) -> None:
@@ -104,9 +103,3 @@ class ASHA:
                                      resume_from)
         self._asked[trial.trial_id] = (lineage, rung)
         return trial
-
-    def _sample(self) -> dict[str, Any]:
-        if self._default is not None:
-            config, self._default = self._default, None
-            return config
-        return plain_config(self._space.sample_configuration())

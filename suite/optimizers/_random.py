@@ -7,7 +7,7 @@ from typing import Any
 
 from ConfigSpace import ConfigurationSpace
 
-from suite.optimizers._spaces import checked_default, plain_config, seeded_copy
+from suite.optimizers._spaces import DefaultFirstSampler
 from suite.optimizers.base import HighestFidelityBest, TrialBook, config_key
 from suite.types import Fidelity, Trial, TrialResult
 
@@ -27,9 +27,8 @@ class RandomSearch:
     def __init__(self, *, space: ConfigurationSpace, fidelity: Fidelity, seed: int,
                  default_config: Mapping[str, Any] | None = None,
                  max_full_trials: int | None = None) -> None:
-        self._space = seeded_copy(space, seed)
+        self._sampler = DefaultFirstSampler(space, seed, default_config)
         self._epochs = fidelity.max_epochs
-        self._default = checked_default(space, default_config)
         self._book = TrialBook()
         self._best = HighestFidelityBest()
 
@@ -38,10 +37,7 @@ class RandomSearch:
         return False
 
     def ask(self) -> Trial | None:
-        if self._default is not None:
-            config, self._default = self._default, None
-        else:
-            config = plain_config(self._space.sample_configuration())
+        config = self._sampler.sample()
         return self._book.new_trial(config, self._epochs, config_key(config))
 
     def tell(self, result: TrialResult) -> None:

@@ -12,7 +12,8 @@ from suite.optimizers._asha import ASHA
 from suite.optimizers._grid import GridSearch
 from suite.optimizers._hpbandster import BOHBOptimizer, HyperbandOptimizer
 from suite.optimizers._random import RandomSearch
-from suite.optimizers._smac import SMACOptimizer
+from suite.optimizers._ray_asha import RayASHA
+from suite.optimizers._smac import SMACHyperband, SMACOptimizer
 from suite.optimizers._tpe import TPE
 from suite.optimizers.base import Optimizer
 from suite.types import Fidelity
@@ -23,7 +24,7 @@ __all__ = ["OPTIMIZERS", "make_optimizer"]
 OPTIMIZERS: dict[str, type] = {
     cls.name: cls
     for cls in (GridSearch, RandomSearch, TPE, HyperbandOptimizer, BOHBOptimizer,
-                SMACOptimizer, ASHA)
+                SMACOptimizer, ASHA, RayASHA, SMACHyperband)
 }
 
 

@@ -1,9 +1,12 @@
-"""SMAC3's multi-fidelity facade (random forest + Hyperband intensifier) through ask/tell.
+"""SMAC3 through ask/tell: its multi-fidelity facade (`smac`) and its Hyperband (`smac-hyperband`).
 
-Settings: `MultiFidelityFacade` with its defaults (random-forest surrogate on log-scaled
-costs, a random initial design of 10 configurations per hyperparameter), budgets
-`fidelity.min_epochs..max_epochs`, `eta=fidelity.eta`, `deterministic=True` (one seed per
-configuration), `n_trials` large because the runner's ledger, not SMAC, ends the run.
+Settings: `smac` is `MultiFidelityFacade` with its defaults (random-forest surrogate on
+log-scaled costs, a random initial design of 10 configurations per hyperparameter);
+`smac-hyperband` is `HyperbandFacade` with its defaults (no model: random configurations, a
+Hyperband intensifier; its initial design is the space's default configuration). Both:
+budgets `fidelity.min_epochs..max_epochs`, `eta=fidelity.eta`, `deterministic=True` (one
+seed per configuration), `n_trials` large because the runner's ledger, not SMAC, ends the
+run; with `--include-default` the task default is the initial design's first entry.
 
 I/O: SMAC writes its scenario and run history when the facade is built, so it is built inside
 a throwaway temporary directory that is deleted right away; results are told with
@@ -14,10 +17,16 @@ with cost `FAILED_LOSS_PENALTY` (also the scenario's `crash_cost`).
 
 Lineage: SMAC has no notion of it. A trial's `resume_from` is the most recent earlier trial
 of the same configuration at fewer epochs that finished OK (a checkpoint to continue), if
-any. Determinism: the same seed proposes the same configurations in any process, whatever
-its hash seed: SMAC iterates a set of Configurations (hashed as strings) for its local
-search's start points, so the adapter hands it a local search that sorts them
-(`_acquisition_maximizer`; tests/optimizers/test_optimizers_smac.py).
+any. Epochs are `int(round(budget))`. Determinism: the same seed proposes the same
+configurations in any process, whatever its hash seed: SMAC iterates a set of
+Configurations (hashed as strings) for its local search's start points, so the `smac`
+adapter hands it a local search that sorts them (`_acquisition_maximizer`;
+tests/optimizers/test_optimizers_smac.py); Hyperband's random search has no such set.
+
+Hyperband's brackets: SMAC's follow the paper (Li et al. 2018: n = ceil((s_max + 1) /
+(s + 1) * eta**s)), hpbandster's do not (floor((s_max + 1) / (s + 1)) * eta**s), so on
+1..27 by 3 the middle bracket holds 12/4/1 configurations in SMAC and 9/3/1 in `hyperband`;
+budgets per rung are equal (tests/optimizers/test_optimizers_smac_hyperband.py).
 
 Recommendation: SMAC's own, `intensifier.get_incumbent()` (SMAC keeps it up to date as
 results are told: reading it refits nothing), mapped back to the trial of that
@@ -28,7 +37,7 @@ from __future__ import annotations
 
 import tempfile
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,15 +53,15 @@ from suite.optimizers.base import (
 )
 from suite.types import Fidelity, Trial, TrialResult
 
-__all__ = ["SMACOptimizer"]
+__all__ = ["SMACHyperband", "SMACOptimizer"]
 
 _N_TRIALS = 10**9  # not enforced in ask/tell; large so SMAC never caps its initial design
 
 
-class SMACOptimizer:
-    """SMAC3 `MultiFidelityFacade` (see the module docstring for settings and lineage)."""
+class _SMACFacade:
+    """Shared ask/tell driver; subclasses name the facade and its extra components."""
 
-    name = "smac"
+    name: str
 
     def __init__(self, *, space: ConfigurationSpace, fidelity: Fidelity, seed: int,
                  default_config: Mapping[str, Any] | None = None,
@@ -61,8 +70,9 @@ class SMACOptimizer:
         self._fidelity = fidelity
         default = checked_default(space, default_config)
         self._facade = _build_facade(
-            self._space, fidelity, seed,
-            None if default is None else Configuration(self._space, values=default))
+            self._facade_class(), self._space, fidelity, seed,
+            None if default is None else Configuration(self._space, values=default),
+            self._components)
         self._infos: dict[int, Any] = {}  # trial_id -> SMAC TrialInfo
         self._completed: dict[tuple, list[tuple[int, int]]] = {}  # key -> [(trial_id, epochs)]
         self._book = TrialBook()
@@ -122,10 +132,48 @@ class SMACOptimizer:
             self._completed.setdefault(config_key(trial.config), []).append(
                 (trial.trial_id, trial.epochs))
 
+    @staticmethod
+    def _facade_class() -> type:
+        raise NotImplementedError
 
-def _build_facade(space: ConfigurationSpace, fidelity: Fidelity, seed: int,
-                  default: Configuration | None) -> Any:
-    from smac import MultiFidelityFacade, Scenario
+    @staticmethod
+    def _components(scenario: Any) -> dict[str, Any]:
+        """Facade arguments beyond the scenario, initial design and intensifier."""
+        return {}
+
+
+class SMACOptimizer(_SMACFacade):
+    """SMAC3 `MultiFidelityFacade` (see the module docstring for settings and lineage)."""
+
+    name = "smac"
+
+    @staticmethod
+    def _facade_class() -> type:
+        from smac import MultiFidelityFacade
+
+        return MultiFidelityFacade
+
+    @staticmethod
+    def _components(scenario: Any) -> dict[str, Any]:
+        return {"acquisition_maximizer": _acquisition_maximizer(scenario)}
+
+
+class SMACHyperband(_SMACFacade):
+    """SMAC3 `HyperbandFacade`: model-free Hyperband, random configurations (module docstring)."""
+
+    name = "smac-hyperband"
+
+    @staticmethod
+    def _facade_class() -> type:
+        from smac import HyperbandFacade
+
+        return HyperbandFacade
+
+
+def _build_facade(facade: type, space: ConfigurationSpace, fidelity: Fidelity, seed: int,
+                  default: Configuration | None,
+                  components: Callable[[Any], dict[str, Any]]) -> Any:
+    from smac import Scenario
 
     # SMAC serializes its initial design with ConfigSpace's deprecated `get_dictionary`.
     with tempfile.TemporaryDirectory(prefix="suite-smac-") as tmp, warnings.catch_warnings():
@@ -134,11 +182,11 @@ def _build_facade(space: ConfigurationSpace, fidelity: Fidelity, seed: int,
             space, deterministic=True, n_trials=_N_TRIALS, seed=seed,
             min_budget=fidelity.min_epochs, max_budget=fidelity.max_epochs,
             crash_cost=FAILED_LOSS_PENALTY, output_directory=Path(tmp))
-        return MultiFidelityFacade(
+        return facade(
             scenario, _ask_tell_only,
-            initial_design=_initial_design(scenario, default),
-            intensifier=MultiFidelityFacade.get_intensifier(scenario, eta=fidelity.eta),
-            acquisition_maximizer=_acquisition_maximizer(scenario),
+            initial_design=_initial_design(facade, scenario, default),
+            intensifier=facade.get_intensifier(scenario, eta=fidelity.eta),
+            **components(scenario),
             overwrite=True,  # never prompt on stdin about an earlier run
             logging_level=False)  # leave the application's logging configuration alone
 
@@ -162,24 +210,23 @@ def _acquisition_maximizer(scenario: Any) -> Any:
     return maximizer
 
 
-def _initial_design(scenario: Any, default: Configuration | None) -> Any:
-    """SMAC's random initial design, with the task default (if any) as its first entry."""
-    from smac import MultiFidelityFacade
-    from smac.initial_design.random_design import RandomInitialDesign
-
+def _initial_design(facade: type, scenario: Any, default: Configuration | None) -> Any:
+    """The facade's own initial design, with the task default (if any) as its first entry."""
     if default is None:
-        return MultiFidelityFacade.get_initial_design(scenario)
+        return facade.get_initial_design(scenario)
+    design = facade.get_initial_design(scenario, additional_configs=[default])
 
-    class DefaultFirst(RandomInitialDesign):
-        # SMAC appends additional configurations after the random ones; the first bracket
-        # would miss the default. Same configurations, default moved to the front.
+    class DefaultFirst(type(design)):
+        # SMAC appends additional configurations after its own; the first bracket would miss
+        # the default. Same configurations, default moved to the front.
         def select_configurations(self) -> list[Configuration]:
             configs = super().select_configurations()
             return [default] + [c for c in configs if c != default]
 
-    return DefaultFirst(scenario, additional_configs=[default])
+    design.__class__ = DefaultFirst  # built by the facade, with the facade's arguments
+    return design
 
 
 def _ask_tell_only(config: Configuration, seed: int = 0, budget: float = 0.0) -> float:
     """The target function SMAC's facade insists on; in ask/tell mode it is never called."""
-    raise RuntimeError("the smac optimizer is driven through ask/tell")
+    raise RuntimeError("the smac optimizers are driven through ask/tell")

@@ -12,7 +12,8 @@ from ConfigSpace import Configuration, ConfigurationSpace
 from suite.config import to_plain, validate_config
 from suite.errors import SuiteError
 
-__all__ = ["OrdinalCodec", "is_active", "checked_default", "plain_config", "seeded_copy"]
+__all__ = ["DefaultFirstSampler", "OrdinalCodec", "is_active", "checked_default", "plain_config",
+           "seeded_copy"]
 
 
 def seeded_copy(space: ConfigurationSpace, seed: int) -> ConfigurationSpace:
@@ -31,6 +32,22 @@ def checked_default(space: ConfigurationSpace,
                     default_config: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """The task default validated against `space` (plain, active keys only), or None."""
     return None if default_config is None else validate_config(space, default_config)
+
+
+class DefaultFirstSampler:
+    """Seeded ConfigSpace samples from a copy of the space, the task default (if any) first."""
+
+    def __init__(self, space: ConfigurationSpace, seed: int,
+                 default_config: Mapping[str, Any] | None) -> None:
+        self._space = seeded_copy(space, seed)
+        self._default = checked_default(space, default_config)
+
+    def sample(self) -> dict[str, Any]:
+        """The next configuration, plain."""
+        if self._default is not None:
+            config, self._default = self._default, None
+            return config
+        return plain_config(self._space.sample_configuration())
 
 
 def is_active(space: ConfigurationSpace, name: str, values: Mapping[str, Any]) -> bool:
