@@ -24,12 +24,14 @@ def study(tmp_path_factory):
     return work, crash_harness.main(args)
 
 
+@pytest.mark.slow  # CI runs it: .ci/run, "slow tests CI runs"
 def test_a_study_killed_three_times_ends_with_the_uninterrupted_rows(study):
     work, code = study
     assert code == 0  # 3 kills landed mid-run, and every run equals the reference
     assert len(list((work / "crashed").rglob(LOG_NAME))) == 8
 
 
+@pytest.mark.slow  # CI runs it: .ci/run, "slow tests CI runs"
 def test_the_comparison_catches_a_lost_and_a_duplicated_epoch(study):
     work, _ = study
     run = work / "crashed" / "hyperband" / "seed-0" / LOG_NAME

@@ -28,6 +28,7 @@ def _incumbents(out: Path) -> dict[str, float]:
     return dict(zip(best["optimizer"], best["loss"], strict=True))
 
 
+@pytest.mark.slow  # CI runs it: .ci/run, "slow tests CI runs"
 def test_made_with_ml_train_loop(tmp_path):
     """train_loop(config) reporting per epoch, through task_from_function (~25 s)."""
     stdout = _run(str(EXAMPLES / "benchmark_train_loop.py"), str(tmp_path / "s"))

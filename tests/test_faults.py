@@ -145,6 +145,7 @@ def test_trial_past_the_timeout_is_stopped_logged_and_told(tmp_path):
     assert opt.told[1].status is Status.FAILED
 
 
+@pytest.mark.slow  # CI runs it: .ci/run, "slow tests CI runs"
 def test_local_executor_survives_killed_hung_and_failing_workers(tmp_path):
     """Real subprocess workers: one dies once (retried, ok), one dies every time (crashed),
     one hangs (killed at the timeout), one returns NaN (failed), and the run completes."""

@@ -67,7 +67,7 @@ def _comparable(rows):
     return [{k: v for k, v in r.items() if k not in ("wall_time", "worker")} for r in rows]
 
 
-@pytest.mark.parametrize("optimizer", ["hyperband", "tpe"])
+@pytest.mark.parametrize("optimizer", [pytest.param("hyperband", marks=pytest.mark.slow), "tpe"])
 def test_killed_run_resumes_without_losing_or_repeating_an_epoch(tmp_path, optimizer):
     args = ["run", "--task", "toy", "--optimizer", optimizer, "--budget", "10x",
             "--executor", "inprocess"]

@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 N_TRIALS = 90  # the initial design holds 50 configurations; the rest come from the model
@@ -36,6 +38,7 @@ def _finish(process: subprocess.Popen) -> list:
     return json.loads(out)
 
 
+@pytest.mark.slow  # CI runs it: .ci/run, "slow tests CI runs"
 def test_smac_is_deterministic_across_processes_whatever_their_hash_seed(tmp_path):
     first, second = _start(tmp_path, 0, "0"), _start(tmp_path, 0, "1")  # concurrently
     one, two = _finish(first), _finish(second)

@@ -62,6 +62,7 @@ def _setup(tmp_path, monkeypatch) -> Path:
     return path
 
 
+@pytest.mark.slow  # CI runs it: .ci/run, "slow tests CI runs"
 def test_rebuild_records_hashes_and_check_catches_changes(tmp_path, monkeypatch):
     path = _setup(tmp_path, monkeypatch)
     messages = []
@@ -87,6 +88,7 @@ def test_rebuild_records_hashes_and_check_catches_changes(tmp_path, monkeypatch)
                                                          "`suite figures`)"]
 
 
+@pytest.mark.slow  # CI runs it: .ci/run, "slow tests CI runs"
 def test_figures_cli_check_and_unknown_entry(tmp_path, monkeypatch, capsys):
     path = _setup(tmp_path, monkeypatch)
     assert main(["figures", "--manifest", str(path), "--only", "toy-table"]) == 0
@@ -104,6 +106,7 @@ def test_tree_hash_ignores_files_other_than_run_data(tmp_path):
     assert sha256_path(run) == before
 
 
+@pytest.mark.slow  # CI runs it: .ci/run, "slow tests CI runs"
 def test_old_command_entries_convert_on_the_command_line_only(tmp_path, monkeypatch, capsys):
     path = _setup(tmp_path, monkeypatch)
     new = json.loads(path.read_text())
@@ -135,6 +138,7 @@ def test_options_round_trip_through_the_manifest_dict():
     assert options_from_dict(json.loads(json.dumps(plain))) == replace(options, render=True)
 
 
+@pytest.mark.slow  # CI runs it: .ci/run, "slow tests CI runs"
 def test_run_studies_runs_a_missing_study_then_builds_its_report(tmp_path, monkeypatch):
     path = _setup(tmp_path, monkeypatch)
     assert main(["figures", "--manifest", str(path), "--only", "toy-replay",

@@ -37,6 +37,7 @@ def test_report_from_replayed_runs_with_their_table(tmp_path, capsys, monkeypatc
     assert sum("recorded table" in t for t in titles) >= 3  # fidelity, top curves, fANOVA
 
 
+@pytest.mark.slow  # CI runs it: .ci/run, "slow tests CI runs"
 def test_report_data_is_byte_identical_across_builds(tmp_path):
     study = write_synthetic_study(tmp_path / "study", optimizers=("good", "bad"), seeds=[0, 1])
     for out in ("a", "b"):
