@@ -2,7 +2,8 @@
 
 `make_optimizer(name, space=..., fidelity=..., seed=...)` builds one of `OPTIMIZERS`:
 grid and random (ConfigSpace), tpe (Optuna), hyperband and bohb (hpbandster's own objects,
-without Pyro), smac (SMAC3 multi-fidelity) and asha (asynchronous successive halving).
+without Pyro), smac (SMAC3 multi-fidelity), asha (asynchronous successive halving), and
+tpe-median and tpe-hyperband (Optuna's TPE with a pruner deciding epoch by epoch).
 Heavy libraries are imported when an optimizer is built, not on import.
 """
 
@@ -19,6 +20,7 @@ from suite.optimizers._registry import OPTIMIZERS, make_optimizer
 from suite.optimizers._smac import SMACOptimizer
 from suite.optimizers._spaces import OrdinalCodec
 from suite.optimizers._tpe import TPE
+from suite.optimizers._tpe_pruners import TPEHyperband, TPEMedian
 from suite.optimizers.base import FAILED_LOSS_PENALTY, Optimizer, TrialBook
 
 __all__ = [
@@ -33,6 +35,8 @@ __all__ = [
     "RandomSearch",
     "SMACOptimizer",
     "TPE",
+    "TPEHyperband",
+    "TPEMedian",
     "TrialBook",
     "asha_rungs",
     "grid_steps",

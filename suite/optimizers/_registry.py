@@ -14,6 +14,7 @@ from suite.optimizers._hpbandster import BOHBOptimizer, HyperbandOptimizer
 from suite.optimizers._random import RandomSearch
 from suite.optimizers._smac import SMACOptimizer
 from suite.optimizers._tpe import TPE
+from suite.optimizers._tpe_pruners import TPEHyperband, TPEMedian
 from suite.optimizers.base import Optimizer
 from suite.types import Fidelity
 
@@ -23,7 +24,7 @@ __all__ = ["OPTIMIZERS", "make_optimizer"]
 OPTIMIZERS: dict[str, type] = {
     cls.name: cls
     for cls in (GridSearch, RandomSearch, TPE, HyperbandOptimizer, BOHBOptimizer,
-                SMACOptimizer, ASHA)
+                SMACOptimizer, ASHA, TPEMedian, TPEHyperband)
 }
 
 

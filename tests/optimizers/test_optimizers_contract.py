@@ -15,7 +15,7 @@ from suite.optimizers import OPTIMIZERS, Optimizer, make_optimizer
 from suite.types import Status, Trial, TrialResult
 
 NAMES = sorted(OPTIMIZERS)
-MULTI_FIDELITY = {"hyperband", "bohb", "smac", "asha"}
+MULTI_FIDELITY = {"hyperband", "bohb", "smac", "asha", "tpe-median", "tpe-hyperband"}
 FIDELITY = TASK.info.fidelity
 
 
