@@ -8,7 +8,12 @@ reach the same epochs and end the same way (pruned or complete).
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import optuna
 import pytest
@@ -157,3 +162,29 @@ def _assert_each_epoch_charged_once(outcomes) -> list[dict]:
     starts = [r for r in rows if r["event"] == "start"]
     assert all(r["start_epoch"] == r["target_epochs"] - 1 for r in starts)
     return rows
+
+
+# Four fresh interpreters take ~20 s on 2 cores; in one process, the contract's
+# test_deterministic_for_a_fixed_seed already compares two separately built studies.
+@pytest.mark.slow
+def test_deterministic_across_processes_whatever_their_hash_seed(tmp_path):
+    """Optuna names a study by a random UUID and `HyperbandPruner` hashes that name into a
+    trial's bracket: the adapter names it, so two fresh processes agree step for step."""
+    here = Path(__file__).resolve().parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here.parents[1]), str(here)])}
+
+    def start(name: str, hash_seed: str) -> subprocess.Popen:
+        # past the startup trials, so both pruners prune and TPE models
+        command = [sys.executable, str(here / "optdriver.py"), name, "3", "3", "400", "11"]
+        return subprocess.Popen(command, cwd=tmp_path, env={**env, "PYTHONHASHSEED": hash_seed},
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    runs = {(name, h): start(name, h) for name in PRUNERS for h in ("0", "1")}  # concurrently
+    outputs = {}
+    for key, process in runs.items():
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err[-2000:]
+        outputs[key] = json.loads(out)
+    for name in PRUNERS:
+        assert len(outputs[name, "0"]) == 400
+        assert outputs[name, "0"] == outputs[name, "1"]
