@@ -20,11 +20,13 @@ Pruners:
 - `tpe-median`: `MedianPruner()` with Optuna's defaults. `n_startup_trials=5`: no pruning
   until 5 trials completed at full fidelity (the median needs curves to compare with);
   `n_warmup_steps=0`: steps are epochs from `min_epochs` on, and the task's `min_epochs`
-  already is the fewest epochs worth judging; `interval_steps=1`: a decision every epoch.
+  already is the fewest epochs worth judging; `interval_steps=1`: a decision every epoch;
+  `n_min_trials=1`: the median of the completed trials that reported that epoch.
 - `tpe-hyperband`: `HyperbandPruner(min_resource=min_epochs, max_resource=max_epochs,
   reduction_factor=eta)`: the task's fidelity, the rungs every other multi-fidelity
   optimizer here uses (Optuna's `max_resource="auto"` would guess it from the first
-  complete trial, and its default `min_resource=1` ignores a larger `min_epochs`).
+  complete trial, and its default `min_resource=1` ignores a larger `min_epochs`);
+  `bootstrap_count=0` (Optuna's default): a rung decides from its first result on.
 
 Recommendation: Optuna's own, `study.best_trial` (the lowest value among complete trials,
 i.e. full fidelity: pruned ones never count), mapped to the suite trial of its last epoch;
