@@ -26,7 +26,8 @@ Pruners:
   reduction_factor=eta)`: the task's fidelity, the rungs every other multi-fidelity
   optimizer here uses (Optuna's `max_resource="auto"` would guess it from the first
   complete trial, and its default `min_resource=1` ignores a larger `min_epochs`);
-  `bootstrap_count=0` (Optuna's default): a rung decides from its first result on.
+  `bootstrap_count=0` (Optuna's default): no rung waits for results (its first arrival
+  continues; later ones continue if in the top 1/eta of those so far).
 
 Recommendation: Optuna's own, `study.best_trial` (the lowest value among complete trials,
 i.e. full fidelity: pruned ones never count), mapped to the suite trial of its last epoch;
