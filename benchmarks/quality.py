@@ -68,6 +68,8 @@ ALPHA = 0.01
 BASELINE = Path(__file__).with_name("quality_baseline.json")
 UPDATE_COMMAND = "python benchmarks/quality.py --update-baseline"
 # SMAC costs ~0.1 s per ask+tell: 20 seeds at 60x would take longer than the rest of CI.
+# tpe-median and tpe-hyperband step one epoch at a time (1,620 ask+tells per 60x replay
+# of a 27-epoch task): about 3 min for 20 seeds, opt-in (docs/regression-benchmarks.md).
 # smac-hyperband has no model but builds a facade per seed: 20 seeds at 60x cost about 4x
 # asha's CPU time (docs/regression-benchmarks.md), so it opts in too.
 DEFAULT_OPTIMIZERS = ("random", "grid", "tpe", "hyperband", "bohb", "asha", "ray-asha")

@@ -3,7 +3,8 @@
 `make_optimizer(name, space=..., fidelity=..., seed=...)` builds one of `OPTIMIZERS`:
 grid and random (ConfigSpace), tpe (Optuna), hyperband and bohb (hpbandster's own objects,
 without Pyro), smac and smac-hyperband (SMAC3's multi-fidelity and Hyperband facades), asha
-(asynchronous successive halving) and ray-asha (Ray Tune's AsyncHyperBandScheduler).
+(asynchronous successive halving), ray-asha (Ray Tune's AsyncHyperBandScheduler), and
+tpe-median and tpe-hyperband (Optuna's TPE with a pruner deciding epoch by epoch).
 Heavy libraries are imported when an optimizer is built, not on import.
 """
 
@@ -21,6 +22,7 @@ from suite.optimizers._registry import OPTIMIZERS, make_optimizer
 from suite.optimizers._smac import SMACHyperband, SMACOptimizer
 from suite.optimizers._spaces import OrdinalCodec
 from suite.optimizers._tpe import TPE
+from suite.optimizers._tpe_pruners import TPEHyperband, TPEMedian
 from suite.optimizers.base import FAILED_LOSS_PENALTY, Optimizer, TrialBook
 
 __all__ = [
@@ -37,6 +39,8 @@ __all__ = [
     "SMACHyperband",
     "SMACOptimizer",
     "TPE",
+    "TPEHyperband",
+    "TPEMedian",
     "TrialBook",
     "asha_rungs",
     "grid_steps",

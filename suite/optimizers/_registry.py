@@ -15,6 +15,7 @@ from suite.optimizers._random import RandomSearch
 from suite.optimizers._ray_asha import RayASHA
 from suite.optimizers._smac import SMACHyperband, SMACOptimizer
 from suite.optimizers._tpe import TPE
+from suite.optimizers._tpe_pruners import TPEHyperband, TPEMedian
 from suite.optimizers.base import Optimizer
 from suite.types import Fidelity
 
@@ -24,7 +25,7 @@ __all__ = ["OPTIMIZERS", "make_optimizer"]
 OPTIMIZERS: dict[str, type] = {
     cls.name: cls
     for cls in (GridSearch, RandomSearch, TPE, HyperbandOptimizer, BOHBOptimizer,
-                SMACOptimizer, ASHA, RayASHA, SMACHyperband)
+                SMACOptimizer, ASHA, RayASHA, SMACHyperband, TPEMedian, TPEHyperband)
 }
 
 

@@ -15,8 +15,8 @@ from suite.optimizers import OPTIMIZERS, Optimizer, make_optimizer
 from suite.types import Status, Trial, TrialResult
 
 NAMES = sorted(OPTIMIZERS)
-MULTI_FIDELITY = {"hyperband", "bohb", "smac", "asha", "ray-asha",
-                  "smac-hyperband"}
+MULTI_FIDELITY = {"hyperband", "bohb", "smac", "asha", "ray-asha", "smac-hyperband",
+                  "tpe-median", "tpe-hyperband"}
 FIDELITY = TASK.info.fidelity
 
 
