@@ -60,9 +60,10 @@ __all__ = ["Exporter", "ExportStats", "export_study", "connect", "following", "F
 
 EXTRA_HINT = "pip install 'hpo-suite[mlflow]'"
 # MLflow's client retries 7 times with a backoff factor of 2 and waits 120 s per request by
-# default: minutes against a dead server. The suite's client gives up within seconds.
-CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0.5",
-              "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+# default: minutes against a dead server. The suite's client gives up within seconds, and
+# does not print a "View run" line (nor fetch the run again for it) for every trial ended.
+CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+              "MLFLOW_HTTP_REQUEST_TIMEOUT": "5", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
 POLL = 0.5  # seconds between two reads of the logs by the live follower
 DRAIN = 30.0  # seconds the follower may take, once the study ended, to send the rest
 _BATCH = {"metrics": 1000, "params": 100, "tags": 100}  # MLflow's log_batch limits
