@@ -65,7 +65,7 @@ EXTRA_HINT = "pip install 'hpo-suite[mlflow]'"
 CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
               "MLFLOW_HTTP_REQUEST_TIMEOUT": "5", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
 POLL = 0.5  # seconds between two reads of the logs by the live follower
-DRAIN = 30.0  # seconds the follower may take, once the study ended, to send the rest
+DRAIN = 60.0  # seconds the follower may take, once the study ended, to send the rest
 _BATCH = {"metrics": 1000, "params": 100, "tags": 100}  # MLflow's log_batch limits
 _TRIAL_END = {"ok": "FINISHED", "failed": "FAILED", "crashed": "FAILED", "timeout": "FAILED",
               "cut": "KILLED"}
@@ -118,12 +118,15 @@ class ExportStats:
 
 @dataclass
 class _Target:
-    """One MLflow run and what it is known to hold (`steps` None: not read yet)."""
+    """One MLflow run and what it is known to hold: the steps of each metric (`history`;
+    a key missing there is read from MLflow first, unless the run is `fresh`: this
+    exporter created it, so it holds only what was sent)."""
 
     run_id: str
     status: str
     params: set[str] = field(default_factory=set)
-    history: dict[str, set[int]] | None = None
+    fresh: bool = False
+    history: dict[str, set[int]] = field(default_factory=dict)
     metrics: list = field(default_factory=list)  # pending
     new_params: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
@@ -198,7 +201,7 @@ class Exporter:
                 tags["mlflow.parentRunId"] = parent.run_id
             run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
             self.stats.created += 1
-            target = _Target(run.info.run_id, run.info.status, history={})
+            target = _Target(run.info.run_id, run.info.status, fresh=True)
         target.tags.update(tags)
         return target
 
@@ -327,14 +330,12 @@ class Exporter:
     def _missing(self, target: _Target) -> list[tuple[str, float, int]]:
         """The pending metric values whose (key, step) MLflow does not hold yet: for a run
         found rather than created, each key's history is read once first."""
-        if target.history is None:
-            target.history = {}
         out, seen = [], set()
         for key, value, step in target.metrics:
-            if key not in target.history:
+            if key not in target.history and not target.fresh:
                 history = self.client.get_metric_history(target.run_id, key)
                 target.history[key] = {m.step for m in history}
-            if step in target.history[key] or (key, step) in seen:
+            if step in target.history.get(key, ()) or (key, step) in seen:
                 self.stats.skipped += 1
                 continue
             seen.add((key, step))
