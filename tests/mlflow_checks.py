@@ -1,14 +1,64 @@
-"""What a study must look like in MLflow, read back through MLflow's own client: shared by
-the MLflow tests and the overhead benchmark."""
+"""A real MLflow tracking server, and what a study must look like in it (read back through
+MLflow's own client): shared by the MLflow tests and the overhead benchmark."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
 from pathlib import Path
 
 from suite.log import read_rows
 from suite.mlflow_export import study_id
 from suite.study import load_study
+
+STARTUP = 180.0  # seconds: the server migrates its new database first (47 s seen here)
+
+
+class Server:
+    """`mlflow server` on 127.0.0.1 with a SQLite backend under `folder`; `kill()` stops it
+    at once (SIGKILL to its process group), `start()` again on the same database."""
+
+    def __init__(self, executable: str, folder: Path) -> None:
+        self.executable, self.folder = executable, folder
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> Server:
+        with open(self.folder / "server.log", "a") as log:  # the server keeps its own copy
+            self.process = subprocess.Popen(
+                [self.executable, "server", "--host", "127.0.0.1", "--port", str(self.port),
+                 "--workers", "1", "--backend-store-uri",
+                 f"sqlite:///{self.folder / 'db.sqlite'}",
+                 "--default-artifact-root", str(self.folder / "artifacts")],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + STARTUP
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"mlflow server exited: see {self.folder / 'server.log'}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2):
+                    return self
+            except OSError:
+                time.sleep(0.5)
+        self.kill()
+        raise RuntimeError(f"mlflow server did not start in {STARTUP:g} s")
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(30)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def study_runs(client, out: Path) -> dict[str, object]:

@@ -9,17 +9,13 @@ SQLite backend in a temporary folder; CI builds that environment and runs them w
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from mlflow_checks import check_study, study_runs
+from mlflow_checks import Server, check_study, free_port, study_runs
 
 from suite.api import Placement, Plan, start
 from suite.cli import main
@@ -29,7 +25,6 @@ from suite.study import load_study
 from suite.testing import toy_table
 
 SERVER_ENV = "SUITE_MLFLOW_SERVER"
-STARTUP = 180.0  # seconds: the server migrates its new database first (47 s seen here)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +56,7 @@ def test_a_missing_extra_is_one_line_and_the_study_goes_on(tmp_path, toy_path, m
 
 
 def test_an_unreachable_server_is_one_line_and_the_study_goes_on(tmp_path, toy_path, capsys):
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     began = time.monotonic()
     assert _replay(tmp_path / "s", toy_path, "--mlflow", f"http://127.0.0.1:{port}") == 0
     assert time.monotonic() - began < 60  # short timeouts: not MLflow's minutes of retries
@@ -98,41 +93,6 @@ def test_export_to_the_default_store_is_idempotent_and_completes_a_partial_one(
 
 
 # --- with a real tracking server -----------------------------------------------------------
-
-class Server:
-    """`mlflow server` on 127.0.0.1 with a SQLite backend under `folder`; `kill()` stops it
-    at once (SIGKILL to its process group), `start()` again on the same database."""
-
-    def __init__(self, executable: str, folder: Path) -> None:
-        self.executable, self.folder = executable, folder
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> Server:
-        log = open(self.folder / "server.log", "a")
-        self.process = subprocess.Popen(
-            [self.executable, "server", "--host", "127.0.0.1", "--port", str(self.port),
-             "--workers", "1", "--backend-store-uri", f"sqlite:///{self.folder / 'db.sqlite'}",
-             "--default-artifact-root", str(self.folder / "artifacts")],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + STARTUP
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"mlflow server exited: see {self.folder / 'server.log'}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2):
-                    return self
-            except OSError:
-                time.sleep(0.5)
-        self.kill()
-        raise RuntimeError(f"mlflow server did not start in {STARTUP:g} s")
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(30)
-
 
 @pytest.fixture
 def server_executable() -> str:
@@ -211,9 +171,3 @@ def _wait_for_runs(client, out: Path, *, at_least: int, timeout: float = 60.0) -
             pass
         time.sleep(0.2)
     raise AssertionError("the follower sent nothing in time")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
