@@ -84,19 +84,28 @@ def connect(uri: str | None):
         raise SuiteError(f"MLflow is not installed: {EXTRA_HINT}") from None
     uri = uri or mlflow.get_tracking_uri()
     try:
-        return MlflowClient(tracking_uri=uri), uri
+        client = MlflowClient(tracking_uri=uri)
+        if not _served(uri):  # a local store: usable by this client? (see `describe`)
+            client.search_experiments(max_results=1)
+        return client, uri
     except Exception as exc:  # a URI MLflow cannot use: its own message, on one line
         raise SuiteError(describe(exc, uri)) from None
 
 
+def _served(uri: str) -> bool:
+    return uri.startswith(("http://", "https://", "databricks"))
+
+
 def describe(exc: BaseException, uri: str) -> str:
-    """One line: why MLflow at `uri` failed, and what to do when it is the local store."""
+    """One line: why MLflow at `uri` failed. A local store (MLflow's default, a SQLite
+    file) needs SQLAlchemy and Alembic, which `mlflow-skinny` does not bring: without
+    them, the line says what to do instead."""
     text = " ".join(str(getattr(exc, "message", None) or exc).split())
     text = f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
-    if isinstance(exc, ImportError) and not uri.startswith(("http://", "https://")):
-        return (f"MLflow's store {uri} cannot be used by the installed client ({text}); set "
-                "MLFLOW_TRACKING_URI or --mlflow URI to a tracking server, or install the full "
-                "mlflow in an environment of its own and run its server")
+    if not _served(uri):
+        return (f"MLflow's store {uri} cannot be used here ({text}); set MLFLOW_TRACKING_URI "
+                "(or give the URI) to a tracking server, or install the full mlflow in an "
+                "environment of its own and run its server (docs/mlflow.md)")
     return f"MLflow at {uri}: {text}"
 
 

@@ -9,6 +9,7 @@ SQLite backend in a temporary folder; CI builds that environment and runs them w
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -171,3 +172,22 @@ def _wait_for_runs(client, out: Path, *, at_least: int, timeout: float = 60.0) -
             pass
         time.sleep(0.2)
     raise AssertionError("the follower sent nothing in time")
+
+
+@pytest.mark.slow
+def test_a_local_store_the_client_cannot_use_is_one_line_saying_what_to_do(tmp_path, toy_path):
+    """`mlflow-skinny` alone cannot open MLflow's default store (a SQLite file): that needs
+    SQLAlchemy and Alembic, which the suite has through Optuna. Without them (simulated in
+    a fresh process), the error says how to point at a server instead."""
+    out = tmp_path / "s"
+    assert _replay(out, toy_path) == 0
+    code = ("import sys; sys.modules['sqlalchemy'] = sys.modules['alembic'] = None\n"
+            "from suite.cli import main\n"
+            f"sys.exit(main(['mlflow', {str(out)!r}]))")
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=120)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "set MLFLOW_TRACKING_URI" in lines[0], lines
+    assert "install the full mlflow in an environment of its own" in lines[0]
