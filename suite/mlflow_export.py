@@ -364,18 +364,17 @@ def _number(value: Any) -> bool:
     return type(value) in (int, float)
 
 
-def export_study(out: Path, uri: str | None) -> tuple[ExportStats, str]:
-    """Export the study in `out` (finished, replayed or stopped) into MLflow at `uri`;
-    idempotent (see the module docstring). Returns what it did and the URI used.
+def export_study(out: Path, spec, uri: str | None) -> tuple[ExportStats, str]:
+    """Export the study in `out` (finished, replayed or stopped; `spec` its plan) into
+    MLflow at `uri`; idempotent (see the module docstring). Returns what it did and the
+    URI used.
 
     Raises:
-        SuiteError: no study there, a damaged log, MLflow missing or failing (one line).
+        SuiteError: a damaged log, MLflow missing or failing (one line).
     """
     from suite.log import LOG_NAME, read_log, read_rows
-    from suite.study import load_study
 
     out = Path(out)
-    spec = load_study(out)
     logs = [(o, s, out / o / f"seed-{s}") for o in spec.optimizers for s in spec.seeds]
     logs = [(o, s, d) for o, s, d in logs if (d / LOG_NAME).exists()]
     for _, _, directory in logs:
@@ -401,8 +400,8 @@ class Follower:
     `with` block sends what is left, for at most `DRAIN` seconds.
     """
 
-    def __init__(self, out: Path, uri: str | None) -> None:
-        self.out, self.uri = Path(out), uri
+    def __init__(self, out: Path, spec, uri: str | None) -> None:
+        self.out, self.spec, self.uri = Path(out), spec, uri
         self.error: str | None = None
         self.sent_rows = 0
         self._offsets: dict[Path, int] = {}
@@ -422,27 +421,17 @@ class Follower:
     def _main(self) -> None:
         try:
             client, self.uri = connect(self.uri)
-            exporter = None
+            exporter = Exporter(client, self.out, self.spec)
             while True:
                 final = self._stop.is_set()
-                exporter = exporter or self._exporter(client)
-                if exporter is not None:
-                    self._poll(exporter)
-                    if final:
-                        exporter.finish_study()
+                self._poll(exporter)
                 if final:
+                    exporter.finish_study()
                     return
                 self._stop.wait(POLL)
         except Exception as exc:
             self.error = str(exc) if isinstance(exc, SuiteError) else describe(exc, self.uri or "")
             print(f"suite: {self.error}; the study goes on without MLflow", file=sys.stderr)
-
-    def _exporter(self, client) -> Exporter | None:
-        from suite.study import STUDY_NAME, load_study
-
-        if not (self.out / STUDY_NAME).exists():  # the plan is not written yet
-            return None
-        return Exporter(client, self.out, load_study(self.out))
 
     def _poll(self, exporter: Exporter) -> None:
         from suite.log import LOG_NAME
@@ -491,13 +480,14 @@ class Follower:
 
 
 @contextmanager
-def following(out: Path, uri: str | None) -> Iterator[Follower | None]:
-    """`with following(out, uri) as follower:` around a study: `uri` None follows nothing;
-    "" is MLflow's default. On leaving, what was not sent is one line on stderr."""
+def following(out: Path, spec, uri: str | None) -> Iterator[Follower | None]:
+    """`with following(out, spec, uri) as follower:` around a study (`spec` its plan);
+    `uri` None follows nothing, "" is MLflow's default. Entering `follower` starts it; on
+    leaving this block, what was not sent is one line on stderr."""
     if uri is None:
         yield None
         return
-    follower = Follower(out, uri or None)
+    follower = Follower(out, spec, uri or None)
     try:
         yield follower
     finally:

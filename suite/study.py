@@ -152,7 +152,7 @@ def run_study(spec: StudySpec, out: Path, *, resume: bool = False,
         connect(spec.address, workers=spec.workers, gpus_per_trial=spec.gpus_per_trial or 0.0)
     _check_new_or_resumable(spec, setting, out, resume)  # refuse before writing the lock
     stop = threading.Event() if stop is None else stop
-    with hold_lock(out, "study"), following(out, mlflow) as follower:
+    with hold_lock(out, "study"), following(out, spec, mlflow) as follower:
         if not resume:  # (hold_lock: one writer per study, until its last run ends)
             _check_new_or_resumable(spec, setting, out, resume)  # a rival may have started it
             _write_plan(out, spec)

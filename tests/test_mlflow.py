@@ -85,10 +85,10 @@ def test_export_to_the_default_store_is_idempotent_and_completes_a_partial_one(
     assert uri.startswith("sqlite:") and (tmp_path / "mlflow.db").exists()
     half = Exporter(client, out, load_study(out))
     half.feed("hyperband", 0, rows[: len(rows) // 2])  # a partial export
-    stats, _ = export_study(out, None)
+    stats, _ = export_study(out, load_study(out), None)
     assert stats.found > 0 and stats.created > 0 and stats.skipped > 0
     check_study(client, out)
-    again, _ = export_study(out, None)
+    again, _ = export_study(out, load_study(out), None)
     assert (again.created, again.sent) == (0, 0) and again.skipped == stats.sent + stats.skipped
     check_study(client, out)
 

@@ -17,8 +17,10 @@ def run(args: argparse.Namespace) -> int:
     """Exports (idempotently: what MLflow holds already is not sent again) and says what
     it did in one line."""
     from suite.mlflow_export import export_study
+    from suite.study import load_study
 
-    stats, uri = export_study(Path(args.study), args.uri)
+    out = Path(args.study)
+    stats, uri = export_study(out, load_study(out), args.uri)
     print(f"suite mlflow: {args.study} -> {uri}: {stats.rows} log rows; MLflow runs "
           f"{stats.created} created, {stats.found} already there; metric values "
           f"{stats.sent} sent, {stats.skipped} already there")
