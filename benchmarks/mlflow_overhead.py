@@ -7,7 +7,9 @@ Replays the toy task's recorded table (`suite.testing.toy_table`) through `suite
 (what `suite run --table` calls), alternately without and with `mlflow=URI`, `--repeats`
 times each after one warm-up of each (MLflow's import is paid there, not in the timings).
 A study's wall time with `--mlflow` runs from its start until its follower has sent the
-last row (`suite.mlflow_export`): the whole price, the final catch-up included. Without
+last row (`suite.mlflow_export`): the whole price, the final catch-up included; beside it,
+the time until its last log row was written (the study itself, the follower running
+beside it), so the two parts of the price show. Without
 `--uri`, a real tracking server (SQLite backend in a temporary folder) is started from
 `SUITE_MLFLOW_SERVER`, as the tests do, and stopped at the end. Every study it sent is
 checked in MLflow (one run per trial, one step per epoch). Prints the medians and their
@@ -62,16 +64,19 @@ def measure(work: Path, uri: str, args) -> dict:
     plan = Plan(task="toy", optimizers=tuple(args.optimizers.split(",")), budget=args.budget)
     where = Placement(table=str(table))
     client, _ = connect(uri)
-    times: dict[str, list[float]] = {"without": [], "with": []}
+    times: dict[str, list[float]] = {"without": [], "with": [], "logged": []}
     studies = 0
     for round_ in range(args.repeats + 1):  # round 0: the warm-up of each
         for kind in ("without", "with"):
             out = work / f"{kind}-{round_}"
-            began = time.perf_counter()
+            began, began_epoch = time.perf_counter(), time.time()
             start(plan, where, out, jobs=1, mlflow=uri if kind == "with" else None)
             elapsed = time.perf_counter() - began
+            logged = max(p.stat().st_mtime for p in out.glob("*/seed-*/log.jsonl"))
             if round_:
                 times[kind].append(elapsed)
+                if kind == "with":
+                    times["logged"].append(logged - began_epoch)
             if kind == "with":
                 trials = check_study(client, out)  # all of it arrived, once
                 studies += 1
@@ -92,7 +97,12 @@ def report(result: dict, args) -> None:
         f"{t:.2f}" for t in result["times"]["without"]))
     print("wall seconds with --mlflow:    " + ", ".join(
         f"{t:.2f}" for t in result["times"]["with"]))
-    print(f"median {without:.2f} s without, {with_:.2f} s with: ratio {with_ / without:.2f}")
+    logged = statistics.median(result["times"]["logged"])
+    print("of which until the last log row:  " + ", ".join(
+        f"{t:.2f}" for t in result["times"]["logged"]))
+    print(f"median {without:.2f} s without, {with_:.2f} s with: ratio {with_ / without:.2f}; "
+          f"the study's own rows were all written after {logged:.2f} s: ratio "
+          f"{logged / without:.2f}")
 
 
 if __name__ == "__main__":

@@ -66,7 +66,8 @@ CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKO
               "MLFLOW_HTTP_REQUEST_TIMEOUT": "5", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
 POLL = 0.5  # seconds between two reads of the logs by the live follower
 DRAIN = 60.0  # seconds the follower may take, once the study ended, to send the rest
-_BATCH = {"metrics": 1000, "params": 100, "tags": 100}  # MLflow's log_batch limits
+# Per log_batch MLflow takes at most 1000 entries, of which 100 params and 100 tags.
+_BATCH_METRICS, _BATCH_OTHERS = 800, 100
 _TRIAL_END = {"ok": "FINISHED", "failed": "FAILED", "crashed": "FAILED", "timeout": "FAILED",
               "cut": "KILLED"}
 _LEDGER = ("epochs", "device_seconds", "full")
@@ -322,11 +323,12 @@ class Exporter:
         tags = [RunTag(k, v) for k, v in target.tags.items()]
         now = int(time.time() * 1000)
         metric_objs = [Metric(k, float(v), now, step) for k, v, step in metrics]
-        for i in range(0, max(len(metric_objs), len(params), len(tags)), _BATCH["params"]):
-            chunk = slice(i, i + _BATCH["params"])  # 100 params, tags and metrics at once
-            if metric_objs[chunk] or params[chunk] or tags[chunk]:
-                self.client.log_batch(target.run_id, metrics=metric_objs[chunk],
-                                      params=params[chunk], tags=tags[chunk])
+        batches = max(-(-len(metric_objs) // _BATCH_METRICS), -(-len(params) // _BATCH_OTHERS),
+                      -(-len(tags) // _BATCH_OTHERS))
+        for i in range(batches):
+            some, few = (slice(i * n, (i + 1) * n) for n in (_BATCH_METRICS, _BATCH_OTHERS))
+            self.client.log_batch(target.run_id, metrics=metric_objs[some], params=params[few],
+                                  tags=tags[few])
         for key, _, step in metrics:
             target.history.setdefault(key, set()).add(step)
         target.params.update(target.new_params)
