@@ -191,3 +191,32 @@ def test_a_local_store_the_client_cannot_use_is_one_line_saying_what_to_do(tmp_p
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "set MLFLOW_TRACKING_URI" in lines[0], lines
     assert "install the full mlflow in an environment of its own" in lines[0]
+
+
+@pytest.mark.slow
+def test_a_stopped_study_resumed_with_mlflow_continues_its_runs_without_duplicates(
+        tmp_path, toy_path, monkeypatch):
+    """The resumed study's follower finds the runs sent before the stop and reads their
+    histories: the rows logged before the stop are not sent twice."""
+    from suite.api import resume
+    from suite.interrupt import Stopped
+
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    out, stop = tmp_path / "s", threading.Event()
+
+    def on_run(name, seed, runner):
+        def on_row(row, runner):
+            if runner.state.trials >= 8:
+                stop.set()
+        runner.on_row = on_row
+
+    plan = Plan(task="toy", optimizers=("hyperband",), budget="3x")
+    with pytest.raises(Stopped):
+        start(plan, Placement(table=str(toy_path)), out, stop=stop, on_run=on_run, mlflow=uri,
+              jobs=1)
+    client, _ = connect(uri)
+    before = check_study(client, out)
+    resume(out, mlflow=uri, jobs=1)
+    assert read_rows(out / "hyperband" / "seed-0")[-1]["event"] == "finish"
+    assert check_study(client, out) > before
+    assert study_runs(client, out)["study"].info.status == "FINISHED"
