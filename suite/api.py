@@ -80,7 +80,8 @@ def run(task: Any, optimizers: str | Iterable[str], budget: str,
         seeds: int | str | Iterable[int] = 0, out: str | Path | None = None, *,
         include_default: bool = False, promotion: str = "resume", scale: str | None = None,
         where: Placement | None = None, resume: bool = False,
-        stop: threading.Event | None = None, jobs: int | None = None) -> Study:
+        stop: threading.Event | None = None, jobs: int | None = None,
+        mlflow: str | bool | None = None) -> Study:
     """Benchmark `optimizers` on `task` under one budget ledger, into the folder `out`.
 
     Args:
@@ -97,6 +98,9 @@ def run(task: Any, optimizers: str | Iterable[str], budget: str,
         stop: set it (from any thread) to stop the study; `suite.resume(out)` continues it.
         jobs: a replay's runs in this many processes at once (default: one per core; the
             logs are the serial ones apart from wall-clock fields); a live study takes 1.
+        mlflow: also log the study to MLflow: a tracking URI, or True for
+            `MLFLOW_TRACKING_URI`, else MLflow's default (`suite.mlflow_export`; needs
+            the `mlflow` extra). It never stops the study: a failure is one line on stderr.
 
     Returns:
         The finished `Study`.
@@ -115,15 +119,16 @@ def run(task: Any, optimizers: str | Iterable[str], budget: str,
     where = where or Placement()
     if resume and out is not None and _holds_study(Path(out)):
         _check_same_plan(Path(out), plan)
-        return _continue(Path(out), None, stop, None, jobs)
-    return start(plan, where, out, stop=stop, jobs=jobs)
+        return _continue(Path(out), None, stop, None, jobs, mlflow)
+    return start(plan, where, out, stop=stop, jobs=jobs, mlflow=mlflow)
 
 
 def start(plan: Plan, where: Placement, out: str | Path | None = None, *,
           stop: threading.Event | None = None,
-          on_run: Callable | None = None, jobs: int | None = None) -> Study:
+          on_run: Callable | None = None, jobs: int | None = None,
+          mlflow: str | bool | None = None) -> Study:
     """Run `plan` at `where` into a new folder `out`: what `run` and `suite run` call
-    (`jobs`: a replay's parallel runs, see `run`)."""
+    (`jobs`: a replay's parallel runs; `mlflow`: log to MLflow too; see `run`)."""
     from suite.registry import check_reference
     from suite.study import run_study
 
@@ -134,20 +139,32 @@ def start(plan: Plan, where: Placement, out: str | Path | None = None, *,
     if out is not None and not str(out).strip():
         raise SuiteError("out is empty: name the study folder (or leave it out)")
     out = Path(out or default_out(spec.task))
-    outcomes = run_study(spec, out, on_run=on_run, stop=stop, jobs=jobs)
+    outcomes = run_study(spec, out, on_run=on_run, stop=stop, jobs=jobs,
+                         mlflow=_mlflow_uri(mlflow))
     return Study(out, outcomes)
 
 
 def resume(out: str | Path, *, address: str | None = None,
            stop: threading.Event | None = None, on_run: Callable | None = None,
-           jobs: int | None = None) -> Study:
+           jobs: int | None = None, mlflow: str | bool | None = None) -> Study:
     """Continue the interrupted study in `out` with its own plan (`address`: a restarted
-    Ray cluster's new address; `jobs`: a replay's parallel runs, not part of the plan).
-    A complete study returns at once."""
-    return _continue(Path(out), address, stop, on_run, jobs)
+    Ray cluster's new address; `jobs`: a replay's parallel runs, not part of the plan;
+    `mlflow`: log to MLflow too, as in `run`). A complete study returns at once."""
+    return _continue(Path(out), address, stop, on_run, jobs, mlflow)
 
 
-def _continue(out: Path, address, stop, on_run, jobs=None) -> Study:
+def _mlflow_uri(mlflow: str | bool | None) -> str | None:
+    """None: no MLflow; "": MLflow's default URI; else the URI given."""
+    if mlflow is None or mlflow is False:
+        return None
+    if mlflow is True:
+        return ""
+    if not isinstance(mlflow, str):
+        raise SuiteError(f"mlflow must be a tracking URI, True or None, not {mlflow!r}")
+    return mlflow.strip()
+
+
+def _continue(out: Path, address, stop, on_run, jobs=None, mlflow=None) -> Study:
     from suite.study import load_study, run_study
 
     spec = load_study(out)
@@ -155,7 +172,8 @@ def _continue(out: Path, address, stop, on_run, jobs=None) -> Study:
         if spec.executor != "ray":
             raise SuiteError(f"--address is for --executor ray; {out} runs on {spec.executor}")
         spec = replace(spec, address=address)
-    outcomes = run_study(spec, out, resume=True, on_run=on_run, stop=stop, jobs=jobs)
+    outcomes = run_study(spec, out, resume=True, on_run=on_run, stop=stop, jobs=jobs,
+                         mlflow=_mlflow_uri(mlflow))
     return Study(out, outcomes)
 
 

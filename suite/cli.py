@@ -55,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
         "report", help="a report (Markdown, HTML, figures) from run logs and/or a table"))
     figures_cmd.add_arguments(sub.add_parser(
         "figures", help="rebuild results/figures/ from its manifest (--check verifies)"))
+    from suite.commands import mlflow_cmd
+
+    mlflow_cmd.add_arguments(sub.add_parser(
+        "mlflow", help="export a study's logs into MLflow (again: only what is missing)"))
     return parser
 
 

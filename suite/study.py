@@ -46,6 +46,7 @@ from suite.interrupt import Stopped, on_signals
 from suite.library_log import LIBRARY_LOG, to_library_log
 from suite.lock import LOCK_NAME, LockedError, hold_lock
 from suite.log import LOG_NAME, LogError, RunLog, read_log, read_run_meta, write_atomic
+from suite.mlflow_export import following
 from suite.records import FinishRow, Row
 from suite.runner import STOP_POLL, STOPPED, FailingTrials, Runner, RunState
 from suite.setting import Setting, study_setting
@@ -105,7 +106,7 @@ def load_study(out: Path) -> StudySpec:
 def run_study(spec: StudySpec, out: Path, *, resume: bool = False,
               on_run: Callable[[str, int, Runner], None] | None = None,
               stop: threading.Event | None = None,
-              jobs: int | None = None) -> list[RunOutcome]:
+              jobs: int | None = None, mlflow: str | None = None) -> list[RunOutcome]:
     """Run (or resume) every optimizer × seed of `spec` into `out`.
 
     Stopping: called from the main thread, SIGINT and SIGTERM stop the study cleanly (the
@@ -126,6 +127,9 @@ def run_study(spec: StudySpec, out: Path, *, resume: bool = False,
         stop: set it to stop the study (checked between events, at least every 0.2 s).
         jobs: parallel runs of a replay (an execution choice, not part of the plan); a
             live study trains its trials on `workers` and runs one run at a time.
+        mlflow: also log the study to MLflow at this tracking URI ("": MLflow's default),
+            from a thread that follows the logs (`suite.mlflow_export`); MLflow failing
+            is one line on stderr, never the study's failure.
 
     Raises:
         Stopped: by a signal (`signum`) or `stop` (`signum` None); `out` resumes.
@@ -150,11 +154,13 @@ def run_study(spec: StudySpec, out: Path, *, resume: bool = False,
         connect(spec.address, workers=spec.workers, gpus_per_trial=spec.gpus_per_trial or 0.0)
     _check_new_or_resumable(spec, setting, out, resume)  # refuse before writing the lock
     stop = threading.Event() if stop is None else stop
-    with hold_lock(out, "study"):  # one writer per study, until its last run ends
-        if not resume:
+    with hold_lock(out, "study"), following(out, spec, mlflow) as follower:
+        if not resume:  # (hold_lock: one writer per study, until its last run ends)
             _check_new_or_resumable(spec, setting, out, resume)  # a rival may have started it
             _write_plan(out, spec)
-        with on_signals(stop) as caught, to_library_log(out / LIBRARY_LOG):
+        # the follower's chatter goes to library.log; what it did not send, after the study
+        with on_signals(stop) as caught, to_library_log(out / LIBRARY_LOG), (
+                follower or contextlib.nullcontext()):
             try:
                 runs = len(spec.optimizers) * len(spec.seeds)  # one: no pool to start
                 if spec.table is not None and (

@@ -66,6 +66,10 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--fuse-max", type=int, metavar="K",
                      help="members per fused array (default 8); up to workers × K trials "
                           "in flight")
+    run.add_argument("--mlflow", nargs="?", const="", metavar="URI",
+                     help="also log the study to MLflow (a run per study, optimizer x seed "
+                          "and trial) at URI (default MLFLOW_TRACKING_URI, else MLflow's "
+                          "default); never stops the study (pip install 'hpo-suite[mlflow]')")
     run.add_argument("--resume", metavar="DIR", help="continue an interrupted study")
 
 
@@ -82,13 +86,14 @@ def run(args: argparse.Namespace) -> int:
             raise SuiteError(f"--resume takes its settings from the study; drop "
                              f"{', '.join(given + (['--out'] if args.out is not None else []))}")
         out = Path(args.resume)
-        call = partial(api.resume, out, address=args.address, jobs=args.jobs)
+        call = partial(api.resume, out, address=args.address, jobs=args.jobs,
+                       mlflow=args.mlflow)
     else:
         if args.out is not None and not args.out.strip():
             raise SuiteError("--out is empty: name the study folder (or leave --out out)")
         plan, where = _plan_from_args(args)
         out = Path(args.out or api.default_out(plan.task))
-        call = partial(api.start, plan, where, out, jobs=args.jobs)
+        call = partial(api.start, plan, where, out, jobs=args.jobs, mlflow=args.mlflow)
     console = Console()
     try:
         study = _run_with_progress(call, console)
