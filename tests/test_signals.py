@@ -23,12 +23,14 @@ from suite.budget import Ledger, parse_budget
 from suite.executors import InProcessExecutor
 from suite.interrupt import on_signals
 from suite.log import LOG_NAME, RunLog, read_rows
+from suite.optimizers import OPTIMIZERS as REGISTERED
 from suite.runner import STOPPED, Runner
 from suite.study import Stopped, StudySpec, load_study, run_study
 from suite.testing import ScriptedOptimizer, ToyTask, toy_table
 from suite.types import Trial
 
-OPTIMIZERS = ("grid", "random", "tpe", "hyperband", "bohb", "smac", "asha")
+# every registered optimizer (tpe in the default run, the rest with -m slow)
+OPTIMIZERS = tuple(sorted(REGISTERED))
 
 
 class _Swallowing(ScriptedOptimizer):

@@ -52,10 +52,15 @@ RC = {"font.family": "DejaVu Sans", "font.size": 9, "axes.titlesize": 10,
       "axes.labelsize": 9, "legend.fontsize": 8, "figure.dpi": 100, "savefig.dpi": 150,
       "axes.spines.top": False, "axes.spines.right": False, "pdf.fonttype": 42,
       "svg.hashsalt": "suite", "path.simplify": True}
-# Canonical order: the same optimizer gets the same colour in every figure.
-_KNOWN = ("grid", "random", "tpe", "hyperband", "bohb", "smac", "asha")
+# Canonical order: the same optimizer gets the same colour in every figure. A variant of a
+# method takes the lighter tone of its family's colour (tab20's pairs): ray-asha beside asha,
+# smac-hyperband beside smac, the pruned TPEs beside tpe, dehb beside bohb.
+_KNOWN = ("grid", "random", "tpe", "hyperband", "bohb", "smac", "asha",
+          "tpe-median", "tpe-hyperband", "smac-hyperband", "ray-asha", "dehb", "hyperopt", "gp")
 _PALETTE = ("#7f7f7f", "#1f77b4", "#2ca02c", "#ff7f0e", "#d62728", "#9467bd", "#8c564b",
-            "#e377c2", "#bcbd22", "#17becf")
+            "#98df8a", "#bcbd22", "#c5b0d5", "#c49c94", "#ff9896", "#17becf", "#e377c2",
+            # names the suite does not know (a plugin's optimizers), in sorted order
+            "#aec7e8", "#ffbb78", "#dbdb8d", "#9edae5", "#f7b6d2", "#393b79")
 
 
 def optimizer_colors(names: Iterable[str]) -> dict[str, str]:
