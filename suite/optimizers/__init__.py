@@ -1,12 +1,14 @@
 """Ask/tell optimizers behind one protocol, wrapping the reference libraries.
 
 `make_optimizer(name, space=..., fidelity=..., seed=...)` builds one of `OPTIMIZERS`:
-grid and random (ConfigSpace), tpe (Optuna), hyperband and bohb (hpbandster's own objects,
-without Pyro), smac (SMAC3 multi-fidelity) and asha (asynchronous successive halving).
+grid and random (ConfigSpace), tpe and gp (Optuna), hyperopt (HyperOpt's TPE), hyperband and
+bohb (hpbandster's own objects, without Pyro), smac (SMAC3 multi-fidelity) and asha
+(asynchronous successive halving).
 Heavy libraries are imported when an optimizer is built, not on import.
 """
 
 from suite.optimizers._asha import ASHA, asha_rungs
+from suite.optimizers._gp import GP
 from suite.optimizers._grid import GridSearch, grid_steps
 from suite.optimizers._hpbandster import (
     BOHBOptimizer,
@@ -14,6 +16,7 @@ from suite.optimizers._hpbandster import (
     hpbandster_budgets,
     hpbandster_iteration,
 )
+from suite.optimizers._hyperopt import HyperOpt
 from suite.optimizers._random import RandomSearch
 from suite.optimizers._registry import OPTIMIZERS, make_optimizer
 from suite.optimizers._smac import SMACOptimizer
@@ -25,7 +28,9 @@ __all__ = [
     "ASHA",
     "BOHBOptimizer",
     "FAILED_LOSS_PENALTY",
+    "GP",
     "GridSearch",
+    "HyperOpt",
     "HyperbandOptimizer",
     "OPTIMIZERS",
     "Optimizer",

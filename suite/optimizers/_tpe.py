@@ -25,7 +25,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from ConfigSpace import Configuration, ConfigurationSpace
+from ConfigSpace import ConfigurationSpace
 from ConfigSpace.hyperparameters import (
     CategoricalHyperparameter,
     Constant,
@@ -36,11 +36,11 @@ from ConfigSpace.hyperparameters import (
 
 from suite.config import to_plain
 from suite.errors import SuiteError
-from suite.optimizers._spaces import checked_default, is_active
+from suite.optimizers._spaces import checked_default, is_active, is_allowed
 from suite.optimizers.base import TrialBook, config_key, is_failure
 from suite.types import Fidelity, Trial, TrialResult
 
-__all__ = ["TPE"]
+__all__ = ["TPE", "ask_allowed", "encode", "optuna_study", "tpe_study"]
 
 _MAX_FORBIDDEN_RETRIES = 100  # define-by-run cannot see forbidden clauses; resample instead
 
@@ -55,39 +55,26 @@ class TPE:
                  max_full_trials: int | None = None) -> None:
         import optuna  # lazily: keeps `import suite.optimizers` light
 
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        # Optuna's own handler holds the stderr of its import: its records go the way
-        # of other libraries' instead (the application's handlers, or `sys.stderr` at
-        # the time, which a study points at its library.log)
-        optuna.logging.disable_default_handler()
-        optuna.logging.enable_propagation()
-        with warnings.catch_warnings():  # `group` is flagged experimental
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            sampler = optuna.samplers.TPESampler(
-                seed=seed, multivariate=True, group=True, constant_liar=True)
-        self._study = optuna.create_study(direction="minimize", sampler=sampler)
+        self._study = self._new_study(seed)
         self._fail = optuna.trial.TrialState.FAIL
         self._space, self._epochs = space, fidelity.max_epochs
         default = checked_default(space, default_config)
         if default is not None:
-            self._study.enqueue_trial(_encode(space, default))
+            self._study.enqueue_trial(encode(space, default))
         self._running: dict[int, Any] = {}
         self._trial_ids: dict[int, int] = {}  # Optuna trial number -> our trial id
         self._book = TrialBook()
+
+    def _new_study(self, seed: int) -> Any:
+        """The study this adapter asks and tells (other Optuna samplers override it)."""
+        return tpe_study(seed)
 
     @property
     def finished(self) -> bool:
         return False
 
     def ask(self) -> Trial | None:
-        for _ in range(_MAX_FORBIDDEN_RETRIES):
-            trial = self._study.ask()
-            config = _suggest_config(self._space, trial)
-            if _allowed(self._space, config):
-                break
-            self._study.tell(trial, state=self._fail)
-        else:
-            raise SuiteError(f"tpe: no allowed configuration in {_MAX_FORBIDDEN_RETRIES} tries")
+        trial, config = ask_allowed(self._study, self._space, self.name)
         asked = self._book.new_trial(config, self._epochs, config_key(config))
         self._running[asked.trial_id] = trial
         return asked
@@ -105,6 +92,49 @@ class TPE:
         if not self._trial_ids:  # best_trial raises before the first complete trial
             return None
         return self._trial_ids.get(self._study.best_trial.number)
+
+
+def tpe_study(seed: int, pruner: Any = None, *, study_name: str | None = None) -> Any:
+    """An Optuna study minimizing with the TPE sampler of the module docstring.
+
+    `study_name` matters to a `HyperbandPruner`, which draws a trial's bracket from a hash
+    of the study's name and the trial's number: Optuna's default name is a random UUID.
+    """
+    import optuna
+
+    with warnings.catch_warnings():  # `group` is flagged experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.TPESampler(
+            seed=seed, multivariate=True, group=True, constant_liar=True)
+    return optuna_study(sampler, pruner, study_name=study_name)
+
+
+def optuna_study(sampler: Any, pruner: Any = None, *, study_name: str | None = None) -> Any:
+    """An Optuna study minimizing with `sampler`, its log records routed as other libraries'."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Optuna's own handler holds the stderr of its import: its records go the way
+    # of other libraries' instead (the application's handlers, or `sys.stderr` at
+    # the time, which a study points at its library.log)
+    optuna.logging.disable_default_handler()
+    optuna.logging.enable_propagation()
+    return optuna.create_study(direction="minimize", sampler=sampler, pruner=pruner,
+                               study_name=study_name)
+
+
+def ask_allowed(study: Any, space: ConfigurationSpace, name: str) -> tuple[Any, dict]:
+    """A new Optuna trial and its configuration; forbidden ones are told failed and
+    resampled (define-by-run cannot see forbidden clauses)."""
+    from optuna.trial import TrialState
+
+    for _ in range(_MAX_FORBIDDEN_RETRIES):
+        trial = study.ask()
+        config = _suggest_config(space, trial)
+        if is_allowed(space, config):
+            return trial, config
+        study.tell(trial, state=TrialState.FAIL)
+    raise SuiteError(f"{name}: no allowed configuration in {_MAX_FORBIDDEN_RETRIES} tries")
 
 
 def _suggest_config(space: ConfigurationSpace, trial: Any) -> dict[str, Any]:
@@ -129,7 +159,7 @@ def _suggest(trial: Any, hp: Any) -> Any:
     raise SuiteError(f"tpe: unsupported hyperparameter type {type(hp).__name__} ({hp.name})")
 
 
-def _encode(space: ConfigurationSpace, config: Mapping[str, Any]) -> dict[str, Any]:
+def encode(space: ConfigurationSpace, config: Mapping[str, Any]) -> dict[str, Any]:
     """A plain configuration as Optuna parameters (ordinals as indices, constants dropped)."""
     params = {}
     for name, value in config.items():
@@ -140,12 +170,3 @@ def _encode(space: ConfigurationSpace, config: Mapping[str, Any]) -> dict[str, A
             params[name] = value
     return params
 
-
-def _allowed(space: ConfigurationSpace, config: Mapping[str, Any]) -> bool:
-    if not space.forbidden_clauses:
-        return True
-    try:
-        Configuration(space, values=config)
-    except ValueError:  # ForbiddenValueError subclasses ValueError
-        return False
-    return True
