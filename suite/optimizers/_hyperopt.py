@@ -64,6 +64,12 @@ def _hyperopt() -> Any:
     return hyperopt
 
 
+def _ho_scope() -> Any:
+    from hyperopt.pyll import scope
+
+    return scope
+
+
 @dataclass(frozen=True)
 class _Param:
     """One labelled hyperparameter of the expression; `branches[i]`: the children active when
@@ -180,8 +186,9 @@ def _expr(param: _Param, hp: Any) -> Any:
             for choice, branch in zip(choices, param.branches, strict=True)])
     if isinstance(h, Constant):
         return to_plain(h.value)
-    if isinstance(h, OrdinalHyperparameter):
-        return hp.uniformint(label, 0, len(h.sequence) - 1)
+    if isinstance(h, OrdinalHyperparameter):  # the value at a sampled index (as hp.choice)
+        index = hp.uniformint(label, 0, len(h.sequence) - 1)
+        return _ho_scope().switch(index, *[to_plain(v) for v in h.sequence])
     return _numeric(h, label, hp)
 
 
@@ -189,7 +196,7 @@ def _numeric(h: Any, label: str, hp: Any) -> Any:
     low, high = float(h.lower), float(h.upper)
     if isinstance(h, IntegerHyperparameter):
         if h.log:
-            return hp.qloguniform(label, math.log(low), math.log(high), 1)
+            return _ho_scope().int(hp.qloguniform(label, math.log(low), math.log(high), 1))
         return hp.uniformint(label, low, high)
     if isinstance(h, FloatHyperparameter):
         return hp.loguniform(label, math.log(low), math.log(high)) if h.log else \
