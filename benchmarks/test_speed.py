@@ -7,7 +7,8 @@
   measured. A round is a block of `BLOCK` ask+tells from a copy of the warmed state, so
   every round does the same work and the fastest of `ROUNDS` counts, per ask+tell (SMAC
   cannot be copied: its rounds are two consecutive blocks, results 100 to 238). SMAC at 1,000
-  is `slow` (its warm-up alone takes minutes on 2 cores): CI measures SMAC at 100 only.
+  is `slow` (its warm-up alone takes minutes on 2 cores): CI measures SMAC at 100 only. GP
+  (Optuna's `GPSampler`) is `slow` at both: seconds an ask at 100 results on 2 cores.
 - replay: runner + simulated executor + ledger + log per replayed epoch (`random`, the toy
   table, 4 workers), the path `benchmarks/replay_overhead.py` reports in the README.
 - report functions on a log of at least 100,000 rows written by the real runner (a replay
@@ -53,6 +54,7 @@ OBSERVATIONS = (100, 1000)
 BLOCK = 69
 ROUNDS = 3
 LOG_ROWS = 100_000
+SLOW = {("smac", 1000), ("gp", 100), ("gp", 1000)}
 
 
 class Warmed:
@@ -101,9 +103,10 @@ def warmed() -> dict[str, Warmed]:
 def _cases():
     for name in OPTIMIZERS:
         for k in OBSERVATIONS:
-            # SMAC's warm-up to 1,000 results takes minutes (its forest refits as it grows):
-            # opt in with `-m slow`
-            marks = pytest.mark.slow if (name, k) == ("smac", 1000) else ()
+            # SMAC's warm-up to 1,000 results takes minutes (its forest refits as it grows),
+            # GP's at 100 already (seconds an ask on 2 cores, cubic in the results): opt in
+            # with `-m slow`
+            marks = pytest.mark.slow if (name, k) in SLOW else ()
             yield pytest.param(name, k, id=f"{name}-{k}", marks=marks)
 
 

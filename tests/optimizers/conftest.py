@@ -9,3 +9,18 @@ def _temp_files_under_tmp_path(monkeypatch, tmp_path):
     even that under the test's tmp_path."""
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     monkeypatch.setenv("TMPDIR", str(tmp_path))
+
+
+# Optimizers whose every ask refits a model for seconds on 2 cores (Optuna's GPSampler): the
+# contract's hundreds of asks would take the default run past its few minutes, so their
+# contract tests run with `-m slow`; test_optimizers_<name>.py keeps what is fast.
+SLOW_CONTRACT = {"gp"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m 'not slow'` deselects
+def pytest_collection_modifyitems(items):
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if (item.module.__name__ == "test_optimizers_contract" and callspec is not None
+                and callspec.params.get("name") in SLOW_CONTRACT):
+            item.add_marker(pytest.mark.slow)
