@@ -9,6 +9,7 @@ from ConfigSpace import ConfigurationSpace
 
 from suite.errors import SuiteError
 from suite.optimizers._asha import ASHA
+from suite.optimizers._dehb import DEHBOptimizer
 from suite.optimizers._gp import GP
 from suite.optimizers._grid import GridSearch
 from suite.optimizers._hpbandster import BOHBOptimizer, HyperbandOptimizer
@@ -25,7 +26,7 @@ __all__ = ["OPTIMIZERS", "make_optimizer"]
 OPTIMIZERS: dict[str, type] = {
     cls.name: cls
     for cls in (GridSearch, RandomSearch, TPE, HyperbandOptimizer, BOHBOptimizer,
-                SMACOptimizer, ASHA, HyperOpt, GP)
+                SMACOptimizer, ASHA, HyperOpt, GP, DEHBOptimizer)
 }
 
 

@@ -1,3 +1,4 @@
+import importlib.util
 import tempfile
 
 import pytest
@@ -15,6 +16,11 @@ def _temp_files_under_tmp_path(monkeypatch, tmp_path):
 # contract's hundreds of asks would take the default run past its few minutes, so their
 # contract tests run with `-m slow`; test_optimizers_<name>.py keeps what is fast.
 SLOW_CONTRACT = {"gp"}
+# Optimizers of the `more-optimizers` extra: without it their contract tests are skipped,
+# saying so (the adapters' own tests importorskip the same modules).
+NEEDS = {"hyperopt": ("hyperopt",), "dehb": ("dehb", "loguru")}
+MISSING = {name for name, modules in NEEDS.items()
+           if any(importlib.util.find_spec(m) is None for m in modules)}
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m 'not slow'` deselects
@@ -24,3 +30,6 @@ def pytest_collection_modifyitems(items):
         if (item.module.__name__ == "test_optimizers_contract" and callspec is not None
                 and callspec.params.get("name") in SLOW_CONTRACT):
             item.add_marker(pytest.mark.slow)
+        if callspec is not None and callspec.params.get("name") in MISSING:
+            item.add_marker(pytest.mark.skip(
+                reason="needs pip install 'hpo-suite[more-optimizers]'"))
