@@ -12,7 +12,10 @@ adapter builds it in a temporary folder, removes that handler and the folder rig
 
 Lineage: DEHB's `config_id` follows a configuration up the rungs; a promotion resumes the
 latest trial of that id at fewer epochs that finished OK. Failures (and NaN losses) are told
-as fitness `inf`, DEHB's value for "not evaluated": never promoted, never an incumbent. The
+as the finite `FAILED_LOSS_PENALTY`, worse than any loss: `inf` is DEHB's "not evaluated", and
+a rung whose results are all `inf` crashes its promotion (an IndexError in
+`_get_promotion_candidate`); a failed configuration is promoted only when nothing better is
+there, and retrained (it has no checkpoint to resume), never recommended. The
 task default, when given, replaces DEHB's first proposal (bottom rung of the first bracket)
 the way DEHB's own `tell(replay=True)` rewrites a job: its configuration repository holds the
 default's vector, so DE selects and mutates what was evaluated.
@@ -23,7 +26,6 @@ fidelity), mapped to the trial whose result set it.
 
 from __future__ import annotations
 
-import math
 import tempfile
 import warnings
 from collections.abc import Mapping
@@ -33,7 +35,7 @@ from ConfigSpace import Configuration, ConfigurationSpace
 
 from suite.errors import SuiteError
 from suite.optimizers._spaces import checked_default, plain_config, seeded_copy
-from suite.optimizers.base import TrialBook, is_failure
+from suite.optimizers.base import TrialBook, is_failure, penalized_loss
 from suite.types import Fidelity, Trial, TrialResult
 
 __all__ = ["DEHBOptimizer", "build_dehb"]
@@ -100,16 +102,16 @@ class DEHBOptimizer:
     def tell(self, result: TrialResult) -> None:
         trial = self._book.settle(result)
         job = self._jobs.pop(trial.trial_id)
-        fitness = math.inf if is_failure(result) else float(result.loss)
         best = self._dehb.inc_score
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            self._dehb.tell(job, {"fitness": fitness, "cost": float(trial.epochs)})
+            self._dehb.tell(job, {"fitness": penalized_loss(result),
+                                  "cost": float(trial.epochs)})
+        if is_failure(result):
+            return
         if self._dehb.inc_score < best:  # DEHB took this result as its incumbent
             self._incumbent = trial.trial_id
-        if not is_failure(result):
-            self._completed.setdefault(job["config_id"], []).append(
-                (trial.trial_id, trial.epochs))
+        self._completed.setdefault(job["config_id"], []).append((trial.trial_id, trial.epochs))
 
     def recommend(self) -> int | None:
         return self._incumbent

@@ -3,7 +3,6 @@ leaves no files or log handlers behind, and names its extra when DEHB is missing
 
 from __future__ import annotations
 
-import math
 import sys
 
 import pytest
@@ -12,6 +11,7 @@ from optdriver import TASK, build, drive
 from suite.errors import SuiteError
 from suite.optimizers._dehb import build_dehb
 from suite.optimizers._spaces import plain_config, seeded_copy
+from suite.optimizers.base import FAILED_LOSS_PENALTY
 from suite.types import Status, TrialResult
 
 dehb = pytest.importorskip("dehb")
@@ -22,13 +22,14 @@ FIDELITY = TASK.info.fidelity
 @pytest.mark.parametrize("fail_every", [0, 4])
 def test_one_worker_makes_the_decisions_of_dehbs_own_run(fail_every, tmp_path):
     """DEHB's `run(fevals=N)` (synchronous with one worker) on the toy curve, failures as
-    fitness inf: the same (configuration, epochs, lineage) sequence, over several brackets."""
+    the adapter tells them: the same (configuration, epochs, lineage) sequence, over
+    several brackets."""
     evaluated = []
 
     def objective(config, fidelity, **kwargs):
         evaluated.append((plain_config(config), int(round(fidelity))))
         if fail_every and len(evaluated) % fail_every == 0:
-            return {"fitness": math.inf, "cost": fidelity}
+            return {"fitness": FAILED_LOSS_PENALTY, "cost": fidelity}
         return {"fitness": TASK.curve(plain_config(config), int(round(fidelity)), 0),
                 "cost": fidelity}
 
@@ -41,6 +42,12 @@ def test_one_worker_makes_the_decisions_of_dehbs_own_run(fail_every, tmp_path):
     # one lineage per DEHB config_id, and the other way round
     pairs = {(h[0], t.config_id) for h, t in zip(reference.history, run.trials, strict=True)}
     assert len(pairs) == len({p[0] for p in pairs}) == len({p[1] for p in pairs})
+
+
+def test_a_rung_of_failures_does_not_crash_dehb():
+    run = drive(build("dehb"), workers=2, n_trials=40, fail_every=1)
+    assert {t.epochs for t in run.trials} >= {1, 3}
+    assert all(t.resume_from is None for t in run.trials)  # nothing to resume
 
 
 def test_promotions_resume_the_lower_rung_trial():
