@@ -241,7 +241,10 @@ class HyperOpt:
         import numpy as np
 
         hyperopt = _hyperopt()
-        self._ho = hyperopt
+        # hyperopt's names, not its module: the optimizer stays deep-copyable (speed benchmark)
+        self._suggest = hyperopt.tpe.suggest
+        self._status = {"ok": hyperopt.STATUS_OK, "fail": hyperopt.STATUS_FAIL}
+        self._states = {"running": hyperopt.JOB_STATE_RUNNING, "done": hyperopt.JOB_STATE_DONE}
         self._space, self._epochs = space, fidelity.max_epochs
         self._translated = hyperopt_space(space)
         self._domain = hyperopt.Domain(flatten, self._translated.expr)
@@ -262,7 +265,7 @@ class HyperOpt:
             config = self._translated.decode(doc["misc"]["vals"])
             if is_allowed(self._space, config):
                 break
-            self._finish(doc, {"status": self._ho.STATUS_FAIL})
+            self._finish(doc, {"status": self._status["fail"]})
         else:
             raise SuiteError(f"hyperopt: no allowed configuration in {_MAX_FORBIDDEN_RETRIES} "
                              "tries")
@@ -274,9 +277,9 @@ class HyperOpt:
         self._book.settle(result)
         doc = self._docs.pop(result.trial.trial_id)
         if is_failure(result):
-            self._finish(doc, {"status": self._ho.STATUS_FAIL})
+            self._finish(doc, {"status": self._status["fail"]})
         else:
-            self._finish(doc, {"status": self._ho.STATUS_OK, "loss": float(result.loss)})
+            self._finish(doc, {"status": self._status["ok"], "loss": float(result.loss)})
             self._trial_ids[doc["tid"]] = result.trial.trial_id
 
     def recommend(self) -> int | None:
@@ -294,11 +297,11 @@ class HyperOpt:
             self._default = None
         else:
             seed = int(self._rstate.integers(2**31 - 1))
-            docs = self._ho.tpe.suggest(new_ids, self._domain, trials, seed, verbose=False)
+            docs = self._suggest(new_ids, self._domain, trials, seed, verbose=False)
         trials.insert_trial_docs(docs)
         # insert_trial_docs stores copies; the stored one is what TPE reads (as in fmin)
         doc = trials._dynamic_trials[-1]
-        doc["state"] = self._ho.JOB_STATE_RUNNING
+        doc["state"] = self._states["running"]
         trials.refresh()
         return doc
 
@@ -313,5 +316,5 @@ class HyperOpt:
 
     def _finish(self, doc: dict, result: dict) -> None:
         doc["result"] = result
-        doc["state"] = self._ho.JOB_STATE_DONE
+        doc["state"] = self._states["done"]
         self._trials.refresh()
