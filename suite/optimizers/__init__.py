@@ -2,12 +2,13 @@
 
 `make_optimizer(name, space=..., fidelity=..., seed=...)` builds one of `OPTIMIZERS`:
 grid and random (ConfigSpace), tpe and gp (Optuna), hyperopt (HyperOpt's TPE), hyperband and
-bohb (hpbandster's own objects, without Pyro), smac (SMAC3 multi-fidelity) and asha
-(asynchronous successive halving).
+bohb (hpbandster's own objects, without Pyro), dehb (DEHB), smac (SMAC3 multi-fidelity) and
+asha (asynchronous successive halving).
 Heavy libraries are imported when an optimizer is built, not on import.
 """
 
 from suite.optimizers._asha import ASHA, asha_rungs
+from suite.optimizers._dehb import DEHBOptimizer
 from suite.optimizers._gp import GP
 from suite.optimizers._grid import GridSearch, grid_steps
 from suite.optimizers._hpbandster import (
@@ -27,6 +28,7 @@ from suite.optimizers.base import FAILED_LOSS_PENALTY, Optimizer, TrialBook
 __all__ = [
     "ASHA",
     "BOHBOptimizer",
+    "DEHBOptimizer",
     "FAILED_LOSS_PENALTY",
     "GP",
     "GridSearch",
