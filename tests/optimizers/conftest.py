@@ -13,9 +13,10 @@ def _temp_files_under_tmp_path(monkeypatch, tmp_path):
 
 
 # Optimizers whose every ask refits a model for seconds on 2 cores (Optuna's GPSampler): the
-# contract's hundreds of asks would take the default run past its few minutes, so their
-# contract tests run with `-m slow`; test_optimizers_<name>.py keeps what is fast.
-SLOW_CONTRACT = {"gp"}
+# hundreds of asks of the tests parametrized over every optimizer (contract, recommendation)
+# would take the default run past its few minutes, so those run with `-m slow`;
+# test_optimizers_<name>.py keeps what is fast.
+SLOW_EVERYWHERE = {"gp"}
 # Optimizers of the `more-optimizers` extra: without it their contract tests are skipped,
 # saying so (the adapters' own tests importorskip the same modules).
 NEEDS = {"hyperopt": ("hyperopt",), "dehb": ("dehb", "loguru")}
@@ -27,9 +28,9 @@ MISSING = {name for name, modules in NEEDS.items()
 def pytest_collection_modifyitems(items):
     for item in items:
         callspec = getattr(item, "callspec", None)
-        if (item.module.__name__ == "test_optimizers_contract" and callspec is not None
-                and callspec.params.get("name") in SLOW_CONTRACT):
+        name = callspec.params.get("name") if callspec is not None else None
+        if name in SLOW_EVERYWHERE:
             item.add_marker(pytest.mark.slow)
-        if callspec is not None and callspec.params.get("name") in MISSING:
+        if name in MISSING:
             item.add_marker(pytest.mark.skip(
                 reason="needs pip install 'hpo-suite[more-optimizers]'"))
