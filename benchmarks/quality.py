@@ -72,7 +72,9 @@ UPDATE_COMMAND = "python benchmarks/quality.py --update-baseline"
 # of a 27-epoch task): about 3 min for 20 seeds, opt-in (docs/regression-benchmarks.md).
 # smac-hyperband has no model but builds a facade per seed: 20 seeds at 60x cost about 4x
 # asha's CPU time (docs/regression-benchmarks.md), so it opts in too.
-DEFAULT_OPTIMIZERS = ("random", "grid", "tpe", "hyperband", "bohb", "asha", "ray-asha")
+# gp refits its GP on every ask: opt-in too. hyperopt and dehb are cheap (more-optimizers).
+DEFAULT_OPTIMIZERS = ("random", "grid", "tpe", "hyperband", "bohb", "asha", "ray-asha", "hyperopt",
+                      "dehb")
 
 
 @dataclass(frozen=True)

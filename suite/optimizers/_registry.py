@@ -9,8 +9,11 @@ from ConfigSpace import ConfigurationSpace
 
 from suite.errors import SuiteError
 from suite.optimizers._asha import ASHA
+from suite.optimizers._dehb import DEHBOptimizer
+from suite.optimizers._gp import GP
 from suite.optimizers._grid import GridSearch
 from suite.optimizers._hpbandster import BOHBOptimizer, HyperbandOptimizer
+from suite.optimizers._hyperopt import HyperOpt
 from suite.optimizers._random import RandomSearch
 from suite.optimizers._ray_asha import RayASHA
 from suite.optimizers._smac import SMACHyperband, SMACOptimizer
@@ -25,7 +28,8 @@ __all__ = ["OPTIMIZERS", "make_optimizer"]
 OPTIMIZERS: dict[str, type] = {
     cls.name: cls
     for cls in (GridSearch, RandomSearch, TPE, HyperbandOptimizer, BOHBOptimizer,
-                SMACOptimizer, ASHA, RayASHA, SMACHyperband, TPEMedian, TPEHyperband)
+                SMACOptimizer, ASHA, RayASHA, SMACHyperband, TPEMedian, TPEHyperband,
+                HyperOpt, GP, DEHBOptimizer)
 }
 
 

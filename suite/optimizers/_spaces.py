@@ -12,7 +12,8 @@ from ConfigSpace import Configuration, ConfigurationSpace
 from suite.config import to_plain, validate_config
 from suite.errors import SuiteError
 
-__all__ = ["DefaultFirstSampler", "OrdinalCodec", "is_active", "checked_default", "plain_config",
+__all__ = ["DefaultFirstSampler", "OrdinalCodec", "checked_default", "is_active", "is_allowed",
+           "plain_config",
            "seeded_copy"]
 
 
@@ -133,3 +134,15 @@ def _reindex(node: Any, sequences: Mapping[str, tuple]) -> Any:
         if "values" in out:
             out["values"] = [seq.index(to_plain(v)) for v in out["values"]]
     return out
+
+
+def is_allowed(space: ConfigurationSpace, config: Mapping[str, Any]) -> bool:
+    """Whether `config` violates none of `space`'s forbidden clauses (samplers that cannot
+    see them, Optuna's define-by-run and hyperopt's expressions, resample instead)."""
+    if not space.forbidden_clauses:
+        return True
+    try:
+        Configuration(space, values=config)
+    except ValueError:  # ForbiddenValueError subclasses ValueError
+        return False
+    return True

@@ -25,7 +25,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from ConfigSpace import Configuration, ConfigurationSpace
+from ConfigSpace import ConfigurationSpace
 from ConfigSpace.hyperparameters import (
     CategoricalHyperparameter,
     Constant,
@@ -36,11 +36,11 @@ from ConfigSpace.hyperparameters import (
 
 from suite.config import to_plain
 from suite.errors import SuiteError
-from suite.optimizers._spaces import checked_default, is_active
+from suite.optimizers._spaces import checked_default, is_active, is_allowed
 from suite.optimizers.base import TrialBook, config_key, is_failure
 from suite.types import Fidelity, Trial, TrialResult
 
-__all__ = ["TPE", "ask_allowed", "encode", "tpe_study"]
+__all__ = ["TPE", "ask_allowed", "encode", "optuna_study", "tpe_study"]
 
 _MAX_FORBIDDEN_RETRIES = 100  # define-by-run cannot see forbidden clauses; resample instead
 
@@ -55,7 +55,7 @@ class TPE:
                  max_full_trials: int | None = None) -> None:
         import optuna  # lazily: keeps `import suite.optimizers` light
 
-        self._study = tpe_study(seed)
+        self._study = self._new_study(seed)
         self._fail = optuna.trial.TrialState.FAIL
         self._space, self._epochs = space, fidelity.max_epochs
         default = checked_default(space, default_config)
@@ -64,6 +64,10 @@ class TPE:
         self._running: dict[int, Any] = {}
         self._trial_ids: dict[int, int] = {}  # Optuna trial number -> our trial id
         self._book = TrialBook()
+
+    def _new_study(self, seed: int) -> Any:
+        """The study this adapter asks and tells (other Optuna samplers override it)."""
+        return tpe_study(seed)
 
     @property
     def finished(self) -> bool:
@@ -98,16 +102,23 @@ def tpe_study(seed: int, pruner: Any = None, *, study_name: str | None = None) -
     """
     import optuna
 
+    with warnings.catch_warnings():  # `group` is flagged experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.TPESampler(
+            seed=seed, multivariate=True, group=True, constant_liar=True)
+    return optuna_study(sampler, pruner, study_name=study_name)
+
+
+def optuna_study(sampler: Any, pruner: Any = None, *, study_name: str | None = None) -> Any:
+    """An Optuna study minimizing with `sampler`, its log records routed as other libraries'."""
+    import optuna
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # Optuna's own handler holds the stderr of its import: its records go the way
     # of other libraries' instead (the application's handlers, or `sys.stderr` at
     # the time, which a study points at its library.log)
     optuna.logging.disable_default_handler()
     optuna.logging.enable_propagation()
-    with warnings.catch_warnings():  # `group` is flagged experimental
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        sampler = optuna.samplers.TPESampler(
-            seed=seed, multivariate=True, group=True, constant_liar=True)
     return optuna.create_study(direction="minimize", sampler=sampler, pruner=pruner,
                                study_name=study_name)
 
@@ -120,7 +131,7 @@ def ask_allowed(study: Any, space: ConfigurationSpace, name: str) -> tuple[Any, 
     for _ in range(_MAX_FORBIDDEN_RETRIES):
         trial = study.ask()
         config = _suggest_config(space, trial)
-        if _allowed(space, config):
+        if is_allowed(space, config):
             return trial, config
         study.tell(trial, state=TrialState.FAIL)
     raise SuiteError(f"{name}: no allowed configuration in {_MAX_FORBIDDEN_RETRIES} tries")
@@ -159,12 +170,3 @@ def encode(space: ConfigurationSpace, config: Mapping[str, Any]) -> dict[str, An
             params[name] = value
     return params
 
-
-def _allowed(space: ConfigurationSpace, config: Mapping[str, Any]) -> bool:
-    if not space.forbidden_clauses:
-        return True
-    try:
-        Configuration(space, values=config)
-    except ValueError:  # ForbiddenValueError subclasses ValueError
-        return False
-    return True

@@ -16,7 +16,7 @@ from suite.types import Status, Trial, TrialResult
 
 NAMES = sorted(OPTIMIZERS)
 MULTI_FIDELITY = {"hyperband", "bohb", "smac", "asha", "ray-asha", "smac-hyperband",
-                  "tpe-median", "tpe-hyperband"}
+                  "tpe-median", "tpe-hyperband", "dehb"}
 FIDELITY = TASK.info.fidelity
 
 
@@ -154,11 +154,11 @@ def test_an_invalid_default_is_a_suite_error():
                        default_config={"lr": 5.0})
 
 
-def test_configs_are_json_plain():
-    for name in NAMES:
-        run = drive(build(name, seed=3), workers=2, n_trials=15)
-        for trial in run.trials:
-            assert json.loads(json.dumps(trial.config)) == trial.config
+@pytest.mark.parametrize("name", NAMES)
+def test_configs_are_json_plain(name):
+    run = drive(build(name, seed=3), workers=2, n_trials=15)
+    for trial in run.trials:
+        assert json.loads(json.dumps(trial.config)) == trial.config
 
 
 @pytest.mark.parametrize("name", NAMES)
