@@ -281,6 +281,7 @@ def plot_learning_curves(curves: pd.DataFrame, ax=None, *, label: str = "rank",
         z = 2 + (len(distinct) - i) / len(distinct)  # the best on top, the legend in order
         ax.plot(curve["epoch"], curve["loss"], color=color, lw=1.2 if len(sharing) == 1 else 2.2,
                 ls=_LINE_STYLES[nth % len(_LINE_STYLES)],
+                marker=_MARKERS[nth // len(_LINE_STYLES) % len(_MARKERS)], markersize=3,
                 label=_curve_label(key, label, sharing), zorder=z)
         if "low" in curve and curve["low"].notna().any():
             ax.fill_between(curve["epoch"], curve["low"], curve["high"], color=color,
@@ -292,7 +293,8 @@ def plot_learning_curves(curves: pd.DataFrame, ax=None, *, label: str = "rank",
     return ax
 
 
-_LINE_STYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
+_LINE_STYLES = ("-", "--", ":", "-.")
+_MARKERS = (None, "o", "s", "^", "v", "D")  # after the styles run out: 24 lines per colour
 _SHARED_COLOR = "0.3"  # a curve several optimizers' runs share belongs to none of them
 
 

@@ -172,6 +172,14 @@ def test_each_run_curve_is_told_apart_by_colour_or_line_style(ax):
     assert bohb_a.get_linestyle() != bohb_b.get_linestyle()  # ... style tells its curves apart
 
 
+def test_many_curves_of_one_optimizer_still_look_different(ax):
+    curves = pd.concat([_run_curve(f"bohb s0 c{i}", "bohb", [1.0, 0.6, 0.3 + i / 100])
+                        for i in range(12)], ignore_index=True)
+    plot_learning_curves(curves, ax, label="curve")
+    looks = {(line.get_linestyle(), line.get_marker()) for line in ax.lines}
+    assert len(ax.lines) == 12 and len(looks) == 12
+
+
 def test_table_curves_that_coincide_name_every_rank(ax):
     curves = pd.DataFrame({"rank": [1, 1, 2, 2, 3, 3], "epoch": [1, 9] * 3,
                            "loss": [1.0, 0.3, 1.1, 0.4, 1.0, 0.3]})
