@@ -46,14 +46,13 @@ from ConfigSpace.hyperparameters import (
 
 from suite.config import to_plain
 from suite.errors import SuiteError
-from suite.optimizers._spaces import checked_default, is_allowed
+from suite.optimizers._spaces import checked_default, first_allowed
 from suite.optimizers.base import TrialBook, config_key, is_failure
 from suite.types import Fidelity, Trial, TrialResult
 
 __all__ = ["HyperOpt", "hyperopt_space"]
 
 _EXTRA = "pip install 'hpo-suite[more-optimizers]'"
-_MAX_FORBIDDEN_RETRIES = 100
 
 
 def _hyperopt() -> Any:
@@ -260,15 +259,13 @@ class HyperOpt:
         return False
 
     def ask(self) -> Trial | None:
-        for _ in range(_MAX_FORBIDDEN_RETRIES):
+        def draw() -> tuple[dict, dict[str, Any]]:
             doc = self._next_doc()
-            config = self._translated.decode(doc["misc"]["vals"])
-            if is_allowed(self._space, config):
-                break
-            self._finish(doc, {"status": self._status["fail"]})
-        else:
-            raise SuiteError(f"hyperopt: no allowed configuration in {_MAX_FORBIDDEN_RETRIES} "
-                             "tries")
+            return doc, self._translated.decode(doc["misc"]["vals"])
+
+        doc, config = first_allowed(
+            self._space, draw, lambda doc: self._finish(doc, {"status": self._status["fail"]}),
+            self.name)
         trial = self._book.new_trial(config, self._epochs, config_key(config))
         self._docs[trial.trial_id] = doc
         return trial

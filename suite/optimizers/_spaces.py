@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,8 +12,8 @@ from ConfigSpace import Configuration, ConfigurationSpace
 from suite.config import to_plain, validate_config
 from suite.errors import SuiteError
 
-__all__ = ["DefaultFirstSampler", "OrdinalCodec", "checked_default", "is_active", "is_allowed",
-           "plain_config",
+__all__ = ["DefaultFirstSampler", "OrdinalCodec", "checked_default", "first_allowed", "is_active",
+           "is_allowed", "plain_config",
            "seeded_copy"]
 
 
@@ -146,3 +146,20 @@ def is_allowed(space: ConfigurationSpace, config: Mapping[str, Any]) -> bool:
     except ValueError:  # ForbiddenValueError subclasses ValueError
         return False
     return True
+
+
+MAX_FORBIDDEN_RETRIES = 100
+
+
+def first_allowed(space: ConfigurationSpace, draw: Callable[[], tuple[Any, dict[str, Any]]],
+                  reject: Callable[[Any], None], name: str) -> tuple[Any, dict[str, Any]]:
+    """The first draw whose configuration `is_allowed`, for samplers that cannot see
+    forbidden clauses: `draw()` gives (the library's handle, the configuration), `reject`
+    tells the library a forbidden one failed. A one-line error after
+    `MAX_FORBIDDEN_RETRIES` forbidden draws in a row."""
+    for _ in range(MAX_FORBIDDEN_RETRIES):
+        handle, config = draw()
+        if is_allowed(space, config):
+            return handle, config
+        reject(handle)
+    raise SuiteError(f"{name}: no allowed configuration in {MAX_FORBIDDEN_RETRIES} tries")

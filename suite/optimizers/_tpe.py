@@ -36,14 +36,11 @@ from ConfigSpace.hyperparameters import (
 
 from suite.config import to_plain
 from suite.errors import SuiteError
-from suite.optimizers._spaces import checked_default, is_active, is_allowed
+from suite.optimizers._spaces import checked_default, first_allowed, is_active
 from suite.optimizers.base import TrialBook, config_key, is_failure
 from suite.types import Fidelity, Trial, TrialResult
 
 __all__ = ["TPE", "ask_allowed", "encode", "optuna_study", "tpe_study"]
-
-_MAX_FORBIDDEN_RETRIES = 100  # define-by-run cannot see forbidden clauses; resample instead
-
 
 class TPE:
     """Optuna's TPE sampler (see the module docstring for the settings), full fidelity."""
@@ -128,13 +125,12 @@ def ask_allowed(study: Any, space: ConfigurationSpace, name: str) -> tuple[Any, 
     resampled (define-by-run cannot see forbidden clauses)."""
     from optuna.trial import TrialState
 
-    for _ in range(_MAX_FORBIDDEN_RETRIES):
+    def draw() -> tuple[Any, dict]:
         trial = study.ask()
-        config = _suggest_config(space, trial)
-        if is_allowed(space, config):
-            return trial, config
-        study.tell(trial, state=TrialState.FAIL)
-    raise SuiteError(f"{name}: no allowed configuration in {_MAX_FORBIDDEN_RETRIES} tries")
+        return trial, _suggest_config(space, trial)
+
+    return first_allowed(space, draw, lambda trial: study.tell(trial, state=TrialState.FAIL),
+                         name)
 
 
 def _suggest_config(space: ConfigurationSpace, trial: Any) -> dict[str, Any]:

@@ -139,3 +139,24 @@ def test_smac_resume_from_is_the_latest_lower_budget_ok_trial():
                      if t.config_id == trial.config_id and t.epochs < trial.epochs
                      and t.trial_id in ok]
             assert trial.resume_from == max(lower)
+
+
+@pytest.mark.parametrize("name", ["tpe", "hyperopt"])
+def test_samplers_blind_to_forbidden_clauses_only_ask_allowed_configs(name):
+    from ConfigSpace import (
+        CategoricalHyperparameter,
+        ConfigurationSpace,
+        ForbiddenEqualsClause,
+        UniformFloatHyperparameter,
+    )
+
+    from suite.optimizers import make_optimizer
+    from suite.types import Fidelity
+
+    space = ConfigurationSpace(seed=0)
+    kind = CategoricalHyperparameter("kind", ["x", "y", "z"], default_value="y")
+    space.add([kind, UniformFloatHyperparameter("lr", 1e-4, 1e-1, log=True)])
+    space.add(ForbiddenEqualsClause(kind, "x"))
+    opt = make_optimizer(name, space=space, fidelity=Fidelity(1, 3, 3), seed=0)
+    kinds = [opt.ask().config["kind"] for _ in range(30)]
+    assert "x" not in kinds and {"y", "z"} <= set(kinds)
