@@ -28,6 +28,10 @@ Hyperband's brackets: SMAC's follow the paper (Li et al. 2018: n = ceil((s_max +
 1..27 by 3 the middle bracket holds 12/4/1 configurations in SMAC and 9/3/1 in `hyperband`;
 budgets per rung are equal (tests/optimizers/test_optimizers_smac_hyperband.py).
 
+Equivalence: with one worker, each adapter proposes the (configuration, budget) sequence
+of SMAC's own `optimize` loop on the facade `_build_facade` builds, crashes included, and
+recommends its final incumbent (tests/optimizers/test_optimizers_smac_optimize.py).
+
 Recommendation: SMAC's own, `intensifier.get_incumbent()` (SMAC keeps it up to date as
 results are told: reading it refits nothing), mapped back to the trial of that
 configuration with the most epochs that finished OK (the latest of equals).
