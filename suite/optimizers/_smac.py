@@ -28,6 +28,10 @@ Hyperband's brackets: SMAC's follow the paper (Li et al. 2018: n = ceil((s_max +
 1..27 by 3 the middle bracket holds 12/4/1 configurations in SMAC and 9/3/1 in `hyperband`;
 budgets per rung are equal (tests/optimizers/test_optimizers_smac_hyperband.py).
 
+Equivalence: with one worker, each adapter proposes the (configuration, budget) sequence
+of SMAC's own `optimize` loop on the facade `_build_facade` builds, crashes included, and
+recommends its final incumbent (tests/optimizers/test_optimizers_smac_optimize.py).
+
 Recommendation: SMAC's own, `intensifier.get_incumbent()` (SMAC keeps it up to date as
 results are told: reading it refits nothing), mapped back to the trial of that
 configuration with the most epochs that finished OK (the latest of equals).
@@ -35,6 +39,7 @@ configuration with the most epochs that finished OK (the latest of equals).
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import warnings
 from collections.abc import Callable, Mapping
@@ -172,18 +177,26 @@ class SMACHyperband(_SMACFacade):
 
 def _build_facade(facade: type, space: ConfigurationSpace, fidelity: Fidelity, seed: int,
                   default: Configuration | None,
-                  components: Callable[[Any], dict[str, Any]]) -> Any:
+                  components: Callable[[Any], dict[str, Any]], *,
+                  target: Callable[..., float] | None = None,
+                  output_directory: Path | None = None) -> Any:
+    """The facade the adapters drive. `target` and `output_directory` exist for the test that
+    runs SMAC's own `optimize` on this very facade (it calls `target` and saves its run
+    history as it goes, so its directory must outlive the build); the adapters pass neither.
+    """
     from smac import Scenario
 
+    directory = (contextlib.nullcontext(str(output_directory)) if output_directory is not None
+                 else tempfile.TemporaryDirectory(prefix="suite-smac-"))
     # SMAC serializes its initial design with ConfigSpace's deprecated `get_dictionary`.
-    with tempfile.TemporaryDirectory(prefix="suite-smac-") as tmp, warnings.catch_warnings():
+    with directory as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         scenario = Scenario(
             space, deterministic=True, n_trials=_N_TRIALS, seed=seed,
             min_budget=fidelity.min_epochs, max_budget=fidelity.max_epochs,
             crash_cost=FAILED_LOSS_PENALTY, output_directory=Path(tmp))
         return facade(
-            scenario, _ask_tell_only,
+            scenario, _ask_tell_only if target is None else target,
             initial_design=_initial_design(facade, scenario, default),
             intensifier=facade.get_intensifier(scenario, eta=fidelity.eta),
             **components(scenario),
