@@ -202,6 +202,73 @@ def test_optimizers_match_torch_per_member_at_different_steps():
             assert torch.equal(p[k], q.detach()), (kind, k)
 
 
+def _groups(gen, k):
+    """Two parameter groups of mixed shapes, [K, ...] each."""
+    shapes = [[(4, 3), (3,)], [(2, 5, 2), (6,), (1,)]]
+    return [[torch.randn(k, *s, generator=gen) for s in group] for group in shapes]
+
+
+@pytest.mark.parametrize("kind", ["adamw", "sgd"])
+def test_flat_group_steps_equal_torch_across_parameters_and_after_a_member_leaves(kind):
+    gen = torch.Generator().manual_seed(2)
+    groups = _groups(gen, 3)
+    lrs, wds, moms = [1e-2, 3e-3, 2e-2], [[0.1, 0.0, 0.3], [0.0, 0.0, 0.0]], [0.9, 0.5, 0.8]
+    start = [[p.clone() for p in g] for g in groups]
+    make = (lambda gs, w: fused.FusedAdamW(gs, w, betas=(0.9, 0.99), steps=[0, 0, 0])) \
+        if kind == "adamw" else (lambda gs, w: fused.FusedSGD(gs, w, momentum=moms))
+    opt = make(groups, wds)
+    grads = [[[torch.randn(p.shape, generator=gen) for p in g] for g in groups]
+             for _ in range(4)]
+    for n, step_grads in enumerate(grads):
+        if n == 2:  # member 1 leaves: the array goes on with members 0 and 2
+            groups = [[p[[0, 2]].clone() for p in g] for g in groups]
+            opt.keep([p for g in groups for p in g], [0, 2])
+        if n >= 2:
+            step_grads = [[gr[[0, 2]] for gr in g] for g in step_grads]
+        for g, gg in zip(groups, step_grads, strict=True):
+            for p, gr in zip(g, gg, strict=True):
+                p.grad = gr.clone()
+        opt.step(lrs if n < 2 else [lrs[0], lrs[2]])
+    for slot, k in enumerate([0, 2]):
+        leaves = [[p[k].clone().requires_grad_() for p in g] for g in start]
+        torch_groups = [{"params": leaves[i], "weight_decay": wds[i][k]} for i in range(2)]
+        ref = torch.optim.AdamW(torch_groups, lr=lrs[k], betas=(0.9, 0.99)) \
+            if kind == "adamw" else torch.optim.SGD(torch_groups, lr=lrs[k], momentum=moms[k])
+        for step_grads in grads:
+            for g, gg in zip(leaves, step_grads, strict=True):
+                for q, gr in zip(g, gg, strict=True):
+                    q.grad = gr[k].clone()
+            ref.step()
+        mine = [p[slot] for g in groups for p in g]
+        assert all(torch.equal(a, b.detach()) for a, b in zip(mine, sum(leaves, []),
+                                                              strict=True)), (kind, k)
+        state = opt.member_state(slot)
+        theirs = ref.state_dict()["state"]
+        for i, entry in state.items():
+            for key in opt.state_keys:
+                assert torch.equal(entry[key], theirs[i][key]), (kind, k, i, key)
+
+
+def test_optimizer_step_launches_do_not_grow_with_the_number_of_parameters():
+    """One flat tensor per group: the step's operators are per group, not per parameter
+    (on a GPU a small model's step is launch-bound; see benchmarks/fused_step_ops.py)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    def ops(n_params):
+        gen = torch.Generator().manual_seed(3)
+        params = [torch.randn(2, 4, generator=gen) for _ in range(n_params)]
+        opt = fused.FusedAdamW([params], [[0.1, 0.1]], betas=(0.9, 0.99), steps=[0, 0])
+        for p in params:
+            p.grad = torch.randn(p.shape, generator=gen)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            opt.step([1e-3, 1e-3])
+        math = {"aten::mul_", "aten::lerp_", "aten::addcmul_", "aten::sqrt", "aten::div",
+                "aten::div_", "aten::add_", "aten::mul", "aten::cat"}
+        return sum(e.name in math for e in prof.events())
+
+    assert ops(40) == ops(4)
+
+
 def test_batched_layer_norm_is_exact_forward_and_close_backward():
     gen = torch.Generator().manual_seed(2)
     x, w, b, g = (torch.randn(*s, generator=gen) for s in
