@@ -308,9 +308,10 @@ def _load(path: Path, config: Mapping[str, Any]) -> int:
     return int(state["epoch"])
 
 
-def toy_table(path: Path, seeds: int = 2) -> Path:
+def toy_table(path: Path, seeds: int = 2, *, test: bool = False) -> Path:
     """Write the toy task's recorded table (`ToyTask.table_grid()`, every configuration ×
-    `seeds` training seeds × 27 epochs, from the analytic curves) in `suite.tables` format.
+    `seeds` training seeds × 27 epochs, from the analytic curves) in `suite.tables` format;
+    with `test`, with its `test_loss` column, as `suite tabulate` records it today.
 
     What `suite tabulate --task toy` would record, without running the training loop: for
     tests and for benchmarking replays.
@@ -331,10 +332,13 @@ def toy_table(path: Path, seeds: int = 2) -> Path:
                 loss = task.curve(config, epoch, seed)
                 rows.append({**base, "seed": seed, "epoch": epoch, "val_loss": loss,
                              "val_accuracy": 1.0 / (1.0 + math.exp(loss - 0.5)),
+                             **({"test_loss": task.test_loss(config, epoch)} if test else {}),
                              "device_seconds": seconds})
     info = task.info
     meta = {"task": info.name, "scale": "full", "metric": info.metric.name,
-            "minimize": info.metric.minimize, "metrics": ["val_accuracy", "val_loss"],
+            "minimize": info.metric.minimize,
+            "metrics": ["val_accuracy", "val_loss", *(["test_loss"] if test else [])],
+            **({"test_metrics": ["test_loss"]} if test else {}),
             "seeds": seeds, "max_epochs": max_epochs, "fixed": fixed,
             "space": space.to_serialized_dict(), "configs": len(configs),
             "recorded": len(configs) * seeds, "complete": True, "failed": 0,
