@@ -205,3 +205,44 @@ def test_the_report_gives_the_recommendations_test_value(replayed):
 
 def test_public_api_names_the_capability():
     assert suite.Capabilities(test_epochs=True).test_epochs
+
+
+# --- the command line, end to end ------------------------------------------------------
+
+@pytest.mark.slow  # three CLI processes that import torch, and a tiny table trained
+def test_tabulate_then_replay_then_report_on_the_command_line(tmp_path):
+    """`suite tabulate --scale tiny` of the text classifier (on a two-configuration grid,
+    3 epochs: the full grid takes hours on a CPU), a replay of it, and its report."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    fixtures = Path(__file__).parent / "fixtures"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(fixtures), str(Path(__file__).parent.parent), os.environ.get("PYTHONPATH", "")])}
+    ref, table = "small_grid:TwoConfigClassifier", tmp_path / "t.parquet"
+
+    def cli(*args):
+        done = subprocess.run([sys.executable, "-m", "suite.cli", *map(str, args)], env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        return done
+
+    cli("tabulate", "--task", ref, "--scale", "tiny", "--seeds", "2", "--out", table,
+        "--executor", "inprocess")
+    recorded = read_table(table)
+    assert recorded.complete and recorded.test_metrics == (
+        "test_accuracy", "test_loss", "test_macro_f1")
+    assert recorded.frame["test_loss"].notna().all()
+    cli("run", "--task", ref, "--scale", "tiny", "--table", table, "--optimizer", "random",
+        "--seeds", "0", "--budget", "3x", "--out", tmp_path / "study")
+    logs = list((tmp_path / "study").rglob("*.jsonl"))
+    rows = [json.loads(line) for log in logs for line in log.read_text().splitlines()]
+    epochs = [r for r in rows if r.get("event") == "epoch"]
+    assert epochs and all("test_macro_f1" in r["metrics"] for r in epochs)
+    cli("report", tmp_path / "study", "--table", table, "--out", tmp_path / "report",
+        "--no-table-figures", "--bootstrap", "100")
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "final recommended configuration" in text and "test_macro_f1" in text
