@@ -176,6 +176,8 @@ def check_task(task: Task, ref: str | None = None) -> Capabilities:
                                  f"Capabilities({name}=True)")
     if caps.test and not caps.checkpoints:
         raise SuiteError(f"{what} declares a test evaluation without checkpoints to evaluate")
+    if caps.test_epochs:
+        _check_test_keyword(task, caps, what)
     try:
         space = task.config_space()
         validate_config(space, task.default_config())
@@ -187,6 +189,19 @@ def check_task(task: Task, ref: str | None = None) -> Capabilities:
     except Exception as exc:
         raise SuiteError(f"{what}: its space or default failed: {_describe(exc)}") from None
     return caps
+
+
+def _check_test_keyword(task: Task, caps: Capabilities, what: str) -> None:
+    """`test_epochs` promises `train(..., test=...)` (and `train_fused`'s, when fused)."""
+    for method in ("train", "train_fused") if caps.fused else ("train",):
+        try:
+            params = inspect.signature(getattr(task, method)).parameters
+        except (TypeError, ValueError):  # no signature to read: trust the declaration
+            continue
+        if "test" not in params and not any(
+                p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            raise SuiteError(f"{what} declares Capabilities(test_epochs=True) but its "
+                             f"{method} takes no `test` keyword")
 
 
 def _resolve(ref: str) -> Any:

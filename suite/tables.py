@@ -8,7 +8,11 @@ git sha, how it was collected, whether it is complete).
 
 Columns: `config_index` (position in the grid's canonical order), one column per
 hyperparameter named `config.<name>` (None where inactive), `seed` (0..S-1), `epoch`
-(1..max_epochs), the task's metrics under their own names, and `device_seconds`.
+(1..max_epochs), the task's metrics under their own names, and `device_seconds`. A
+table recorded from a task with `Capabilities.test_epochs` also holds, per epoch, the
+task's test metrics of the model after that epoch (`test_...` columns, named in the
+metadata's `test_metrics`); one recorded before them, or from a task without them, has
+none (`test_metrics` empty or absent), and replays the same either way.
 
 `Table.lookup(config_index, seed)` serves replay: dense arrays indexed by configuration,
 seed and epoch, so one lookup is a few array reads.
@@ -77,6 +81,9 @@ class Table:
         self.configs = grid_configs(self.space)
         self.index = {config_key(c): i for i, c in enumerate(self.configs)}
         self.metrics = tuple(self.meta["metrics"])
+        # the test columns (`Capabilities.test_epochs`); a table from before them has none
+        self.test_metrics = tuple(self.meta.get(
+            "test_metrics", [m for m in self.metrics if m.startswith("test_")]))
         self.seeds = int(self.meta["seeds"])
         self.max_epochs = int(self.meta["max_epochs"])
         self._check_frame()
@@ -170,6 +177,9 @@ def _check_meta(meta: Any) -> None:
         raise TableError("its metadata's seeds and max_epochs must be positive")
     if not all(type(m) is str for m in meta["metrics"]):
         raise TableError("its metadata's metrics are not names")
+    tests = meta.get("test_metrics", [])
+    if type(tests) is not list or not set(tests) <= set(meta["metrics"]):
+        raise TableError("its metadata's test_metrics are not among its metrics")
 
 
 def write_table(path: Path, rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> None:

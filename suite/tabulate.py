@@ -4,7 +4,10 @@ Progress is an append-only JSONL beside the table (`<table>.rows.jsonl`): one li
 finished (configuration, seed) with its whole learning curve, flushed as it ends. A crash
 or the end of a GPU session loses only the curves in flight; the next call skips what is
 recorded and trains the rest, so a table can be collected in chunks across sessions
-(`--time-limit` stops submitting new work in time). Each call rewrites the Parquet table
+(`--time-limit` stops submitting new work in time). Every epoch also records the task's
+test metrics where it can (`Capabilities.test_epochs`); a table's chunks never mix curves
+with and without them, nor two meanings of `device_seconds` (`_check_format`). Each call
+rewrites the Parquet table
 from everything recorded so far, marked complete or not in its metadata. One process
 records a table at a time: it holds `.<table name>.lock` beside it (`suite.lock`).
 """
@@ -45,6 +48,15 @@ class TabulateSpec:
     devices: tuple[str, ...] = ("auto",)
     executor: str = "local"
     time_limit: float | None = None  # seconds after which no new curve is started
+    # each epoch's test metrics too, where the task can (`Capabilities.test_epochs`);
+    # False: without them (to go on with a table recorded without test columns)
+    test: bool = True
+
+
+# What `device_seconds` means in every table this module records: one table's chunks
+# must all mean the same, which `_check_format` enforces.
+DEVICE_SECONDS = ("per epoch, training + validation, measured with the workers sharing "
+                  "the devices")
 
 
 def progress_path(table: Path) -> Path:
@@ -90,6 +102,9 @@ def _record(spec: TabulateSpec, task, grid, configs, space, fixed, on_curve, cau
     todo = [(i, s) for i in range(len(grid)) for s in range(spec.seeds) if (i, s) not in done]
     if not todo and existing is not None:  # nothing new: never rewrite its provenance
         return existing.meta
+    test = _asks_test(spec, task)
+    if todo:  # before anything is written: a table never mixes formats or meanings
+        _check_format(spec, existing, done, test)
     history = _history(existing.meta) if existing is not None else []
     if todo:
         try:
@@ -98,7 +113,7 @@ def _record(spec: TabulateSpec, task, grid, configs, space, fixed, on_curve, cau
             raise cannot_write(Path(spec.out).parent, exc) from None
         sink = open_jsonl(progress_path(spec.out))  # a torn last line gets its marker
         try:
-            _collect(spec, task, configs, todo, sink, done, on_curve, caught)
+            _collect(spec, task, configs, todo, sink, done, on_curve, caught, test)
         finally:
             close_jsonl(sink)
     meta = _meta(spec, task, space, fixed, len(grid), done)
@@ -124,7 +139,33 @@ def _check_existing(spec: TabulateSpec, meta: dict, space, fixed: dict) -> None:
                          f"--seeds {spec.seeds} would drop some")
 
 
-def _collect(spec, task, configs, todo, sink, done, on_curve, caught) -> None:
+def _asks_test(spec: TabulateSpec, task) -> bool:
+    return spec.test and task.capabilities.test_epochs
+
+
+def _check_format(spec: TabulateSpec, existing: Table | None, done: dict, test: bool) -> None:
+    """Refuse, in one line, a chunk that would not match what the table already holds:
+    test columns where it has none or none where it has them (recorded curves, in the
+    progress file or the table, say which), or another meaning of `device_seconds`."""
+    has = {any(k.startswith("test_") for k in line["epochs"][0])
+           for line in done.values() if line["epochs"]}
+    if existing is not None and existing.frame.size:
+        has.add(bool(existing.test_metrics))
+    if has and has != {test}:
+        held = "with" if True in has else "without"
+        hint = " (or --no-test to go on without them)" if held == "without" else ""
+        raise SuiteError(f"{spec.out} was recorded {held} test metrics and this chunk "
+                         f"would be {'with' if test else 'without'}: one table never mixes "
+                         f"the two; record a new table with --out{hint}")
+    meaning = (existing.meta.get("collection") or {}).get("device_seconds") \
+        if existing is not None else None
+    if meaning is not None and meaning != DEVICE_SECONDS:
+        raise SuiteError(f"{spec.out} records device_seconds {meaning!r}, this chunk would "
+                         f"record them {DEVICE_SECONDS!r}: one table never mixes two meanings; "
+                         "record a new table with --out")
+
+
+def _collect(spec, task, configs, todo, sink, done, on_curve, caught, test) -> None:
     # Raw measured seconds, not packed workers' shares: the table's earlier chunks were
     # recorded that way, and one table must not mix two meanings of device_seconds.
     executor = training_executor(spec.executor, task, ref=spec.task, scale=spec.scale,
@@ -142,7 +183,7 @@ def _collect(spec, task, configs, todo, sink, done, on_curve, caught) -> None:
                 index, seed = queue.pop(0)
                 trial = Trial(next(ids), configs[index], max_epochs, index)
                 curves[trial.trial_id] = (index, seed, [])
-                executor.submit(Job(trial, seed, save_to=None))
+                executor.submit(Job(trial, seed, save_to=None, test=test))
             if not curves:
                 return
             event = executor.next_event(timeout=STOP_POLL)
@@ -224,13 +265,17 @@ def _meta(spec, task, space, fixed, n_configs: int, done: dict) -> dict[str, Any
     metrics = sorted({k for line in done.values() for e in line["epochs"] for k in e
                       if k != "device_seconds"})
     return {"task": spec.task, "scale": spec.scale, "metric": info.metric.name,
-            "minimize": info.metric.minimize, "metrics": metrics, "seeds": spec.seeds,
+            "minimize": info.metric.minimize, "metrics": metrics,
+            "test_metrics": [m for m in metrics if m.startswith("test_")], "seeds": spec.seeds,
             "max_epochs": info.fidelity.max_epochs, "space": space_to_dict(space),
             "fixed": fixed, "configs": n_configs, "recorded": len(done),
             "complete": len(done) == n_configs * spec.seeds,
             "failed": sum(1 for line in done.values() if line["error"]),
             "collection": {"workers": spec.workers, "devices": list(spec.devices),
                            "executor": spec.executor, "precision": "bf16 autocast on CUDA",
-                           "device_seconds": "per epoch, training + validation, "
-                                             "measured with the workers sharing the devices"},
+                           "device_seconds": DEVICE_SECONDS,
+                           "test_metrics": "per epoch, the test metrics of the model after "
+                                           "it (Task.train(test=True)), evaluated outside "
+                                           "device_seconds" if _asks_test(spec, task)
+                                           else "none"},
             "environment": environment()}

@@ -141,7 +141,7 @@ class ToyTask(Task):
         extra_metrics=("val_accuracy",),
     )
     capabilities = Capabilities(checkpoints=True, fused=True, table=True, test=True,
-                                timer=True)
+                                timer=True, test_epochs=True)
 
     def __init__(self, scale: str = "full", *, noise: float = 0.02,
                  fault: Fault | None = None, pace: float = 0.0) -> None:
@@ -191,14 +191,14 @@ class ToyTask(Task):
 
     def train(self, config: Mapping[str, Any], *, epochs: int, seed: int,
               resume_from: Path | None = None, save_to: Path | None = None,
-              device: str = "auto") -> Iterator[EpochResult]:
+              device: str = "auto", test: bool = False) -> Iterator[EpochResult]:
         cfg = validate_config(self.config_space(), config)
         if not 1 <= epochs <= self.info.fidelity.max_epochs:
             raise SuiteError(f"epochs={epochs} is outside 1..{self.info.fidelity.max_epochs}")
         done = _load(resume_from, cfg) if resume_from is not None else 0
         for epoch in range(done + 1, epochs + 1):
             seconds = self._spend(self.epoch_seconds(cfg))
-            yield self._result(cfg, epoch, seed, save_to, seconds)
+            yield self._result(cfg, epoch, seed, save_to, seconds, test)
 
     def _spend(self, seconds: float) -> float:
         """An epoch's device-seconds: analytic, or with `pace` slept and measured."""
@@ -212,7 +212,7 @@ class ToyTask(Task):
         return elapsed
 
     def _result(self, cfg: dict[str, Any], epoch: int, seed: int, save_to: Path | None,
-                seconds: float) -> EpochResult:
+                seconds: float, test: bool = False) -> EpochResult:
         loss = self.curve(cfg, epoch, seed)
         fault = self.fault(cfg, epoch) if self.fault else None
         if fault == "raise":
@@ -227,29 +227,36 @@ class ToyTask(Task):
             if fault == "truncate":  # as if the disk filled up behind our back
                 Path(save_to).write_bytes(Path(save_to).read_bytes()[:7])
         accuracy = 1.0 / (1.0 + math.exp(loss - 0.5)) if math.isfinite(loss) else 0.0
-        return EpochResult(epoch, {"val_loss": loss, "val_accuracy": accuracy}, seconds,
-                           Path(save_to) if save_to else None)
+        metrics = {"val_loss": loss, "val_accuracy": accuracy}
+        if test:  # what `evaluate` gives for this epoch's checkpoint
+            metrics["test_loss"] = self.test_loss(cfg, epoch)
+        return EpochResult(epoch, metrics, seconds, Path(save_to) if save_to else None)
+
+    def test_loss(self, config: Mapping[str, Any], epoch: int) -> float:
+        """The held-out loss after `epoch` epochs (the curve of a seed no run trains)."""
+        return self.curve(config, epoch, seed=10**6)
 
     def fuse_key(self, config: Mapping[str, Any]) -> tuple:
         """Configurations with one key can train as one fused array (the toy's "shape"
         is its batch size alone, so that small studies fuse often)."""
         return (config["batch_size"],)
 
-    def train_fused(self, members, *, device: str = "auto", exact: bool | None = None):
+    def train_fused(self, members, *, device: str = "auto", exact: bool | None = None,
+                    test: bool = False):
         """Members (`suite.types.Member`s) as one array: epochs in lockstep, each
         member's curve exactly its solo one; an array epoch costs its slowest member's
         epoch, shared equally among the members trained (see `tasks.fused.FusedTraining`).
         """
-        return _ToyArray(self, members)
+        return _ToyArray(self, members, test)
 
     def evaluate(self, checkpoint: Path, *, device: str = "auto") -> dict[str, float]:
         state = json.loads(Path(checkpoint).read_text())
-        return {"test_loss": self.curve(state["config"], state["epoch"], seed=10**6)}
+        return {"test_loss": self.test_loss(state["config"], state["epoch"])}
 
 
 class _ToyArray:
-    def __init__(self, task: ToyTask, members) -> None:
-        self.task, self.members = task, list(members)
+    def __init__(self, task: ToyTask, members, test: bool = False) -> None:
+        self.task, self.members, self.test = task, list(members), test
         self.configs = [validate_config(task.config_space(), m.config) for m in self.members]
         if len({task.fuse_key(c) for c in self.configs}) > 1:
             raise SuiteError("a fused array needs one batch_size for all members")
@@ -270,7 +277,7 @@ class _ToyArray:
             self.epochs[i] += 1
             m = self.members[i]
             out.append((i, self.task._result(self.configs[i], self.epochs[i], m.seed,
-                                             m.save_to, share)))
+                                             m.save_to, share, self.test)))
         self.active = [i for i in self.active if self.epochs[i] < self.members[i].epochs]
         return out
 
@@ -301,9 +308,10 @@ def _load(path: Path, config: Mapping[str, Any]) -> int:
     return int(state["epoch"])
 
 
-def toy_table(path: Path, seeds: int = 2) -> Path:
+def toy_table(path: Path, seeds: int = 2, *, test: bool = False) -> Path:
     """Write the toy task's recorded table (`ToyTask.table_grid()`, every configuration ×
-    `seeds` training seeds × 27 epochs, from the analytic curves) in `suite.tables` format.
+    `seeds` training seeds × 27 epochs, from the analytic curves) in `suite.tables` format;
+    with `test`, with its `test_loss` column, as `suite tabulate` records it today.
 
     What `suite tabulate --task toy` would record, without running the training loop: for
     tests and for benchmarking replays.
@@ -324,10 +332,13 @@ def toy_table(path: Path, seeds: int = 2) -> Path:
                 loss = task.curve(config, epoch, seed)
                 rows.append({**base, "seed": seed, "epoch": epoch, "val_loss": loss,
                              "val_accuracy": 1.0 / (1.0 + math.exp(loss - 0.5)),
+                             **({"test_loss": task.test_loss(config, epoch)} if test else {}),
                              "device_seconds": seconds})
     info = task.info
     meta = {"task": info.name, "scale": "full", "metric": info.metric.name,
-            "minimize": info.metric.minimize, "metrics": ["val_accuracy", "val_loss"],
+            "minimize": info.metric.minimize,
+            "metrics": ["val_accuracy", "val_loss", *(["test_loss"] if test else [])],
+            **({"test_metrics": ["test_loss"]} if test else {}),
             "seeds": seeds, "max_epochs": max_epochs, "fixed": fixed,
             "space": space.to_serialized_dict(), "configs": len(configs),
             "recorded": len(configs) * seeds, "complete": True, "failed": 0,

@@ -51,7 +51,9 @@ class EpochResult:
 
     Attributes:
         epoch: 1-based epoch index counted from the start of training (not of this call).
-        metrics: the task's validation metrics, including the objective `Metric.name`.
+        metrics: the task's validation metrics, including the objective `Metric.name`;
+            when `train` was asked for them (`test=True`, capability `test_epochs`), also
+            the task's test metrics, each named `test_...`.
         device_seconds: wall time the device spent on this epoch (training and validation).
         checkpoint: where the state after this epoch was saved, if `save_to` was given.
     """
@@ -119,6 +121,14 @@ class Capabilities:
             (`epoch_started`/`epoch_ended`), so that workers packed on one device are
             charged their share of it. Without it the suite times each epoch itself, from
             one result to the next.
+        test_epochs: `train` (and `train_fused`, with `fused`) take a keyword `test`; with
+            `test=True` every epoch's metrics also hold the task's test metrics of the
+            model after that epoch (each named `test_...`, the values `evaluate` gives for
+            that epoch's checkpoint). `suite tabulate` asks for them; studies never do, so
+            an optimizer never sees them. Asking must not change the training (same random
+            streams, same validation metrics) nor the epoch's `device_seconds` (the test
+            evaluation runs outside it). Without it the suite never passes `test`, and the
+            tables recorded for the task have no test columns.
     """
 
     checkpoints: bool = False
@@ -126,6 +136,7 @@ class Capabilities:
     table: bool = False
     test: bool = False
     timer: bool = False
+    test_epochs: bool = False
 
 
 # The method each optional capability needs, overridden from `Task`.
@@ -170,6 +181,9 @@ class Task(abc.ABC):
     ) -> Iterator[EpochResult]:
         """Train up to `epochs` (absolute), yielding one result per newly trained epoch.
 
+        A task that declares `Capabilities(test_epochs=True)` also takes `test: bool =
+        False` (see `Capabilities`); the suite passes it to no other task.
+
         Args:
             config: the configuration (active hyperparameters only, plain Python values).
             epochs: the absolute epoch target (`info.fidelity.min_epochs..max_epochs`).
@@ -187,7 +201,8 @@ class Task(abc.ABC):
 
     def train_fused(self, members: Sequence[Member], *, device: str = "auto"):
         """Capability `fused`: train `members` as one array; an iterator of steps, each a
-        list of `(member index, EpochResult)`, with `drop(index)` to let a member go."""
+        list of `(member index, EpochResult)`, with `drop(index)` to let a member go.
+        With `test_epochs` it also takes `test: bool = False`, as `train` does."""
         raise NotImplementedError
 
     def table_grid(self) -> tuple[ConfigurationSpace, dict[str, Any]]:

@@ -42,13 +42,15 @@ class FusedTraining:
 
     Each step yields `(member index, EpochResult)` for every member still in the array.
     A member's device-seconds are its share of the epoch (the epoch's time / members
-    trained), so the shares of one epoch add up to the time the device spent on it. A
+    trained), so the shares of one epoch add up to the time the device spent on it. With
+    `test`, each member's metrics also hold its test metrics (`ArrayRun.test_metrics`),
+    evaluated after the timed epoch. A
     member leaves after its target epoch, or at once by `drop(index)` (a cancelled or
     cut trial); the others continue undisturbed.
     """
 
-    def __init__(self, run: ArrayRun, members: Sequence[Member]) -> None:
-        self.run, self.members = run, list(members)
+    def __init__(self, run: ArrayRun, members: Sequence[Member], *, test: bool = False) -> None:
+        self.run, self.members, self.test = run, list(members), test
         self._timer = EpochTimer(run.device)
 
     def __iter__(self) -> Iterator[list[tuple[int, EpochResult]]]:
@@ -61,6 +63,8 @@ class FusedTraining:
         with self._timer.measure() as elapsed:
             metrics = run.train_and_evaluate()
         share = elapsed[0] / len(run.active)
+        if self.test:  # after the timed epoch: its device-seconds stay training + validation
+            metrics = [{**m, **t} for m, t in zip(metrics, run.test_metrics(), strict=True)]
         out = []
         for slot, index in enumerate(run.active):
             save_to = self.members[index].save_to
@@ -109,6 +113,11 @@ class ArrayRun:
 
     def train_and_evaluate(self) -> list[dict[str, float]]:
         """One epoch for every member in the array; each one's metrics, in array order."""
+        raise NotImplementedError
+
+    def test_metrics(self) -> list[dict[str, float]]:
+        """Every member's test metrics now (what its solo run reports with `test=True`),
+        in array order; draws from no random stream."""
         raise NotImplementedError
 
     def state(self, slot: int) -> TrainingState:

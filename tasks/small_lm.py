@@ -66,7 +66,7 @@ from tasks.training import (
 )
 
 __all__ = ["SmallLM", "GPT", "lr_at", "LMProgress", "set_up", "new_model", "make_optimizer",
-           "SHAPE_KEYS", "load_corpus"]
+           "SHAPE_KEYS", "load_corpus", "holdout_metrics"]
 
 DATA_FILE = "tinyshakespeare/input.txt"
 # What members of one fused array share (AdamW and SGD keep different state).
@@ -210,7 +210,7 @@ class SmallLM(Task):
         extra_metrics=("val_bpc",),
     )
     capabilities = Capabilities(checkpoints=True, fused=True, table=True, test=True,
-                                timer=True)
+                                timer=True, test_epochs=True)
 
     def __init__(self, scale: str = "full") -> None:
         if scale not in SCALES:
@@ -279,8 +279,10 @@ class SmallLM(Task):
         resume_from: Path | None = None,
         save_to: Path | None = None,
         device: str = "auto",
+        test: bool = False,
     ) -> Iterator[EpochResult]:
-        """Train to `epochs` (absolute), yielding one `EpochResult` per new epoch."""
+        """Train to `epochs` (absolute), yielding one `EpochResult` per new epoch; with
+        `test`, its metrics also hold `evaluate`'s test metrics of the model after it."""
         dev = resolve_device(device)
         cfg, model, resumed = set_up(self, config, epochs=epochs, seed=seed,
                                      resume_from=resume_from)
@@ -299,6 +301,8 @@ class SmallLM(Task):
                 "train_loss": train_loss.item(),
                 "lr": run.current_lr(),
             }
+            if test:  # after the timed epoch: device_seconds stay training + validation
+                metrics.update(holdout_metrics(run.evaluate(run.corpus.test).item()))
             ckpt = save_state(save_to, run.snapshot()) if save_to else None
             yield EpochResult(progress.epoch, metrics, elapsed[0], ckpt)
 
@@ -306,12 +310,13 @@ class SmallLM(Task):
         """Configurations with one key share every shape and can train as one array."""
         return tuple(config.get(key) for key in SHAPE_KEYS)
 
-    def train_fused(self, members, *, device: str = "auto", exact: bool | None = None):
+    def train_fused(self, members, *, device: str = "auto", exact: bool | None = None,
+                    test: bool = False):
         """Train same-shape configurations (`suite.types.Member`s) as one fused array;
         see `tasks.small_lm_fused.train_fused`."""
         # Imported by name: the fused module builds on this one, never the reverse.
         fused = importlib.import_module("tasks.small_lm_fused")
-        return fused.train_fused(self, members, device=device, exact=exact)
+        return fused.train_fused(self, members, device=device, exact=exact, test=test)
 
     def evaluate(self, checkpoint: Path, *, device: str = "auto") -> dict[str, float]:
         """Test loss (nats/char) and bits per character of a checkpoint's model."""
@@ -320,8 +325,12 @@ class SmallLM(Task):
         progress = LMProgress(self, cfg, 0)
         run = _Run(progress, new_model(self, cfg, 0), resolve_device(device))
         run.restore(state)
-        loss = run.evaluate(run.corpus.test).item()
-        return {"test_loss": loss, "test_bpc": loss / math.log(2)}
+        return holdout_metrics(run.evaluate(run.corpus.test).item())
+
+
+def holdout_metrics(loss: float) -> dict[str, float]:
+    """The test metrics of a mean test loss (nats per character)."""
+    return {"test_loss": loss, "test_bpc": loss / math.log(2)}
 
 
 def new_model(task: SmallLM, cfg: Mapping[str, Any], seed: int) -> GPT:

@@ -24,18 +24,28 @@ from torch.nn import functional as F
 
 from suite.types import Member
 from tasks import fused
-from tasks.small_lm import SHAPE_KEYS, LMProgress, load_corpus, make_optimizer, set_up
+from tasks.small_lm import (
+    SHAPE_KEYS,
+    LMProgress,
+    holdout_metrics,
+    load_corpus,
+    make_optimizer,
+    set_up,
+)
 from tasks.training import TrainingState, autocast, resolve_device
 
 __all__ = ["train_fused"]
 
 
 def train_fused(task, members: Sequence[Member], *, device: str = "auto",
-                exact: bool | None = None) -> fused.FusedTraining:
-    """Train `members` as one array; see `tasks.fused.FusedTraining` for what it yields."""
+                exact: bool | None = None, test: bool = False) -> fused.FusedTraining:
+    """Train `members` as one array; see `tasks.fused.FusedTraining` for what it yields
+    (with `test`, each member's test metrics too, as `SmallLM.train(test=True)`)."""
     dev = resolve_device(device)
     run = _FusedRun(task, members, dev, dev.type == "cpu" if exact is None else exact)
-    return fused.FusedTraining(run, members)
+    if test:
+        run.test = load_corpus(task.scale).test.to(dev)
+    return fused.FusedTraining(run, members, test=test)
 
 
 class _Member:
@@ -181,6 +191,9 @@ class _FusedRun(fused.ArrayRun):
         for m in self.members:
             m.progress.epoch += 1
         return total / steps
+
+    def test_metrics(self) -> list[dict[str, float]]:
+        return [holdout_metrics(loss) for loss in self._evaluate(self.test).tolist()]
 
     @torch.no_grad()
     def _evaluate(self, ids: torch.Tensor, batch: int = 256) -> torch.Tensor:

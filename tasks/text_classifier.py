@@ -64,7 +64,8 @@ from tasks.training import (
 
 __all__ = ["TextClassifier", "BagOfNgrams", "config_space", "default_config", "table_grid",
            "tfidf_baseline", "macro_f1", "ClassifierState", "ClassifierProgress", "set_up",
-           "new_model", "make_optimizer", "DeviceSplit", "logit_scores", "SHAPE_KEYS", "NAME"]
+           "new_model", "make_optimizer", "DeviceSplit", "logit_scores", "holdout_metrics",
+           "SHAPE_KEYS", "NAME"]
 
 NAME = "text_classifier"
 SCALES = ("tiny", "full")
@@ -163,7 +164,7 @@ class TextClassifier(Task):
         extra_metrics=("val_accuracy", "val_macro_f1"),
     )
     capabilities = Capabilities(checkpoints=True, fused=True, table=True, test=True,
-                                timer=True)
+                                timer=True, test_epochs=True)
 
     def __init__(self, scale: str = "full") -> None:
         if scale not in SCALES:
@@ -188,11 +189,13 @@ class TextClassifier(Task):
         resume_from: Path | None = None,
         save_to: Path | None = None,
         device: str = "auto",
+        test: bool = False,
     ) -> Iterator[EpochResult]:
         """Train to `epochs` (absolute), yielding one `EpochResult` per newly trained epoch.
 
         Arguments are checked before the first epoch, when `train` is called. On resume,
-        `seed` is not used: the checkpoint's random streams continue.
+        `seed` is not used: the checkpoint's random streams continue. With `test`, each
+        epoch's metrics also hold `evaluate`'s test metrics of the model after it.
 
         Raises:
             ConfigError: `config` does not fit the space.
@@ -206,18 +209,20 @@ class TextClassifier(Task):
         run = _Run(self, cfg, seed, model, dev)
         if resumed is not None:
             run.restore(resumed)
-        return _epochs(run, epochs, save_to)
+        return _epochs(run, epochs, save_to, DeviceSplit(load_corpus(self.scale).test, dev)
+                       if test else None)
 
     def fuse_key(self, config: Mapping[str, Any]) -> tuple:
         """Configurations with one key share every shape and can train as one array."""
         return tuple(config.get(key) for key in SHAPE_KEYS)
 
-    def train_fused(self, members, *, device: str = "auto", exact: bool | None = None):
+    def train_fused(self, members, *, device: str = "auto", exact: bool | None = None,
+                    test: bool = False):
         """Train same-shape configurations (`suite.types.Member`s) as one fused array;
         see `tasks.text_classifier_fused.train_fused`."""
         # Imported by name: the fused module builds on this one, never the reverse.
         fused = importlib.import_module("tasks.text_classifier_fused")
-        return fused.train_fused(self, members, device=device, exact=exact)
+        return fused.train_fused(self, members, device=device, exact=exact, test=test)
 
     def evaluate(self, checkpoint: Path, *, device: str = "auto") -> dict[str, float]:
         """Test (holdout.csv) loss, accuracy and macro-F1 of a checkpoint's model.
@@ -232,12 +237,17 @@ class TextClassifier(Task):
         _check_vocabulary(state, corpus, checkpoint)
         model = BagOfNgrams(corpus.num_features, cfg["width"], len(TAGS), cfg["dropout_p"])
         model.load_state_dict(state.model)
-        loss, accuracy, f1 = _scores(model.to(dev), DeviceSplit(corpus.test, dev),
-                                     dev).tolist()
-        return {"test_loss": loss, "test_accuracy": accuracy, "test_macro_f1": f1}
+        return holdout_metrics(_scores(model.to(dev), DeviceSplit(corpus.test, dev), dev))
 
 
-def _epochs(run: _Run, epochs: int, save_to: Path | None) -> Iterator[EpochResult]:
+def holdout_metrics(scores: torch.Tensor) -> dict[str, float]:
+    """The test metrics' names for `logit_scores`' [loss, accuracy, macro-F1]."""
+    loss, accuracy, f1 = scores.tolist()
+    return {"test_loss": loss, "test_accuracy": accuracy, "test_macro_f1": f1}
+
+
+def _epochs(run: _Run, epochs: int, save_to: Path | None,
+            test: DeviceSplit | None) -> Iterator[EpochResult]:
     timer = EpochTimer(run.device)
     progress = run.progress
     while progress.epoch < epochs:
@@ -250,6 +260,8 @@ def _epochs(run: _Run, epochs: int, save_to: Path | None) -> Iterator[EpochResul
         progress.scheduler.step(val_loss)
         metrics = {"val_loss": val_loss, "val_accuracy": accuracy, "val_macro_f1": f1,
                    "train_loss": train_loss, "lr": lr}
+        if test is not None:  # after the timed epoch: device_seconds stay train + val
+            metrics.update(holdout_metrics(run.evaluate(test)))
         ckpt = save_state(save_to, run.snapshot()) if save_to else None
         yield EpochResult(progress.epoch, metrics, elapsed[0], ckpt)
 

@@ -24,6 +24,7 @@ from tasks.text_classifier import (
     ClassifierProgress,
     ClassifierState,
     DeviceSplit,
+    holdout_metrics,
     logit_scores,
     make_optimizer,
     set_up,
@@ -35,19 +36,21 @@ __all__ = ["train_fused"]
 
 
 def train_fused(task, members: Sequence[Member], *, device: str = "auto",
-                exact: bool | None = None) -> fused.FusedTraining:
+                exact: bool | None = None, test: bool = False) -> fused.FusedTraining:
     """Train `members` as one array; see `tasks.fused.FusedTraining` for what it yields.
 
     `exact` (default: on the CPU) runs the three ops whose batched form reorders a
-    reduction once per member (see `tasks.fused`).
+    reduction once per member (see `tasks.fused`). `test`: each epoch's metrics also hold
+    the member's test metrics, as `TextClassifier.train(test=True)` reports them.
 
     Raises:
         ConfigError, CheckpointError, SuiteError: as `TextClassifier.train` would for any
             member, and SuiteError when members differ in a shape hyperparameter.
     """
     dev = resolve_device(device)
-    run = _FusedRun(task, members, dev, dev.type == "cpu" if exact is None else exact)
-    return fused.FusedTraining(run, members)
+    run = _FusedRun(task, members, dev, dev.type == "cpu" if exact is None else exact,
+                    test)
+    return fused.FusedTraining(run, members, test=test)
 
 
 class _Member:
@@ -72,10 +75,11 @@ class _FusedRun(fused.ArrayRun):
     """The array: stacked parameters, one optimizer, per-member host state."""
 
     def __init__(self, task, members: Sequence[Member], device: torch.device,
-                 exact: bool) -> None:
+                 exact: bool, test: bool = False) -> None:
         self.task, self.exact = task, exact
         corpus = load_corpus(task.scale)
         self.train, self.val = DeviceSplit(corpus.train, device), DeviceSplit(corpus.val, device)
+        self.test = DeviceSplit(corpus.test, device) if test else None
         array = [_Member(task, m, device) for m in members]
         fused.check_same_shape([m.cfg for m in array], SHAPE_KEYS)
         super().__init__(array, list(array[0].tensors.model), device)
@@ -114,10 +118,7 @@ class _FusedRun(fused.ArrayRun):
     def train_and_evaluate(self) -> list[dict[str, float]]:
         lrs = [m.lr for m in self.members]  # the rates this epoch trains with
         train_loss = self._train_epoch(lrs)
-        with torch.no_grad(), autocast(self.device):
-            logits = self.forward(self.val.ids.expand(len(self.members), -1, -1),
-                                  self.val.weights.expand(len(self.members), -1, -1), False)
-        scores = torch.stack([logit_scores(lk.float(), self.val.labels) for lk in logits])
+        scores = self._scores(self.val)
         # The epoch's one host synchronization: every member's metrics in one transfer.
         rows = torch.cat([train_loss[:, None], scores], 1).tolist()
         out = []
@@ -126,6 +127,17 @@ class _FusedRun(fused.ArrayRun):
             out.append({"val_loss": val_loss, "val_accuracy": accuracy, "val_macro_f1": f1,
                         "train_loss": train, "lr": lr})
         return out
+
+    def test_metrics(self) -> list[dict[str, float]]:
+        return [holdout_metrics(row) for row in self._scores(self.test).cpu()]
+
+    def _scores(self, split: DeviceSplit) -> torch.Tensor:
+        """[members, (loss, accuracy, macro-F1)] on a whole split, left on the device."""
+        k = len(self.members)
+        with torch.no_grad(), autocast(self.device):
+            logits = self.forward(split.ids.expand(k, -1, -1), split.weights.expand(k, -1, -1),
+                                  False)
+        return torch.stack([logit_scores(lk.float(), split.labels) for lk in logits])
 
     def _train_epoch(self, lrs: list[float]) -> torch.Tensor:
         n, bs = len(self.train), self.members[0].cfg["batch_size"]

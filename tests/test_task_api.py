@@ -71,7 +71,7 @@ def test_a_class_a_factory_and_an_instance_name_the_same_task(on_path, ref):
 
 def test_the_built_ins_load_by_name_and_declare_every_capability():
     toy = load_task("toy")
-    assert toy.capabilities == suite.Capabilities(True, True, True, True, True)
+    assert toy.capabilities == suite.Capabilities(True, True, True, True, True, True)
     assert load_task("toy", scale="tiny").scale == "tiny"
 
 

@@ -29,6 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--executor", choices=["local", "inprocess"], default="local")
     parser.add_argument("--time-limit", type=float, metavar="SECONDS",
                         help="start no new curve after this long (for chunked collection)")
+    parser.add_argument("--no-test", dest="test", action="store_false",
+                        help="record no test metrics (to go on with a table recorded "
+                             "without them; by default every epoch records them where the "
+                             "task can)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     check_devices_here(devices)
     spec = TabulateSpec(task=args.task, out=out, seeds=args.seeds, scale=args.scale,
                         workers=args.workers, executor=args.executor, devices=devices,
-                        time_limit=args.time_limit)
+                        time_limit=args.time_limit, test=args.test)
     console = Console()
     columns = (TextColumn(f"{args.task} curves"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())

@@ -14,6 +14,7 @@ from suite.executors._base import (
     TrialEnded,
     describe_error,
     pin_checkpoint,
+    test_keyword,
 )
 from suite.types import Member, Task
 
@@ -30,7 +31,7 @@ def run_array(task: Task, array: ArrayJob, device: str, worker: int, conn,
     try:
         training = task.train_fused([
             Member(dict(j.trial.config), j.trial.epochs, j.seed, j.resume_from, j.save_to)
-            for j in jobs], device=device)
+            for j in jobs], device=device, **test_keyword(task, jobs[0].test))
         for step in training:
             if reporter is not None:
                 reporter.handoff()

@@ -24,6 +24,8 @@ class Job:
     # epochs already trained (and logged): in `resume_from`, or, without a checkpoint (a
     # replay, a task without checkpoints), by epoch count alone
     start_epoch: int = 0
+    # ask the task for its test metrics each epoch (`Capabilities.test_epochs`; tabulation)
+    test: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,12 +99,23 @@ def run_job(task: Task, job: Job, device: str) -> Iterator[EpochResult]:
     trial = job.trial
     skip = job.start_epoch if job.resume_from is None else 0
     results = task.train(trial.config, epochs=trial.epochs, seed=job.seed,
-                         resume_from=job.resume_from, save_to=job.save_to, device=device)
+                         resume_from=job.resume_from, save_to=job.save_to, device=device,
+                         **test_keyword(task, job.test))
     if not task.capabilities.timer:
         results = _timed(results)
     for result in results:
         if result.epoch > skip:
             yield pin_checkpoint(job, result)
+
+
+def test_keyword(task: Task, test: bool) -> dict[str, bool]:
+    """`{"test": True}` when asked for (only a task with `test_epochs` is ever asked: one
+    written without the keyword keeps working), else nothing."""
+    if not test:
+        return {}
+    if not task.capabilities.test_epochs:
+        raise ValueError(f"task {task.info.name} cannot report test metrics per epoch")
+    return {"test": True}
 
 
 def _timed(results: Iterator[EpochResult]) -> Iterator[EpochResult]:

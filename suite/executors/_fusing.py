@@ -65,7 +65,9 @@ class FusingExecutor(LocalExecutor):
 
     def submit(self, job: Job) -> None:
         self._started.pop(job.trial.trial_id, None)  # a retry waits afresh
-        self._queue.append((job, self._fuse_key(job.trial.config)))
+        key = self._fuse_key(job.trial.config)
+        # one array asks for test metrics for all its members or for none
+        self._queue.append((job, None if key is None else (key, job.test)))
 
     def started(self, trial_id: int) -> float | None:
         """`time.monotonic()` when the trial left the queue to train; None while queued."""

@@ -115,7 +115,7 @@ def _task_report(report: Report, task: str, runs: RunSet | None,
         step(f"{task}: pairs")
         pairs_section(report, runs, task, anytime.statistics, anytime.unit)
         step(f"{task}: test set")
-        testset_section(report, runs, inputs, anytime.results, finals)
+        testset_section(report, runs, inputs, anytime.results, finals, anytime.recommended)
         step(f"{task}: importance from the trials")
         trial_importance_section(report, runs, task, anytime.results)
         step(f"{task}: learning curves and trials")

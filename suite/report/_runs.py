@@ -41,6 +41,7 @@ from suite.types import Status
 __all__ = ["RunSet", "load_runs", "trial_results", "incumbent_traces", "budget_grid",
            "on_grid", "final_incumbents", "run_curves", "recommendation_traces",
            "recommended_values", "recommended_anytime", "final_recommendations",
+           "recommended_test_values",
            "RULE_LOGGED", "RULE_FALLBACK", "stated_budgets",
            "AXES", "axis_label"]
 
@@ -332,9 +333,10 @@ def recommended_values(trace: pd.DataFrame, runs: pd.DataFrame, table=None) -> p
     return trace
 
 
-def _table_values(trace: pd.DataFrame, table) -> np.ndarray:
-    """Each row's configuration's full-fidelity mean in `table`; NaN outside its grid."""
-    means = full_fidelity_means(table)
+def _table_values(trace: pd.DataFrame, table, means: np.ndarray | None = None) -> np.ndarray:
+    """Each row's configuration's full-fidelity mean in `table` (`means`, per grid
+    configuration; default: the objective's); NaN outside its grid."""
+    means = full_fidelity_means(table) if means is None else means
     index = {_plain_key(c): i for i, c in enumerate(table.configs)}
     config_cols = [c for c in trace.columns if c.startswith("config.")]
     out = np.full(len(trace), np.nan)
@@ -384,6 +386,26 @@ def recommended_anytime(runs: RunSet, table=None, *, axis: str | None = None,
         frame["regret"] = on_grid(trace, axis, grid, "regret",
                                   carry=carry)["regret"].to_numpy()
     return frame
+
+
+def recommended_test_values(recommended: pd.DataFrame, table) -> pd.DataFrame:
+    """Each run's last recommendation (`recommended_values` rows) with the table's test
+    metrics of its configuration at full fidelity, averaged over the table's training
+    seeds, as its `value` is the validation objective's (`full_fidelity_means`).
+
+    Returns:
+        Columns run, optimizer, seed, epoch (the recommendation's), value, and one column
+        per `table.test_metrics` (NaN outside the grid, or where every seed's is NaN).
+    """
+    last = final_incumbents(recommended)
+    out = last[["run", "optimizer", "seed", "epoch", "value"]].copy()
+    for name in table.test_metrics:
+        curve = table.curve(name)[:, :, -1]
+        seen = np.isfinite(curve).any(axis=1)
+        means = np.full(len(curve), np.nan)  # nanmean of all-NaN rows warns: skip them
+        means[seen] = np.nanmean(curve[seen], axis=1)
+        out[name] = _table_values(last, table, means)
+    return out.reset_index(drop=True)
 
 
 def final_recommendations(recommended: pd.DataFrame, observed: pd.DataFrame) -> pd.DataFrame:

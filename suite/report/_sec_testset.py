@@ -9,17 +9,20 @@ import numpy as np
 import pandas as pd
 
 from suite.report import _figures as F
-from suite.report._runs import RunSet
+from suite.report._runs import RunSet, recommended_test_values
 from suite.report._writer import Report, TaskInputs, md_table
 
 
 def testset_section(report: Report, runs: RunSet, inputs: TaskInputs, results: pd.DataFrame,
-                    finals: pd.DataFrame | None) -> None:
-    """Test-set value of each run's final incumbent beside its validation value.
+                    finals: pd.DataFrame | None,
+                    recommended: pd.DataFrame | None = None) -> None:
+    """Test-set value of each run's final incumbent beside its validation value; for a
+    replay, of its final recommendation, where the table has test columns.
 
     Args:
         results: the runs' completed trials (the incumbents' configurations).
         finals: each run's final incumbent, None when no trial completed.
+        recommended: the runs' recommendations (`recommended_values`), None without them.
     """
     if finals is None or finals.empty:
         return
@@ -28,7 +31,7 @@ def testset_section(report: Report, runs: RunSet, inputs: TaskInputs, results: p
     live = finals[~finals["run"].map(meta["simulated"])]
     replayed = finals[finals["run"].map(meta["simulated"])]
     if len(replayed):
-        _test_replayed(report, replayed, inputs, results)
+        _test_replayed(report, replayed, inputs, results, recommended)
     if len(live) and not report.options.test:
         report.text("Live runs: test metrics not computed; pass `--test` to evaluate each "
                     "run's incumbent checkpoint (`<run>/checkpoints`; needs the task and "
@@ -38,14 +41,20 @@ def testset_section(report: Report, runs: RunSet, inputs: TaskInputs, results: p
 
 
 def _test_replayed(report: Report, replayed: pd.DataFrame, inputs: TaskInputs,
-                   results: pd.DataFrame) -> None:
+                   results: pd.DataFrame, recommended: pd.DataFrame | None) -> None:
     table = inputs.table
-    names = [m for m in (table.metrics if table is not None else ()) if m.startswith("test")]
+    names = list(table.test_metrics) if table is not None else []
     if not names:
         report.text("Replayed runs: no test metric. A replay serves the table's validation "
                     "curves, and this table records no test metric; the incumbent's test "
                     "value needs it trained live.")
         return
+    if recommended is not None:
+        steps = recommended[~recommended["end"] & recommended["run"].isin(replayed["run"])]
+        if len(steps):
+            _test_recommended(report, recommended_test_values(steps, table), inputs.task,
+                              table)
+            return
     rows = []
     for rec in replayed.to_dict("records"):
         config = _config_of(results, rec)
@@ -58,6 +67,15 @@ def _test_replayed(report: Report, replayed: pd.DataFrame, inputs: TaskInputs,
     report.data(f"{inputs.task}-test", frame)
     report.text("Replayed runs: the table's test metrics at the incumbent's configuration "
                 "and epochs, averaged over the table's seeds:", md_table(frame))
+
+
+def _test_recommended(report: Report, frame: pd.DataFrame, task: str, table) -> None:
+    frame = frame.drop(columns=["run", "epoch"]).rename(columns={"value": "val"})
+    report.data(f"{task}-test", frame)
+    report.text(f"Replayed runs: each run's final recommended configuration, its "
+                f"validation value (`val`) and the table's test metrics at full fidelity "
+                f"(epoch {table.max_epochs}), each averaged over the table's {table.seeds} "
+                "training seeds; no optimizer saw the test split:", md_table(frame))
 
 
 def _config_of(results: pd.DataFrame, rec: dict) -> dict:
