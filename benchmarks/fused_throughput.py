@@ -80,6 +80,19 @@ def packed_rate(task, procs: int, shape: dict, epochs: int, device: str) -> floa
     return procs * (epochs - 1) * work_per_epoch(task, config) / wall
 
 
+def release_device_memory() -> None:
+    """Hand this process's cached CUDA blocks back to the device. Without it the caching
+    allocator kept what the small LM's K = 64 array had used, and the classifier's packed
+    processes, started next, ran out of device memory on an H200 (results/gpu-h200/)."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def measure(name: str, args) -> dict:
     task = get_task(name, scale=args.scale)
     shape = json.loads(args.lm_shape if name == "small_lm" else args.classifier_shape)
@@ -94,6 +107,8 @@ def measure(name: str, args) -> dict:
         except RuntimeError as exc:  # out of device memory at large K: record, go on
             rows.append({"k": k, "error": str(exc).splitlines()[0]})
             continue
+        finally:
+            release_device_memory()
         rows.append({"k": k, "fused": rate, "vs_one_at_a_time": rate / solo,
                      "vs_best_packing": rate / best})
     unit = "tokens/s" if name == "small_lm" else "samples/s"

@@ -17,6 +17,12 @@ passes when every member's validation loss stays within 2% relative (or 0.02 abs
 for the classifier's near-zero scales) of the solo run at every epoch; the JSON holds
 the measured maxima of every metric, so a reader can judge against a tighter bound.
 Exit status 0 on pass, 1 on a failure.
+
+`--control` (small LM) also trains each configuration alone a second time with PyTorch's
+math attention kernel instead of the default one, and reports that solo-to-solo gap beside
+the fused-to-solo gap: bf16 rounding in another kernel, with no fusing at all, is the
+noise floor against which a fused member's gap is judged (`within_control` in the JSON:
+the fused gap of the objective is no larger than the control's).
 """
 
 from __future__ import annotations
@@ -63,6 +69,16 @@ def curves(task, cfgs: list[dict], epochs: int, device: str) -> tuple[list, list
     return fused, solo
 
 
+def control_curves(task, cfgs: list[dict], epochs: int, device: str) -> list:
+    """Each configuration alone again, under the math attention kernel (same arithmetic,
+    other rounding): the solo-to-solo gap that rounding alone makes."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel(SDPBackend.MATH):
+        return [[dict(r.metrics) for r in task.train(c, epochs=epochs, seed=s, device=device)]
+                for s, c in enumerate(cfgs)]
+
+
 def compare(fused: list, solo: list, exact: bool, objective: str) -> dict:
     diffs: dict[str, dict[str, float]] = {}
     ok = True
@@ -87,10 +103,17 @@ def check(name: str, args) -> dict:
     cfgs = configs(task, args.k, args.quick)
     fused, solo = curves(task, cfgs, args.epochs, args.device)
     exact = not args.device.startswith("cuda")
-    result = compare(fused, solo, exact, task.info.metric.name)
-    return {"task": name, "k": args.k, "epochs": args.epochs, "configs": cfgs,
-            "tolerance": "exact" if exact else {"rtol": BF16_RTOL, "atol": BF16_ATOL},
-            "objective": task.info.metric.name, **result, "fused": fused, "solo": solo}
+    objective = task.info.metric.name
+    result = compare(fused, solo, exact, objective)
+    record = {"task": name, "k": args.k, "epochs": args.epochs, "configs": cfgs,
+              "tolerance": "exact" if exact else {"rtol": BF16_RTOL, "atol": BF16_ATOL},
+              "objective": objective, **result, "fused": fused, "solo": solo}
+    if args.control and name == "small_lm":
+        control = control_curves(task, cfgs, args.epochs, args.device)
+        gap = compare(control, solo, exact, objective)["diffs"]
+        record.update(control=control, control_diffs=gap, within_control=bool(
+            result["diffs"][objective]["max_rel"] <= gap[objective]["max_rel"]))
+    return record
 
 
 def main(argv=None) -> int:
@@ -102,6 +125,8 @@ def main(argv=None) -> int:
     parser.add_argument("--k", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="tiny scale on the CPU, K 2")
+    parser.add_argument("--control", action="store_true",
+                        help="small LM: also solo under the math attention kernel")
     parser.add_argument("--out", help="write the JSON record here")
     args = parser.parse_args(argv)
     if args.quick:
@@ -117,6 +142,11 @@ def main(argv=None) -> int:
         for metric, d in rec["diffs"].items():
             print(f"  {metric}: max |fused - solo| {d['max_abs']:.3g}, "
                   f"max relative {d['max_rel']:.3g}")
+        for metric, d in rec.get("control_diffs", {}).items():
+            print(f"  control {metric}: max |solo (math attention) - solo| "
+                  f"{d['max_abs']:.3g}, max relative {d['max_rel']:.3g}")
+        if "within_control" in rec:
+            print(f"  fused gap within the solo-to-solo control's: {rec['within_control']}")
         if args.out:
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             Path(args.out).write_text(json.dumps(record, indent=1) + "\n")

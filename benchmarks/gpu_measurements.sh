@@ -8,7 +8,7 @@
 # classifier at full scale, one seed each, the same budget, 4 workers sharing the GPU.
 # `fused`: fused training arrays (K = 1, 4, 16, 64) against one-at-a-time and 1/2/4/8
 # packed processes, both tasks (benchmarks/fused_throughput.py). `check`: fused vs solo
-# curves under bf16 (benchmarks/gpu_fused_check.py). `busy`: a live BOHB study on the small
+# curves under bf16, with the solo-to-solo control (benchmarks/gpu_fused_check.py). `busy`: a live BOHB study on the small
 # LM with 4 workers sharing the GPU, unfused and fused (benchmarks/gpu_busy.py).
 set -euo pipefail
 out=${1:?usage: gpu_measurements.sh OUT_DIR [tasks|comparison|fused|check|busy|all]}
@@ -28,7 +28,7 @@ if [[ $what == fused || $what == all ]]; then
     python benchmarks/fused_throughput.py --device cuda --out "$out/fused_throughput.json"
 fi
 if [[ $what == check || $what == all ]]; then
-    python benchmarks/gpu_fused_check.py --device cuda --out "$out/fused_check.json"
+    python benchmarks/gpu_fused_check.py --device cuda --control --out "$out/fused_check.json"
 fi
 if [[ $what == busy || $what == all ]]; then
     python benchmarks/gpu_busy.py --task small_lm --workers 4 --budget 200s \

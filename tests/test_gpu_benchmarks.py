@@ -16,9 +16,13 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 def test_fused_check_is_exact_on_the_cpu(tmp_path):
     out = tmp_path / "check.json"
     proc = subprocess.run([sys.executable, str(BENCHMARKS / "gpu_fused_check.py"), "--quick",
-                           "--out", str(out)], capture_output=True, text=True, timeout=600)
+                           "--control", "--out", str(out)], capture_output=True, text=True,
+                          timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     record = json.loads(out.read_text())
+    lm = record["tasks"]["small_lm"]  # the control: solo again under the math kernel
+    assert len(lm["control"]) == 2 and lm["within_control"] is True
+    assert "control_diffs" not in record["tasks"]["text_classifier"]
     for task in ("small_lm", "text_classifier"):
         rec = record["tasks"][task]
         assert rec["pass"] and rec["tolerance"] == "exact"
