@@ -97,8 +97,10 @@ def load_study(out: Path) -> StudySpec:
     path = Path(out) / STUDY_NAME
     try:
         return StudySpec.from_json(_json.loads(path.read_text(encoding="utf-8")))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # NotADirectory: `out` is a file
         raise SuiteError(f"{out} is not a study folder (no {STUDY_NAME})") from None
+    except OSError as exc:  # a study.json that is a folder, or unreadable
+        raise SuiteError(f"{path} cannot be read ({exc.strerror or exc})") from None
     except (ValueError, TypeError, SuiteError) as exc:
         raise SuiteError(f"{path} is unreadable or from another version ({exc})") from None
 

@@ -71,6 +71,21 @@ def test_an_unreachable_server_is_one_line_and_the_study_goes_on(tmp_path, toy_p
     assert "the study goes on without MLflow" in (tmp_path / "s" / "library.log").read_text()
 
 
+@pytest.mark.parametrize("make", [lambda p: p.mkdir(), lambda p: None,
+                                  lambda p: p.write_text("not a folder")],
+                         ids=["empty folder", "missing", "a file"])
+def test_suite_mlflow_on_what_is_not_a_study_is_one_line_and_writes_nothing(
+        tmp_path, monkeypatch, capsys, make):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    target = tmp_path / "target"
+    make(target)
+    assert main(["mlflow", str(target)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a study folder" in err[0], err
+    assert not (tmp_path / "mlflow.db").exists()  # nothing written to the default store
+
+
 @pytest.mark.slow
 def test_export_to_the_default_store_is_idempotent_and_completes_a_partial_one(
         tmp_path, toy_path, monkeypatch, capsys):
