@@ -139,6 +139,7 @@ def _record(spec: TabulateSpec, task, grid, configs, space, fixed, on_curve, cau
     if todo:  # before anything is written: a table never mixes formats or meanings
         _check_format(spec, existing, done, test)
     history = _history(existing.meta) if existing is not None else []
+    chunk: dict[str, Any] = {"fuse": spec.fuse}
     if todo:
         try:
             Path(spec.out).parent.mkdir(parents=True, exist_ok=True)
@@ -146,13 +147,16 @@ def _record(spec: TabulateSpec, task, grid, configs, space, fixed, on_curve, cau
             raise cannot_write(Path(spec.out).parent, exc) from None
         sink = open_jsonl(progress_path(spec.out))  # a torn last line gets its marker
         collect = _collect_fused if spec.fuse == "auto" else _collect
+        before, started = len(done), time.monotonic()
         try:
-            collect(spec, task, configs, todo, sink, done, timings, on_curve, caught, test)
+            chunk.update(collect(spec, task, configs, todo, sink, done, timings, on_curve,
+                                 caught, test))
         finally:
             close_jsonl(sink)
+        chunk.update(curves=len(done) - before, wall_seconds=time.monotonic() - started)
     meta = _meta(spec, task, space, fixed, len(grid), done, timings)
     meta["history"] = history + [{"recorded": meta["recorded"],
-                                  "environment": meta["environment"], "fuse": spec.fuse}]
+                                  "environment": meta["environment"], **chunk}]
     write_table(spec.out, _rows(grid, done, task.info.fidelity.max_epochs), meta)
     return meta
 
@@ -199,7 +203,7 @@ def _check_format(spec: TabulateSpec, existing: Table | None, done: dict, test: 
                          "record a new table with --out")
 
 
-def _collect(spec, task, configs, todo, sink, done, timings, on_curve, caught, test) -> None:
+def _collect(spec, task, configs, todo, sink, done, timings, on_curve, caught, test) -> dict:
     # Raw measured seconds, not packed workers' shares: the table's earlier chunks were
     # recorded that way, and one table must not mix two meanings of device_seconds.
     executor = training_executor(spec.executor, task, ref=spec.task, scale=spec.scale,
@@ -210,13 +214,15 @@ def _collect(spec, task, configs, todo, sink, done, timings, on_curve, caught, t
                         test, time.monotonic())
     finally:
         executor.close()
+    return {}
 
 
 def _collect_fused(spec, task, configs, todo, sink, done, timings, on_curve, caught,
-                   test) -> None:
+                   test) -> dict:
     """Time the shapes not yet timed (`SOLO_TIMING`: solo jobs, `Job.alone`), then train
     the curves of the timed ones as fused arrays, shape by shape (so that arrays fill up),
-    each epoch charged its shape's solo seconds. One set of workers does both."""
+    each epoch charged its shape's solo seconds. One set of workers does both; returns
+    the members of each array (1: a curve trained alone) for the chunk's history."""
     start = time.monotonic()
     shapes = [_shape(task, config, i) for i, config in enumerate(configs)]
     wanted = list(dict.fromkeys(shapes[i] for i, _ in todo))
@@ -227,7 +233,7 @@ def _collect_fused(spec, task, configs, todo, sink, done, timings, on_curve, cau
         ids = itertools.count()  # one executor: trial ids unique across both phases
         _time_shapes(spec, task, executor, configs, shapes,
                      [s for s in wanted if s not in timings], sink, timings, caught, start, ids)
-        order = {shape: n for n, shape in enumerate(wanted)}
+        timed, order = len(executor.arrays), {shape: n for n, shape in enumerate(wanted)}
         todo = sorted((key for key in todo if shapes[key[0]] in timings),
                       key=lambda key: order[shapes[key[0]]])
         _collect_curves(spec, task, executor, configs, todo, sink, done, on_curve, caught,
@@ -235,6 +241,7 @@ def _collect_fused(spec, task, configs, todo, sink, done, timings, on_curve, cau
                         seconds=lambda index: timings[shapes[index]]["seconds_per_epoch"])
     finally:
         executor.close()
+    return {"arrays": executor.arrays[timed:]}
 
 
 def _shape(task, config: dict, index: int) -> str:
