@@ -226,7 +226,7 @@ def _collect_fused(spec, task, configs, todo, sink, done, timings, on_curve, cau
     start = time.monotonic()
     shapes = [_shape(task, config, i) for i, config in enumerate(configs)]
     wanted = list(dict.fromkeys(shapes[i] for i, _ in todo))
-    executor = training_executor("local", task, ref=spec.task, scale=spec.scale,
+    executor = training_executor(spec.executor, task, ref=spec.task, scale=spec.scale,
                                  workers=spec.workers, devices=spec.devices, fuse="auto",
                                  fuse_max=spec.fuse_max, share_devices=False)
     try:
