@@ -10,12 +10,29 @@ with and without them, nor two meanings of `device_seconds` (`_check_format`). E
 rewrites the Parquet table
 from everything recorded so far, marked complete or not in its metadata. One process
 records a table at a time: it holds `.<table name>.lock` beside it (`suite.lock`).
+
+With `fuse="auto"` (a task with `Capabilities.fused`, the local executor) grid points that
+share a shape (`Task.fuse_key`) train as fused arrays of up to `fuse_max` members: the
+same metrics as trained alone (bit for bit on the CPU), a curve landing as its member
+finishes. A fused array does not measure what `DEVICE_SECONDS` means (an array's epoch
+is shared among its members, and arrays load the devices otherwise than solo workers),
+so the meaning is kept by a solo timing (`SOLO_TIMING`): before a shape's first array,
+`workers` solo runs of that shape (its first configurations in grid order) train
+`TIMING_EPOCHS` epochs at once, one per worker on the chunk's devices, as the solo chunks'
+workers shared them; the median of their measured epochs is the shape's seconds per epoch,
+and every epoch of every curve a fused chunk records is charged it. Each shape is timed
+once per table: its timing is a line of the progress file (a stopped collection keeps
+it) and is stored in the metadata (`collection.solo_timing`, with the raw timed epochs
+and which curves were charged from it), so later chunks, fused or solo, reuse it, and a
+stopped and resumed fused collection records the table an uninterrupted one would.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import math
+import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -26,7 +43,7 @@ from typing import Any
 from suite.config import validate_config
 from suite.env import environment
 from suite.errors import SuiteError, cannot_write
-from suite.executors import EpochDone, Job, training_executor
+from suite.executors import EpochDone, Job, check_fuse, training_executor
 from suite.interrupt import Stopped, on_signals
 from suite.lock import hold_lock
 from suite.log import LogError, append_jsonl, close_jsonl, numbered_rows, open_jsonl
@@ -51,12 +68,25 @@ class TabulateSpec:
     # each epoch's test metrics too, where the task can (`Capabilities.test_epochs`);
     # False: without them (to go on with a table recorded without test columns)
     test: bool = True
+    # "auto": same-shape grid points train as fused arrays of up to `fuse_max` members,
+    # each charged its shape's solo timing (`SOLO_TIMING`); the local executor only
+    fuse: str = "off"
+    fuse_max: int = 8
 
 
 # What `device_seconds` means in every table this module records: one table's chunks
 # must all mean the same, which `_check_format` enforces.
 DEVICE_SECONDS = ("per epoch, training + validation, measured with the workers sharing "
                   "the devices")
+
+# How a fused chunk keeps that meaning (recorded in `collection.solo_timing.method`).
+TIMING_EPOCHS = 3
+SOLO_TIMING = (f"each shape (Task.fuse_key) timed once per table: as many solo runs as the "
+               f"chunk has workers, of the shape's first configurations in grid order, train "
+               f"{TIMING_EPOCHS} epochs (at most max_epochs) at once, one per worker on the "
+               f"chunk's devices, measured as DEVICE_SECONDS; every epoch of a curve "
+               f"recorded in a fused chunk is charged the median of those epochs (one value "
+               f"per shape: the solo curves' epoch-to-epoch variation is not reproduced)")
 
 
 def progress_path(table: Path) -> Path:
@@ -76,6 +106,7 @@ def tabulate(spec: TabulateSpec, *, on_curve: Callable[[int, int], None] | None 
     if not task.capabilities.table:
         raise SuiteError(f"task {spec.task} has no table grid (Capabilities(table=True) and "
                          "table_grid) to record")
+    check_fuse(spec.executor, task, spec.fuse, spec.fuse_max)
     if spec.scale is None and accepts_scale(spec.task):
         spec = replace(spec, scale="full")
     space, fixed = task.table_grid()
@@ -98,7 +129,9 @@ def _record(spec: TabulateSpec, task, grid, configs, space, fixed, on_curve, cau
     existing = read_table(spec.out) if Path(spec.out).exists() else None
     if existing is not None:
         _check_existing(spec, existing.meta, space, fixed)
-    done = _read_progress(progress_path(spec.out)) or _read_recorded(existing)
+    done, timings = _read_progress(progress_path(spec.out))
+    done = done or _read_recorded(existing)
+    timings = {**_stored_timings(existing), **timings}
     todo = [(i, s) for i in range(len(grid)) for s in range(spec.seeds) if (i, s) not in done]
     if not todo and existing is not None:  # nothing new: never rewrite its provenance
         return existing.meta
@@ -106,19 +139,24 @@ def _record(spec: TabulateSpec, task, grid, configs, space, fixed, on_curve, cau
     if todo:  # before anything is written: a table never mixes formats or meanings
         _check_format(spec, existing, done, test)
     history = _history(existing.meta) if existing is not None else []
+    chunk: dict[str, Any] = {"fuse": spec.fuse}
     if todo:
         try:
             Path(spec.out).parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise cannot_write(Path(spec.out).parent, exc) from None
         sink = open_jsonl(progress_path(spec.out))  # a torn last line gets its marker
+        collect = _collect_fused if spec.fuse == "auto" else _collect
+        before, started = len(done), time.monotonic()
         try:
-            _collect(spec, task, configs, todo, sink, done, on_curve, caught, test)
+            chunk.update(collect(spec, task, configs, todo, sink, done, timings, on_curve,
+                                 caught, test))
         finally:
             close_jsonl(sink)
-    meta = _meta(spec, task, space, fixed, len(grid), done)
+        chunk.update(curves=len(done) - before, wall_seconds=time.monotonic() - started)
+    meta = _meta(spec, task, space, fixed, len(grid), done, timings)
     meta["history"] = history + [{"recorded": meta["recorded"],
-                                  "environment": meta["environment"]}]
+                                  "environment": meta["environment"], **chunk}]
     write_table(spec.out, _rows(grid, done, task.info.fidelity.max_epochs), meta)
     return meta
 
@@ -165,57 +203,168 @@ def _check_format(spec: TabulateSpec, existing: Table | None, done: dict, test: 
                          "record a new table with --out")
 
 
-def _collect(spec, task, configs, todo, sink, done, on_curve, caught, test) -> None:
+def _collect(spec, task, configs, todo, sink, done, timings, on_curve, caught, test) -> dict:
     # Raw measured seconds, not packed workers' shares: the table's earlier chunks were
     # recorded that way, and one table must not mix two meanings of device_seconds.
     executor = training_executor(spec.executor, task, ref=spec.task, scale=spec.scale,
                                  workers=spec.workers,
                                  devices=spec.devices, share_devices=False)
-    start, queue, curves, ids = time.monotonic(), list(todo), {}, itertools.count()
-    max_epochs = task.info.fidelity.max_epochs
     try:
-        while queue or curves:
-            if caught.stop.is_set():
-                raise Stopped(spec.out, caught.signum)
-            out_of_time = spec.time_limit is not None and \
-                time.monotonic() - start > spec.time_limit
-            while queue and executor.free_slots() > 0 and not out_of_time:
-                index, seed = queue.pop(0)
-                trial = Trial(next(ids), configs[index], max_epochs, index)
-                curves[trial.trial_id] = (index, seed, [])
-                executor.submit(Job(trial, seed, save_to=None, test=test))
-            if not curves:
-                return
-            event = executor.next_event(timeout=STOP_POLL)
-            if event is None:
-                continue
-            index, seed, epochs = curves[event.trial_id]
-            if isinstance(event, EpochDone):
-                epochs.append({**event.result.metrics,
-                               "device_seconds": event.result.device_seconds})
-                continue
-            del curves[event.trial_id]
-            line = {"config_index": index, "seed": seed, "epochs": epochs, "error": event.error}
-            # keys as recorded: the metrics' order is the table's column order
-            append_jsonl(sink, progress_path(spec.out), line, sort_keys=False)
-            done[(index, seed)] = line
-            if on_curve is not None:
-                on_curve(len(done), len(done) + len(queue) + len(curves))
+        _collect_curves(spec, task, executor, configs, todo, sink, done, on_curve, caught,
+                        test, time.monotonic())
     finally:
         executor.close()
+    return {}
 
 
-def _read_progress(path: Path) -> dict[tuple[int, int], dict]:
-    """The curves recorded, read as a run's log is: a torn last line (its curve is simply
-    recorded again) or one followed by the repair marker is skipped."""
+def _collect_fused(spec, task, configs, todo, sink, done, timings, on_curve, caught,
+                   test) -> dict:
+    """Time the shapes not yet timed (`SOLO_TIMING`: solo jobs, `Job.alone`), then train
+    the curves of the timed ones as fused arrays, shape by shape (so that arrays fill up),
+    each epoch charged its shape's solo seconds. One set of workers does both; returns
+    the members of each array (1: a curve trained alone) for the chunk's history."""
+    start = time.monotonic()
+    shapes = [_shape(task, config, i) for i, config in enumerate(configs)]
+    wanted = list(dict.fromkeys(shapes[i] for i, _ in todo))
+    executor = training_executor(spec.executor, task, ref=spec.task, scale=spec.scale,
+                                 workers=spec.workers, devices=spec.devices, fuse="auto",
+                                 fuse_max=spec.fuse_max, share_devices=False)
+    try:
+        ids = itertools.count()  # one executor: trial ids unique across both phases
+        _time_shapes(spec, task, executor, configs, shapes,
+                     [s for s in wanted if s not in timings], sink, timings, caught, start, ids)
+        timed, order = len(executor.arrays), {shape: n for n, shape in enumerate(wanted)}
+        todo = sorted((key for key in todo if shapes[key[0]] in timings),
+                      key=lambda key: order[shapes[key[0]]])
+        _collect_curves(spec, task, executor, configs, todo, sink, done, on_curve, caught,
+                        test, start, ids,
+                        seconds=lambda index: timings[shapes[index]]["seconds_per_epoch"])
+    finally:
+        executor.close()
+    return {"arrays": executor.arrays[timed:]}
+
+
+def _shape(task, config: dict, index: int) -> str:
+    """A configuration's shape as text (its `fuse_key`); one that cannot fuse (None) is a
+    shape of its own."""
+    key = task.fuse_key(config)
+    return json.dumps({"configuration": index} if key is None else key, default=str)
+
+
+def _time_shapes(spec, task, executor, configs, shapes, needed, sink, timings, caught,
+                 start, ids) -> None:
+    """`SOLO_TIMING` of each shape in `needed`: one progress line (and an entry of
+    `timings`) per shape, as soon as its last run ends."""
+    epochs = min(TIMING_EPOCHS, task.info.fidelity.max_epochs)
+    queue, measured = [], {}
+    for shape in needed:
+        members = [i for i, s in enumerate(shapes) if s == shape]
+        for run in range(spec.workers):  # one per worker: the devices packed as solo chunks'
+            index = members[run % len(members)]
+            trial = Trial(next(ids), configs[index], epochs, index)
+            queue.append(((shape, run, index), Job(trial, seed=0, save_to=None, alone=True)))
+            measured[shape, run, index] = []
+
+    def on_epoch(key, result) -> None:
+        measured[key].append(result.device_seconds)
+
+    def on_end(key, error, left) -> None:
+        shape = key[0]
+        if error is not None or not measured[key]:
+            raise SuiteError(f"the solo timing of shape {shape} failed ({error or 'no epoch'})"
+                             f"; its curves cannot be charged: record them with --fuse off")
+        runs = [k for k in measured if k[0] == shape]
+        if any(len(measured[k]) < epochs for k in runs):
+            return  # another run of this shape still trains
+        timing = {"shape": shape, "configs": [k[2] for k in runs], "seed": 0,
+                  "workers": spec.workers, "devices": list(spec.devices), "epochs": epochs,
+                  "measured": [measured[k] for k in runs],
+                  "seconds_per_epoch": statistics.median(
+                      [x for k in runs for x in measured[k]])}
+        append_jsonl(sink, progress_path(spec.out), {"shape_timing": timing}, sort_keys=False)
+        timings[shape] = timing
+
+    _drive(spec, executor, queue, caught, start, on_epoch, on_end)
+
+
+def _collect_curves(spec, task, executor, configs, todo, sink, done, on_curve, caught, test,
+                    start, ids=None, seconds: Callable[[int], float] | None = None) -> None:
+    """Train every (configuration, seed) of `todo` to max epochs; each curve a progress line
+    as it ends. `seconds(config_index)`: what each epoch is charged instead of what it
+    measured (a fused chunk's solo timing)."""
+    max_epochs, ids = task.info.fidelity.max_epochs, ids or itertools.count()
+    queue = [((index, seed), Job(Trial(next(ids), configs[index], max_epochs, index), seed,
+                                 save_to=None, test=test)) for index, seed in todo]
+    epochs: dict[tuple[int, int], list[dict]] = {}
+
+    def on_epoch(key, result) -> None:
+        charged = result.device_seconds if seconds is None else seconds(key[0])
+        epochs.setdefault(key, []).append({**result.metrics, "device_seconds": charged})
+
+    def on_end(key, error, left) -> None:
+        line = {"config_index": key[0], "seed": key[1], "epochs": epochs.pop(key, []),
+                "error": error}
+        if seconds is not None:
+            line["device_seconds_from"] = "solo_timing"
+        # keys as recorded: the metrics' order is the table's column order
+        append_jsonl(sink, progress_path(spec.out), line, sort_keys=False)
+        done[key] = line
+        if on_curve is not None:
+            on_curve(len(done), len(done) + left)
+
+    _drive(spec, executor, queue, caught, start, on_epoch, on_end)
+
+
+def _drive(spec, executor, queue: list, caught, start: float, on_epoch, on_end) -> None:
+    """Submit `queue`'s (key, job) pairs as slots free up, none after the time limit; pass
+    each job's epochs and end on by its key."""
+    in_flight: dict[int, Any] = {}
+    while queue or in_flight:
+        if caught.stop.is_set():
+            raise Stopped(spec.out, caught.signum)
+        out_of_time = spec.time_limit is not None and \
+            time.monotonic() - start > spec.time_limit
+        while queue and executor.free_slots() > 0 and not out_of_time:
+            key, job = queue.pop(0)
+            in_flight[job.trial.trial_id] = key
+            executor.submit(job)
+        if not in_flight:
+            return
+        event = executor.next_event(timeout=STOP_POLL)
+        if event is None:
+            continue
+        key = in_flight[event.trial_id]
+        if isinstance(event, EpochDone):
+            on_epoch(key, event.result)
+            continue
+        del in_flight[event.trial_id]
+        on_end(key, event.error, len(queue) + len(in_flight))
+
+
+def _read_progress(path: Path) -> tuple[dict[tuple[int, int], dict], dict[str, dict]]:
+    """The curves recorded and the shapes timed (a fused chunk's `shape_timing` lines),
+    read as a run's log is: a torn last line (its curve is simply recorded again) or one
+    followed by the repair marker is skipped."""
     done: dict[tuple[int, int], dict] = {}
+    timings: dict[str, dict] = {}
     for number, row in numbered_rows(path):
         try:
-            done[(row["config_index"], row["seed"])] = row
+            if isinstance(row, dict) and "shape_timing" in row:
+                timings[row["shape_timing"]["shape"]] = row["shape_timing"]
+            else:
+                done[(row["config_index"], row["seed"])] = row
         except (KeyError, TypeError):
             raise LogError(f"{path}:{number}: corrupt line; the progress file was damaged") \
                 from None
-    return done
+    return done, timings
+
+
+def _stored_timings(recorded: Table | None) -> dict[str, dict]:
+    """The shapes' solo timings a table's metadata holds (from its fused chunks)."""
+    if recorded is None:
+        return {}
+    timing = (recorded.meta.get("collection") or {}).get("solo_timing") or {}
+    return {entry["shape"]: entry for entry in timing.get("shapes", [])}
 
 
 def _history(meta: dict) -> list[dict]:
@@ -237,6 +386,10 @@ def _read_recorded(recorded: Table | None) -> dict[tuple[int, int], dict]:
                   for values in curve[columns].itertuples(index=False)]
         done[(int(index), int(seed))] = {"config_index": int(index), "seed": int(seed),
                                          "epochs": epochs, "error": None}
+    timing = (recorded.meta.get("collection") or {}).get("solo_timing") or {}
+    for index, seed in timing.get("curves", []):  # their seconds are a shape's solo timing
+        if (index, seed) in done:
+            done[index, seed]["device_seconds_from"] = "solo_timing"
     return done
 
 
@@ -258,7 +411,8 @@ def _rows(grid: list[dict], done: dict, max_epochs: int) -> list[dict[str, Any]]
     return rows
 
 
-def _meta(spec, task, space, fixed, n_configs: int, done: dict) -> dict[str, Any]:
+def _meta(spec, task, space, fixed, n_configs: int, done: dict,
+          timings: dict[str, dict]) -> dict[str, Any]:
     info = task.info
     if not done:
         raise SuiteError("nothing recorded yet (--time-limit too short?)")
@@ -277,5 +431,20 @@ def _meta(spec, task, space, fixed, n_configs: int, done: dict) -> dict[str, Any
                            "test_metrics": "per epoch, the test metrics of the model after "
                                            "it (Task.train(test=True)), evaluated outside "
                                            "device_seconds" if _asks_test(spec, task)
-                                           else "none"},
+                                           else "none",
+                           "fuse": spec.fuse,
+                           **({"fuse_max": spec.fuse_max} if spec.fuse == "auto" else {}),
+                           **_solo_timing(done, timings)},
             "environment": environment()}
+
+
+def _solo_timing(done: dict, timings: dict[str, dict]) -> dict[str, Any]:
+    """`collection.solo_timing`: how fused chunks were charged (`SOLO_TIMING`), each
+    shape's timing, and the curves charged from it; nothing for a table without them."""
+    curves = sorted(key for key, line in done.items()
+                    if line.get("device_seconds_from") == "solo_timing")
+    if not curves and not timings:
+        return {}
+    return {"solo_timing": {"method": SOLO_TIMING,
+                            "shapes": [timings[s] for s in sorted(timings)],
+                            "curves": [list(key) for key in curves]}}

@@ -33,6 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="record no test metrics (to go on with a table recorded "
                              "without them; by default every epoch records them where the "
                              "task can)")
+    parser.add_argument("--fuse", choices=["auto", "off"],
+                        help="auto: grid points that share a shape train as fused arrays, "
+                             "each epoch charged the shape's solo timing (local executor; "
+                             "default off)")
+    parser.add_argument("--fuse-max", type=int, metavar="K",
+                        help="members per fused array (default 8)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,13 +49,16 @@ def run(args: argparse.Namespace) -> int:
     if args.time_limit is not None and not 0 < args.time_limit < math.inf:
         raise SuiteError(f"--time-limit must be positive, finite seconds, got "
                          f"{args.time_limit:g}")
+    if args.fuse_max is not None and args.fuse != "auto":
+        raise SuiteError("--fuse-max sizes fused arrays: give it with --fuse auto")
     out = Path(args.out or f"results/tables/{args.task.replace(':', '-')}.parquet")
     devices = tuple(d for d in args.devices.split(",") if d)
     check_device_names(devices)  # else every curve fails on a device that is not there
     check_devices_here(devices)
     spec = TabulateSpec(task=args.task, out=out, seeds=args.seeds, scale=args.scale,
                         workers=args.workers, executor=args.executor, devices=devices,
-                        time_limit=args.time_limit, test=args.test)
+                        time_limit=args.time_limit, test=args.test, fuse=args.fuse or "off",
+                        fuse_max=8 if args.fuse_max is None else args.fuse_max)
     console = Console()
     columns = (TextColumn(f"{args.task} curves"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())

@@ -26,6 +26,8 @@ class Job:
     start_epoch: int = 0
     # ask the task for its test metrics each epoch (`Capabilities.test_epochs`; tabulation)
     test: bool = False
+    # trained alone even by a fusing executor (a table's solo timing of a shape)
+    alone: bool = False
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ Capacity is counted in members: `workers` processes, each training one array of 
 (queued or training); the runner keeps asking until that many trials are in flight.
 Submitted jobs queue on the driver. Whenever a worker is idle, the oldest queued job
 leaves with every queued job that shares its shape (`Task.fuse_key`), up to `fuse_max`:
-two or more go as one array, a job alone goes solo (the task's ordinary `train`).
+two or more go as one array, a job alone goes solo (the task's ordinary `train`), as
+does a job marked `Job.alone`.
 Oldest-first keeps the optimizer's ask order and never starves an odd shape.
 
 A running array never takes new members (an array only sheds members: it would have to
@@ -47,7 +48,8 @@ class FusingExecutor(LocalExecutor):
     """Subprocess workers that train queued same-shape trials as fused arrays."""
 
     def __init__(self, make_task: Callable[[], Task], *, fuse_key: FuseKey, fuse_max: int,
-                 workers: int = 1, devices: Sequence[str] = ("auto",)) -> None:
+                 workers: int = 1, devices: Sequence[str] = ("auto",),
+                 share_devices: bool = True) -> None:
         if fuse_max < 1:
             raise ValueError(f"fuse_max must be at least 1, got {fuse_max}")
         self.fuse_max, self._fuse_key = fuse_max, fuse_key
@@ -57,7 +59,8 @@ class FusingExecutor(LocalExecutor):
         self._unsent: list[list[int]] = [[] for _ in range(workers)]  # cancels not yet sent
         self._started: dict[int, float] = {}  # trial → when it left the queue
         self.arrays: list[int] = []  # members of every dispatch, in order (for reports)
-        super().__init__(make_task, workers=workers, devices=devices)
+        super().__init__(make_task, workers=workers, devices=devices,
+                         share_devices=share_devices)
 
     def free_slots(self) -> int:
         in_flight = len(self._queue) + sum(len(live) for live in self._live)
@@ -65,7 +68,7 @@ class FusingExecutor(LocalExecutor):
 
     def submit(self, job: Job) -> None:
         self._started.pop(job.trial.trial_id, None)  # a retry waits afresh
-        key = self._fuse_key(job.trial.config)
+        key = None if job.alone else self._fuse_key(job.trial.config)
         # one array asks for test metrics for all its members or for none
         self._queue.append((job, None if key is None else (key, job.test)))
 

@@ -38,7 +38,7 @@ def training_executor(kind: str, task: Task, *, ref: str, scale: str | None, wor
                            gpus_per_trial=gpus_per_trial)
     if fuse == "auto":
         return FusingExecutor(factory, workers=workers, devices=devices, fuse_max=fuse_max,
-                              fuse_key=task.fuse_key)
+                              fuse_key=task.fuse_key, share_devices=share_devices)
     return LocalExecutor(factory, workers=workers, devices=devices,
                          share_devices=share_devices)
 
