@@ -130,7 +130,9 @@ def _record(spec: TabulateSpec, task, grid, configs, space, fixed, on_curve, cau
     if existing is not None:
         _check_existing(spec, existing.meta, space, fixed)
     done, timings = _read_progress(progress_path(spec.out))
-    done = done or _read_recorded(existing)
+    # the table's curves and the progress file's: a complete table is committed without
+    # its progress file, and a chunk added to it later (more seeds) writes a new one
+    done = {**_read_recorded(existing), **done}
     timings = {**_stored_timings(existing), **timings}
     todo = [(i, s) for i in range(len(grid)) for s in range(spec.seeds) if (i, s) not in done]
     if not todo and existing is not None:  # nothing new: never rewrite its provenance

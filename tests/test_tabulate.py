@@ -1,6 +1,7 @@
 """`suite tabulate` on the toy task: the table format, chunked collection, bad input,
 signals."""
 
+import json
 import signal
 import subprocess
 import sys
@@ -67,6 +68,25 @@ def test_complete_table_without_progress_file_is_not_recorded_again(toy_table, t
     tabulate(TabulateSpec(task="toy", out=out, seeds=2, executor="inprocess"))
     assert out.read_bytes() == toy_table[0].read_bytes()
     assert not progress_path(out).exists()
+
+
+def test_a_chunk_added_to_a_table_without_progress_file_never_records_its_curves_again(
+        toy_table, tmp_path):
+    """A committed table (no progress file) gets a second seed; that chunk stops after one
+    curve, so a progress file exists again: going on trains only what neither holds."""
+    reference, _ = toy_table
+    out = tmp_path / "toy.parquet"
+    tabulate(TabulateSpec(task="toy", out=out, seeds=1, executor="inprocess"))
+    progress_path(out).unlink()  # as committed
+    first_seed_one = next(row for _, row in numbered_rows(progress_path(reference))
+                          if row["seed"] == 1)
+    progress_path(out).write_text(json.dumps(first_seed_one) + "\n")  # the stopped chunk
+    trained = []
+    meta = tabulate(TabulateSpec(task="toy", out=out, seeds=2, executor="inprocess"),
+                    on_curve=lambda *progress: trained.append(progress))
+    assert meta["complete"] and len(trained) == 288 - 1, "seed 1's other curves, no more"
+    pd.testing.assert_frame_equal(read_table(out).frame, read_table(reference).frame,
+                                  check_like=True)  # the columns' order may differ
 
 
 def test_corrupt_progress_line_is_an_error(tmp_path):
