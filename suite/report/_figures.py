@@ -53,6 +53,43 @@ def plot_anytime(summary: pd.DataFrame, ax=None, *, xlabel: str = "budget",
     return ax
 
 
+def plot_anytime_panels(summary: pd.DataFrame, axes, *, xlabel: str = "budget",
+                        ylabel: str = "incumbent loss", log_y: bool = False):
+    """Small multiples of `plot_anytime`: one panel per optimizer (the canonical order,
+    row by row over `axes`, a 2-D array), its curve and band in its colour over every other
+    optimizer's curve in light grey, so a dozen curves stay readable. Unused panels are
+    hidden. All panels share their axes' limits."""
+    colors = optimizer_colors(summary["optimizer"])
+    groups = {name: summary[summary["optimizer"] == name].sort_values("budget")
+              for name in colors}
+    flat = list(axes.flat)
+    for ax, (name, group) in zip(flat, groups.items(), strict=False):  # more panels
+        for other, rest in groups.items():
+            if other != name:
+                ax.plot(rest["budget"], rest["center"], drawstyle="steps-post",
+                        color="0.78", lw=0.7, zorder=1)
+        ax.plot(group["budget"], group["center"], drawstyle="steps-post", color=colors[name],
+                lw=1.6, zorder=3)
+        if group["low"].notna().any():
+            ax.fill_between(group["budget"], group["low"], group["high"], step="post",
+                            color=colors[name], alpha=0.22, lw=0, zorder=2)
+        seeds = int(group["seeds"].iloc[0]) if "seeds" in group else 0
+        ax.set_title(f"{name} (n={seeds})" if seeds else name, color=colors[name])
+        ax.set_xscale("log")
+        if log_y:
+            ax.set_yscale("log")
+    for ax in flat[len(groups):]:
+        ax.set_visible(False)
+    columns = axes.shape[1]
+    for i, ax in enumerate(flat[:len(groups)]):
+        if i % columns == 0:
+            ax.set_ylabel(ylabel)
+        if i >= len(groups) - columns:  # the bottom panel of each column
+            ax.set_xlabel(xlabel)
+            ax.xaxis.set_tick_params(labelbottom=True)  # shared x hides all but the last row's
+    return axes
+
+
 def plot_ranks(ranks: pd.DataFrame, ax=None, *, xlabel: str = "budget"):
     """Average rank (1 = best) per optimizer over `budget` (log x)."""
     ax = _axes(ax)

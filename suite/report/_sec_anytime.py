@@ -249,12 +249,40 @@ def _anytime_figure(report: Report, frame: pd.DataFrame, task: str, name: str, v
                 # flatten the differences at the end
                 F.symlog_y(ax[0, i], _LINTHRESH)
     caption = f"{task}: {label} against budget spent"
+    optimizers = frame.loc[frame["value"] == value, "optimizer"].nunique()
+    if optimizers > CROWDED:  # beside the overlay, one panel per optimizer on the first axis
+        _anytime_panels(report, frame, f"{name}-panels", value, axes[0], label, log_y,
+                        f"{caption}, one panel per optimizer (the others in grey)")
     if view == "recommended":
         caption += (" (the configuration the optimizer would return if stopped there; not "
                     "monotone where a recommendation changes to a worse configuration)")
     elif view == "observed":
         caption = f"{task}: observed incumbent (mixes fidelities): {label} against budget spent"
     report.figure(name, draw, caption, ncols=len(axes))
+
+
+# More optimizers than this on one anytime figure overlap past reading: the report adds
+# small multiples (one panel per optimizer) beside the overlay.
+CROWDED = 7
+PANEL_COLUMNS = 4
+
+
+def _anytime_panels(report: Report, frame: pd.DataFrame, name: str, value: str, axis: str,
+                    label: str, log_y: bool, caption: str) -> None:
+    part = frame[(frame["axis"] == axis) & (frame["value"] == value)]
+    if log_y:
+        part = part[part["center"] > 0]
+    rows = -(-part["optimizer"].nunique() // PANEL_COLUMNS)
+
+    def draw(ax) -> None:
+        F.plot_anytime_panels(part, ax, xlabel=f"budget ({axis_label(axis)})", ylabel=label,
+                              log_y=log_y)
+        if value == "regret" and not log_y:
+            for panel in ax.flat:
+                F.symlog_y(panel, _LINTHRESH)
+
+    report.figure(name, draw, caption, ncols=PANEL_COLUMNS, nrows=rows, width=3.0,
+                  height=2.4, sharex=True, sharey=True)
 
 
 def final_section(report: Report, runs: RunSet, task: str,

@@ -54,6 +54,28 @@ def test_anytime_without_bands_draws_lines_only(ax):
     assert len(ax.lines) == 2 and len(ax.collections) == 0
 
 
+def test_anytime_panels_give_each_optimizer_a_panel_over_the_others_in_grey():
+    from suite.report._figures import plot_anytime_panels
+
+    names = ["grid", "random", "tpe", "hyperband", "bohb"]
+    budget = np.geomspace(0.1, 10, 6)
+    summary = pd.concat([pd.DataFrame({"optimizer": name, "budget": budget,
+                                       "center": 1 / (budget + k), "low": np.nan,
+                                       "high": np.nan, "seeds": 3})
+                         for k, name in enumerate(names, start=1)])
+    fig, axes = new_figure(ncols=4, nrows=2, sharex=True, sharey=True)
+    plot_anytime_panels(summary, axes, xlabel="epochs")
+    shown = [ax for ax in axes.flat if ax.get_visible()]
+    assert [ax.get_title() for ax in shown] == [f"{n} (n=3)" for n in names]
+    assert not axes[1, 1].get_visible() and len(shown) == 5
+    for ax in shown:  # its own curve last, in colour, over the four others in grey
+        assert len(ax.lines) == 5 and ax.lines[-1].get_color() != ax.lines[0].get_color()
+    # the bottom panel of each column says what its x axis is
+    assert [ax.get_xlabel() for ax in axes[0, 1:]] == ["epochs"] * 3
+    assert axes[1, 0].get_xlabel() == "epochs" and axes[0, 0].get_xlabel() == ""
+    matplotlib.pyplot.close(fig)
+
+
 def test_ranks_and_cd_diagram(ax):
     ranks = _summary().rename(columns={"center": "rank"})
     plot_ranks(ranks, ax)

@@ -29,12 +29,23 @@ def test_report_from_replayed_runs_with_their_table(tmp_path, capsys, monkeypatc
                  "grid-importance", "literature", "fidelity", "top-curves", "run-curves",
                  "parallel"):
         assert {f"toy-{name}.png", f"toy-{name}.pdf"} <= figures, name
+    assert not any("panels" in name for name in figures), "3 optimizers: one overlay each"
     assert (out / "report.html").read_text().count("<img") == len(figures) // 2
     assert "report.md" in capsys.readouterr().out
     assert len(titles) == len(figures) // 2 and all(t.startswith("toy · ") for t in titles)
     assert sum("replay, 5 seeds" in t for t in titles) >= 6  # anytime, ranks, final, cd, ...
     assert any(t.endswith("against budget spent (replay, 5 seeds)") for t in titles)
     assert sum("recorded table" in t for t in titles) >= 3  # fidelity, top curves, fANOVA
+
+
+@pytest.mark.slow  # CI runs it: .ci/run, "slow tests CI runs"
+def test_more_optimizers_than_an_overlay_can_show_get_a_panel_each(tmp_path):
+    names = [f"opt{i}" for i in range(8)]
+    study = write_synthetic_study(tmp_path / "study", optimizers=names, seeds=range(2))
+    out = tmp_path / "report"
+    assert _report(study, "--out", out, "--bootstrap", "50") == 0
+    assert (out / "figures" / "toy-anytime-panels.png").is_file()
+    assert "one panel per optimizer" in (out / "report.md").read_text()
 
 
 @pytest.mark.slow  # CI runs it: .ci/run, "slow tests CI runs"
