@@ -72,11 +72,11 @@ def main() -> None:
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     root = Path(args.out or tempfile.mkdtemp(prefix="retention-"))
-    print(f"| optimizer | keep | trials | most files | most MB | files left | MB left | "
-          f"same rows |\n|---|---|---:|---:|---:|---:|---:|---|")
+    print("| optimizer | keep | trials | most files | most MB | files left | MB left | "
+          "same rows |\n|---|---|---:|---:|---:|---:|---:|---|")
     for optimizer in args.optimizers.split(","):
         runs = {keep: measure(args.task, args.scale, optimizer, args.budget, keep,
-                              root / keep) for keep in ("needed", "all")}
+                              root / f"{optimizer}-{keep}") for keep in ("needed", "all")}
         same = runs["needed"]["rows"] == runs["all"]["rows"]
         for keep, r in runs.items():
             print(f"| {optimizer} | {keep} | {r['trials']} | {r['files']} | "
