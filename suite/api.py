@@ -49,6 +49,9 @@ class Placement:
 
     `table` replays a recorded table on the simulated executor; `address` and
     `gpus_per_trial` are the Ray executor's; `trial_timeout` is wall seconds per attempt.
+    `keep_checkpoints`: `needed` (default) deletes, as a live run goes, every checkpoint
+    nothing can need any more (a retry, a resume, a promotion, the incumbent:
+    `suite._retention`) and keeps only the incumbent's at the end; `all` deletes none.
     """
 
     executor: str | None = None
@@ -60,6 +63,7 @@ class Placement:
     trial_timeout: float | None = None
     fuse: str = "off"
     fuse_max: int = 8
+    keep_checkpoints: str = "needed"
 
 
 def spec_of(plan: Plan, where: Placement):

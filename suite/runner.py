@@ -42,6 +42,10 @@ every few milliseconds, forever). They are counted in a row, in the order they e
 out-of-memory) fails every trial in flight together. The run stops as on `stop` (the
 trials in flight are stopped, no `finish` row): once its cause is fixed, `--resume`
 continues it; if not, it stops again after as many.
+
+Checkpoints a live run no longer needs are deleted as it goes (`keep_checkpoints="needed"`,
+the default; `"all"` keeps every one): the rule, and what it keeps for a retry, a resume,
+a promotion and the incumbent, is in `suite._retention`.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from suite._retention import KEEP_CHECKPOINTS, needed_names, sweep
 from suite.budget import Ledger
 from suite.errors import SuiteError
 from suite.executors import EpochDone, Executor, Job, TrialEnded
@@ -63,7 +68,7 @@ from suite.records import EndRow, EpochRow, FinishRow, RecommendRow, RetryRow, R
 from suite.types import Metric, Status, Trial, TrialResult
 
 __all__ = ["Runner", "RunState", "ActiveTrial", "Incumbent", "training_seed",
-           "PROMOTION_POLICIES", "FAILING_STREAK", "FailingTrials"]
+           "PROMOTION_POLICIES", "KEEP_CHECKPOINTS", "FAILING_STREAK", "FailingTrials"]
 
 PROMOTION_POLICIES = ("resume", "retrain")
 STOPPED = "stopped"  # what `Runner.run` returns when `stop` was set: no finish row
@@ -133,13 +138,18 @@ class Runner:
                  promotion: str = "resume", trial_timeout: float | None = None,
                  state: RunState | None = None,
                  on_row: Callable[[Mapping[str, Any], Runner], None] | None = None,
-                 stop: threading.Event | None = None) -> None:
+                 stop: threading.Event | None = None, keep_checkpoints: str = "needed") -> None:
         self.optimizer, self.executor, self.ledger, self.log = optimizer, executor, ledger, log
         self.trial_timeout = trial_timeout  # wall seconds per attempt; None: no limit
         self.metric, self.seed, self.promotion, self.on_row = metric, seed, promotion, on_row
         # None: a run without checkpoints (a replay: its executor keeps no model state; a
         # task without checkpoints: its promotions retrain, see `suite.setting`)
         self.checkpoints = Path(checkpoints) if checkpoints is not None else None
+        if keep_checkpoints not in KEEP_CHECKPOINTS:
+            raise SuiteError(f"unknown keep_checkpoints {keep_checkpoints!r}; choose "
+                             f"{' or '.join(KEEP_CHECKPOINTS)}")
+        self.keep_checkpoints = keep_checkpoints
+        self._deleted: set[str] = set()  # checkpoint names this runner deleted
         self.state = state or RunState()
         self.stop = stop
         self._jobs: set[int] = set()  # submitted, TrialEnded not yet received
@@ -158,6 +168,7 @@ class Runner:
             self._note_recommendation()  # a resumed run's, if the kill came before its row
             for trial, done, ckpt in resubmit:
                 self._submit(trial, resume_ckpt=ckpt, start_epoch=done, log_start=False)
+            self._retain()  # what a killed run left behind
             reason = self._loop()
         finally:
             self.executor.close()  # stops the trials still in flight, whatever happened
@@ -181,6 +192,7 @@ class Runner:
             if event is not None:
                 self._handle(event)
             self._expire()
+            self._retain()
         self._cut_active()
         return "budget"
 
@@ -204,6 +216,12 @@ class Runner:
         if trial.resume_from is None or self.promotion == "retrain":
             return 0, None
         parent = self.state.finals.get(trial.resume_from)
+        if parent is not None and parent[1] is not None and parent[1].name in self._deleted:
+            # never retrain silently: an optimizer's `resumable()` left this trial out
+            raise SuiteError(f"trial {trial.trial_id} resumes from trial {trial.resume_from}, "
+                             f"whose checkpoint was deleted as unneeded: a bug in optimizer "
+                             f"{getattr(self.optimizer, 'name', '?')}'s resumable(); rerun "
+                             "with --keep-checkpoints all")
         return parent if parent is not None else (0, None)
 
     def _submit(self, trial: Trial, *, resume_ckpt: Path | None, start_epoch: int,
@@ -338,6 +356,15 @@ class Runner:
         self._submit(trial, resume_ckpt=active.source, start_epoch=active.last_epoch,
                      log_start=False)
         return True
+
+    def _retain(self) -> None:
+        """Delete the checkpoints nothing can need any more (`suite._retention`)."""
+        if self.checkpoints is None or self.keep_checkpoints == "all":
+            return
+        busy = self._jobs | set(self.state.active)
+        deleted = sweep(self.checkpoints, busy=busy,
+                        keep=needed_names(self.state, self.optimizer))
+        self._deleted.update(deleted)
 
     def _until_deadline(self) -> float | None:
         """Seconds until the next attempt times out; None without a trial timeout."""

@@ -336,12 +336,13 @@ def _run_one(spec: StudySpec, setting: Setting, name: str, seed: int, directory:
     runner = Runner(optimizer=optimizer, executor=_executor(spec, setting, rows), ledger=ledger,
                     log=log, metric=setting.metric, seed=seed, checkpoints=checkpoints,
                     promotion=spec.promotion, trial_timeout=spec.trial_timeout, state=state,
-                    stop=stop)
+                    stop=stop, keep_checkpoints=spec.keep_checkpoints)
     if on_run is not None:
         on_run(name, seed, runner)
     with log:
         reason = runner.run(resubmit)
-    if checkpoints is not None and reason != STOPPED:  # a stopped run resumes from them
+    if checkpoints is not None and reason != STOPPED and spec.keep_checkpoints != "all":
+        # a stopped run resumes from them
         _prune_checkpoints(checkpoints, runner.state)
     return RunOutcome(name, seed, directory, reason, runner.state, ledger)
 

@@ -23,7 +23,7 @@ from suite.study import STUDY_NAME, Stopped, StudySpec, parse_seeds
 # crash (a new SLURM allocation) has a new address, so --resume DIR --address ADDR is fine.
 PLAN_FLAGS = ("task", "optimizer", "budget", "seed", "seeds", "scale", "promotion", "workers",
               "devices", "executor", "table", "gpus_per_trial", "trial_timeout", "fuse",
-              "fuse_max", "include_default")
+              "fuse_max", "include_default", "keep_checkpoints")
 
 
 def add_arguments(run: argparse.ArgumentParser) -> None:
@@ -66,6 +66,10 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--fuse-max", type=int, metavar="K",
                      help="members per fused array (default 8); up to workers × K trials "
                           "in flight")
+    run.add_argument("--keep-checkpoints", choices=["needed", "all"],
+                     help="needed (default): a live run deletes each checkpoint once nothing "
+                          "(a retry, a resume, a promotion, the incumbent) can need it, and "
+                          "keeps the incumbent's at its end; all: delete none")
     run.add_argument("--mlflow", nargs="?", const="", metavar="URI",
                      help="also log the study to MLflow (a run per study, optimizer x seed "
                           "and trial) at URI (default MLFLOW_TRACKING_URI, else MLflow's "
@@ -137,7 +141,8 @@ def _plan_from_args(args: argparse.Namespace):
                       devices=devices, executor=args.executor, table=table,
                       address=args.address, gpus_per_trial=args.gpus_per_trial,
                       trial_timeout=args.trial_timeout, fuse=args.fuse or "off",
-                      fuse_max=8 if args.fuse_max is None else args.fuse_max)
+                      fuse_max=8 if args.fuse_max is None else args.fuse_max,
+                      keep_checkpoints=args.keep_checkpoints or "needed")
     spec_of(plan, where)  # the whole plan checked before anything runs
     return plan, where
 

@@ -95,6 +95,13 @@ class ASHA:
         self._state[k].trials[lineage] = trial.trial_id
         self._best.offer(result)
 
+    def resumable(self) -> list[int]:
+        """Every result below the top rung not yet promoted and not failed: ASHA may
+        promote it at any later ask (`suite._retention`)."""
+        return [rung.trials[lineage] for rung in self._state[:-1]
+                for lineage, loss in rung.results.items()
+                if lineage not in rung.promoted and loss < float("inf")]
+
     def recommend(self) -> int | None:
         return self._best.trial_id
 

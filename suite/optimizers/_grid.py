@@ -68,6 +68,11 @@ class GridSearch:
         self._book.settle(result)  # the grid is fixed: results change nothing
         self._best.offer(result)
 
+    def resumable(self) -> tuple[int, ...]:
+        """Never any: every trial trains from scratch (checkpoint retention:
+        `suite._retention`)."""
+        return ()
+
     def recommend(self) -> int | None:
         return self._best.trial_id
 

@@ -146,6 +146,14 @@ class _HpBandSter:
             if self._incumbent is None or candidate[:2] < self._incumbent[:2]:
                 self._incumbent = candidate
 
+    def resumable(self) -> list[int]:
+        """The latest trial of each configuration its iteration may still promote (status
+        QUEUED, RUNNING or REVIEW; TERMINATED, CRASHED and COMPLETED are final in
+        hpbandster's `BaseIteration`), for checkpoint retention (`suite._retention`)."""
+        return [trial_id for hb_id, trial_id in self._last_trial.items()
+                if self._iterations[hb_id[0]].data[hb_id].status
+                in ("QUEUED", "RUNNING", "REVIEW")]
+
     def recommend(self) -> int | None:
         return None if self._incumbent is None else self._incumbent[2]
 

@@ -279,6 +279,11 @@ class HyperOpt:
             self._finish(doc, {"status": self._status["ok"], "loss": float(result.loss)})
             self._trial_ids[doc["tid"]] = result.trial.trial_id
 
+    def resumable(self) -> tuple[int, ...]:
+        """Never any: every trial trains from scratch (checkpoint retention:
+        `suite._retention`)."""
+        return ()
+
     def recommend(self) -> int | None:
         if not self._trial_ids:  # best_trial raises AllTrialsFailed before the first OK
             return None

@@ -44,5 +44,10 @@ class RandomSearch:
         self._book.settle(result)
         self._best.offer(result)
 
+    def resumable(self) -> tuple[int, ...]:
+        """Never any: every trial trains from scratch (checkpoint retention:
+        `suite._retention`)."""
+        return ()
+
     def recommend(self) -> int | None:
         return self._best.trial_id

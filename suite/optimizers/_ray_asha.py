@@ -131,6 +131,11 @@ class RayASHA:
         chain.epochs, chain.last_trial_id = int(result.epochs), trial.trial_id
         self._continuing.append(lineage)
 
+    def resumable(self) -> list[int]:
+        """The last trial of each chain Ray continued and not yet asked again; a chain Ray
+        stopped is never continued (`suite._retention`)."""
+        return [self._chains[lineage].last_trial_id for lineage in self._continuing]
+
     def recommend(self) -> int | None:
         return self._best.trial_id
 

@@ -85,6 +85,11 @@ class TPE:
             self._study.tell(trial, float(result.loss))
             self._trial_ids[trial.number] = result.trial.trial_id
 
+    def resumable(self) -> tuple[int, ...]:
+        """Never any: every trial trains from scratch (checkpoint retention:
+        `suite._retention`)."""
+        return ()
+
     def recommend(self) -> int | None:
         if not self._trial_ids:  # best_trial raises before the first complete trial
             return None

@@ -105,6 +105,11 @@ class _PrunedTPE:
         else:
             self._open.append((optuna_trial, trial))
 
+    def resumable(self) -> list[int]:
+        """The last step of each open chain: a chain pruned or complete is never continued,
+        and a continued one resumes from its newest step (`suite._retention`)."""
+        return [step.trial_id for _, step in self._open]
+
     def recommend(self) -> int | None:
         if not self._completed:  # best_trial raises before the first complete trial
             return None
