@@ -191,8 +191,8 @@ class Runner:
             event = self.executor.next_event(timeout=self._wait())
             if event is not None:
                 self._handle(event)
+                self._retain()  # only an event frees a checkpoint: not on idle polls
             self._expire()
-            self._retain()
         self._cut_active()
         return "budget"
 
