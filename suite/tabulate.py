@@ -365,8 +365,12 @@ def _stored_timings(recorded: Table | None) -> dict[str, dict]:
     """The shapes' solo timings a table's metadata holds (from its fused chunks)."""
     if recorded is None:
         return {}
-    timing = (recorded.meta.get("collection") or {}).get("solo_timing") or {}
-    return {entry["shape"]: entry for entry in timing.get("shapes", [])}
+    return {entry["shape"]: entry for entry in _recorded_timing(recorded).get("shapes", [])}
+
+
+def _recorded_timing(recorded: Table) -> dict:
+    """A table's `collection.solo_timing` (its fused chunks'), empty when it has none."""
+    return (recorded.meta.get("collection") or {}).get("solo_timing") or {}
 
 
 def _history(meta: dict) -> list[dict]:
@@ -388,8 +392,8 @@ def _read_recorded(recorded: Table | None) -> dict[tuple[int, int], dict]:
                   for values in curve[columns].itertuples(index=False)]
         done[(int(index), int(seed))] = {"config_index": int(index), "seed": int(seed),
                                          "epochs": epochs, "error": None}
-    timing = (recorded.meta.get("collection") or {}).get("solo_timing") or {}
-    for index, seed in timing.get("curves", []):  # their seconds are a shape's solo timing
+    # the curves whose seconds are a shape's solo timing
+    for index, seed in _recorded_timing(recorded).get("curves", []):
         if (index, seed) in done:
             done[index, seed]["device_seconds_from"] = "solo_timing"
     return done
