@@ -206,11 +206,10 @@ class TextClassifier(Task):
         dev = resolve_device(device)
         cfg, model, resumed = set_up(self, config, epochs=epochs, seed=seed,
                                      resume_from=resume_from, device=dev)
-        run = _Run(self, cfg, seed, model, dev)
+        run = _Run(self, cfg, seed, model, dev, test=test)
         if resumed is not None:
             run.restore(resumed)
-        return _epochs(run, epochs, save_to, DeviceSplit(load_corpus(self.scale).test, dev)
-                       if test else None)
+        return _epochs(run, epochs, save_to)
 
     def fuse_key(self, config: Mapping[str, Any]) -> tuple:
         """Configurations with one key share every shape and can train as one array."""
@@ -246,8 +245,7 @@ def holdout_metrics(scores: torch.Tensor) -> dict[str, float]:
     return {"test_loss": loss, "test_accuracy": accuracy, "test_macro_f1": f1}
 
 
-def _epochs(run: _Run, epochs: int, save_to: Path | None,
-            test: DeviceSplit | None) -> Iterator[EpochResult]:
+def _epochs(run: _Run, epochs: int, save_to: Path | None) -> Iterator[EpochResult]:
     timer = EpochTimer(run.device)
     progress = run.progress
     while progress.epoch < epochs:
@@ -260,8 +258,8 @@ def _epochs(run: _Run, epochs: int, save_to: Path | None,
         progress.scheduler.step(val_loss)
         metrics = {"val_loss": val_loss, "val_accuracy": accuracy, "val_macro_f1": f1,
                    "train_loss": train_loss, "lr": lr}
-        if test is not None:  # after the timed epoch: device_seconds stay train + val
-            metrics.update(holdout_metrics(run.evaluate(test)))
+        if run.test is not None:  # after the timed epoch: device_seconds stay train + val
+            metrics.update(holdout_metrics(run.evaluate(run.test)))
         ckpt = save_state(save_to, run.snapshot()) if save_to else None
         yield EpochResult(progress.epoch, metrics, elapsed[0], ckpt)
 
@@ -365,13 +363,15 @@ class ClassifierProgress:
 
 
 class _Run:
-    """A solo run: the model and optimizer on the device, its progress, the splits."""
+    """A solo run: the model and optimizer on the device, its progress, the splits (the
+    test split only with `test`: `TextClassifier.train(test=True)`)."""
 
     def __init__(self, task: TextClassifier, cfg: dict, seed: int, model: BagOfNgrams,
-                 device: torch.device) -> None:
+                 device: torch.device, *, test: bool = False) -> None:
         self.cfg, self.device = cfg, device
         corpus = load_corpus(task.scale)
         self.train, self.val = DeviceSplit(corpus.train, device), DeviceSplit(corpus.val, device)
+        self.test = DeviceSplit(corpus.test, device) if test else None
         self.model = model.to(device)
         self.optimizer = make_optimizer(self.model, cfg, device)
         self.progress = ClassifierProgress(task, cfg, seed, self.optimizer, device)
