@@ -200,13 +200,25 @@ def select_state(tensors: dict[str, torch.Tensor], slots: Sequence[int]) -> dict
 
 
 class _Linear(torch.autograd.Function):
-    """x [K, N, in] @ w[K, out, in].T + b[K, out], with `F.linear`'s gradient layouts."""
+    """x [K, N, in] @ w[K, out, in].T + b[K, out], with `F.linear`'s gradient layouts.
+
+    `exact` runs every member through the very ATen calls `F.linear` and its autograd make
+    for one matrix ([N, in] rows): `addmm`/`mm` forward, `g @ w` for the input, `g.T @ x`
+    for the weight, `g.sum(0)` for the bias. The batched `bmm` forms give the same numbers
+    only while the CPU's GEMM does not split the reduction over threads: at 2 threads and
+    N of about 1,024 rows or more (the small LM's batch x context) the weight gradient's
+    `bmm` sums the rows in another order than `mm` on some CPUs (AVX-512), off by ~1e-5.
+    """
 
     @staticmethod
     @torch.amp.custom_fwd(device_type="cuda")
-    def forward(ctx, x, w, b):
+    def forward(ctx, x, w, b, exact):
         ctx.save_for_backward(x, w)
-        ctx.has_bias = b is not None
+        ctx.has_bias, ctx.exact = b is not None, exact
+        if exact:
+            return torch.stack([torch.mm(xk, wk.t()) if b is None else
+                                torch.addmm(b[k], xk, wk.t())
+                                for k, (xk, wk) in enumerate(zip(x, w, strict=True))])
         if b is None:
             return torch.bmm(x, w.transpose(1, 2))
         return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
@@ -215,16 +227,31 @@ class _Linear(torch.autograd.Function):
     @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx, g):
         x, w = ctx.saved_tensors
+        gb = None
+        if ctx.exact:  # the per-member calls of `mm`'s and `addmm`'s own backward
+            gk = [g[k] for k in range(len(g))]
+            gx = (torch.stack([torch.mm(gi, wk) for gi, wk in zip(gk, w, strict=True)])
+                  if ctx.needs_input_grad[0] else None)
+            gw = torch.stack([torch.mm(gi.t(), xk) for gi, xk in zip(gk, x, strict=True)])
+            if ctx.has_bias:
+                gb = torch.stack([gi.sum(0) for gi in gk])
+            return gx, gw, gb, None
         gx = torch.bmm(g, w.to(g.dtype)).to(x.dtype) if ctx.needs_input_grad[0] else None
         gw = torch.bmm(g.transpose(1, 2), x.to(g.dtype)).to(w.dtype)
         gb = g.sum(1).to(w.dtype) if ctx.has_bias else None
-        return gx, gw, gb
+        return gx, gw, gb, None
 
 
-def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None):
-    """`F.linear` per member: x [K, ..., in], weight [K, out, in], bias [K, out] or None."""
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, *,
+           exact: bool = False) -> torch.Tensor:
+    """`F.linear` per member: x [K, ..., in], weight [K, out, in], bias [K, out] or None.
+
+    With `exact` (the CPU default of both tasks' fused runs) member k's output and
+    gradients are bit for bit `F.linear`'s alone at any thread count (the same ATen calls
+    on the same shapes); batched (`exact=False`, CUDA) they differ by rounding.
+    """
     shape = x.shape
-    out = _Linear.apply(x.reshape(shape[0], -1, shape[-1]), weight, bias)
+    out = _Linear.apply(x.reshape(shape[0], -1, shape[-1]), weight, bias, exact)
     return out.view(*shape[:-1], weight.shape[1])
 
 

@@ -117,20 +117,22 @@ class _FusedRun(fused.ArrayRun):
         for i in range(self.members[0].cfg["depth"]):
             x = self._block(x, f"blocks.{i}.", ps, gens)
         x = fused.layer_norm(x, p["ln.weight"], p["ln.bias"], exact=self.exact)
-        return fused.linear(x, p["tok.weight"])
+        return fused.linear(x, p["tok.weight"], exact=self.exact)
 
     def _block(self, x: torch.Tensor, pre: str, ps, gens) -> torch.Tensor:
         p, (k, b, t, c) = self.params, x.shape
         h = fused.layer_norm(x, p[pre + "ln1.weight"], p[pre + "ln1.bias"], exact=self.exact)
-        q, key, v = fused.linear(h, p[pre + "qkv.weight"], p[pre + "qkv.bias"]).split(c, dim=3)
+        q, key, v = fused.linear(h, p[pre + "qkv.weight"], p[pre + "qkv.bias"],
+                                   exact=self.exact).split(c, dim=3)
         q, key, v = (z.reshape(k * b, t, self.heads, c // self.heads).transpose(1, 2)
                      for z in (q, key, v))
         y = self._attention(q, key, v, ps, gens).transpose(1, 2).reshape(k, b, t, c)
-        y = fused.linear(y, p[pre + "proj.weight"], p[pre + "proj.bias"])
+        y = fused.linear(y, p[pre + "proj.weight"], p[pre + "proj.bias"], exact=self.exact)
         x = x + fused.member_dropout(y, ps, gens)
         h = fused.layer_norm(x, p[pre + "ln2.weight"], p[pre + "ln2.bias"], exact=self.exact)
-        h = F.gelu(fused.linear(h, p[pre + "mlp.0.weight"], p[pre + "mlp.0.bias"]))
-        h = fused.linear(h, p[pre + "mlp.2.weight"], p[pre + "mlp.2.bias"])
+        h = F.gelu(fused.linear(h, p[pre + "mlp.0.weight"], p[pre + "mlp.0.bias"],
+                                exact=self.exact))
+        h = fused.linear(h, p[pre + "mlp.2.weight"], p[pre + "mlp.2.bias"], exact=self.exact)
         return x + fused.member_dropout(h, ps, gens)
 
     def _attention(self, q, key, v, ps, gens) -> torch.Tensor:

@@ -105,7 +105,7 @@ class _FusedRun(fused.ArrayRun):
         if train:
             hidden = self._dropout(hidden)
         head_w, head_b = self.params["head.weight"], self.params["head.bias"]
-        return fused.linear(hidden, head_w, head_b)
+        return fused.linear(hidden, head_w, head_b, exact=self.exact)
 
     def _dropout(self, hidden: torch.Tensor) -> torch.Tensor:
         ps = [m.cfg["dropout_p"] for m in self.members]
