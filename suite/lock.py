@@ -28,6 +28,7 @@ from suite.errors import SuiteError
 __all__ = ["LockedError", "hold_lock", "LOCK_NAME"]
 
 LOCK_NAME = ".lock"
+HOLDER_WAIT = 2.0  # seconds a refused writer waits for the holder to name itself
 
 
 class LockedError(SuiteError):
@@ -70,14 +71,42 @@ def hold_lock(target: Path, what: str = "folder", *, lock_file: Path | None = No
 def _write_holder(fd: int) -> None:
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     text = f"{os.getpid()} {socket.gethostname()} {started}\n".encode()
-    os.ftruncate(fd, 0)
+    # written over the old line, then cut to length: the file never reads back empty
     os.pwrite(fd, text, 0)
+    os.ftruncate(fd, len(text))
 
 
 def _holder(fd: int) -> str:
-    """'process PID on HOST (since …)', read from the lock file the holder wrote."""
+    """'process PID on HOST (since …)', read from the lock file the holder wrote.
+
+    The holder writes its line just after taking the lock, so a rival may read first
+    the previous holder's line (a dead process on this host) or a line being cut to
+    length: it reads again for up to HOLDER_WAIT seconds until the line names a live
+    process (or one on another host, which it cannot check)."""
+    deadline = time.monotonic() + HOLDER_WAIT
+    while True:
+        found = _read_holder(fd)
+        if found is not None or time.monotonic() > deadline:
+            return found or "another process"
+        time.sleep(0.01)
+
+
+def _read_holder(fd: int) -> str | None:
     try:
-        pid, host, started = os.pread(fd, 256, 0).decode().strip().split(" ", 2)
-    except (OSError, UnicodeDecodeError, ValueError):  # the holder has not written it yet
-        return "another process"
+        line = os.pread(fd, 256, 0).decode().split("\n", 1)[0]
+        pid, host, started = line.split(" ", 2)
+        if host == socket.gethostname() and not _alive(int(pid)):
+            return None
+    except (OSError, UnicodeDecodeError, ValueError):  # not written yet, or being written
+        return None
     return f"process {pid} on {host} (since {started})"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True

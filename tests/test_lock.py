@@ -4,18 +4,20 @@ written sees a consistent prefix. Writers here are real processes."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from suite.errors import SuiteError
-from suite.lock import LOCK_NAME, LockedError, hold_lock
+from suite.lock import LOCK_NAME, LockedError, _write_holder, hold_lock
 from suite.log import LOG_NAME, read_log, read_rows, read_runs
 from suite.records import FinishRow
 from suite.tabulate import TabulateSpec, tabulate
@@ -78,6 +80,26 @@ def test_the_lock_names_its_holder_and_is_released_with_the_block(tmp_path):
     with hold_lock(tmp_path / "s", "study"):  # released: taken again
         pass
     assert (tmp_path / "s" / LOCK_NAME).exists(), "the lock file is never deleted"
+
+
+def test_a_rival_names_the_new_holder_not_the_dead_one_it_replaced(tmp_path):
+    """The race behind a flaky refusal: a writer takes a lock whose file still names the
+    dead previous holder, and names itself a moment later; a rival refused in between
+    waits for that line instead of naming the dead process or 'another process'."""
+    dead = subprocess.Popen([sys.executable, "-c", ""])
+    dead.wait()
+    (tmp_path / LOCK_NAME).write_text(f"{dead.pid} {socket.gethostname()} 2026-01-01 0 UTC\n"
+                                      "a longer line than the new holder's, to be cut\n")
+    fd = os.open(tmp_path / LOCK_NAME, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held, its line not written yet
+        threading.Timer(0.2, _write_holder, (fd,)).start()
+        with pytest.raises(LockedError, match=rf"by process {os.getpid()} on "):
+            with hold_lock(tmp_path, "study"):
+                pass
+    finally:
+        os.close(fd)
+    assert (tmp_path / LOCK_NAME).read_text().count("\n") == 1, "the old line was cut"
 
 
 def test_a_folder_that_cannot_be_created_is_one_error(tmp_path):
