@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import speed as S  # benchmarks/ is on sys.path under pytest's rootdir insertion
 
+from suite.env import machine_line
+
 _KEY = pytest.StashKey[list]()
 
 
@@ -54,7 +56,7 @@ def pytest_terminal_summary(terminalreporter, config):
     if config.getoption("--update-speed-baseline"):
         S.write_baseline(measured)
         terminalreporter.write_line(f"wrote {len(measured)} ratios to {S.BASELINE}")
-    lines = S.speed_table(measured, S.read_baseline())
+    lines = [f"machine: {machine_line()}", "", *S.speed_table(measured, S.read_baseline())]
     terminalreporter.section("speed: ratio to the same-run reference workload")
     for line in lines:
         terminalreporter.write_line(line)

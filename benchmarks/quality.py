@@ -48,7 +48,7 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from suite.env import environment  # noqa: E402
+from suite.env import environment, machine_line  # noqa: E402
 from suite.errors import SuiteError  # noqa: E402
 from suite.optimizers import OPTIMIZERS  # noqa: E402
 from suite.report import (  # noqa: E402
@@ -298,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     except SuiteError as exc:
         print(f"quality: error: {exc}", file=sys.stderr)
         return 2
+    print(f"machine: {machine_line()}")
     print("\n".join(quality_table(verdicts)))
     for line in problems:
         print(f"FAIL {line}")

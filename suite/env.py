@@ -8,7 +8,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["environment", "git_sha"]
+__all__ = ["environment", "git_sha", "cpu_model", "cpu_isa", "machine_line"]
 
 PACKAGES = ("hpo-suite", "torch", "numpy", "ConfigSpace", "scikit-learn", "optuna", "smac",
             "hpbandster")
@@ -29,6 +29,47 @@ def git_sha() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return sha + ("-dirty" if dirty.strip() else "")
+
+
+# the ISA extensions that decide which CPU kernels torch picks (and so its rounding)
+ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx_vnni", "avx512f", "avx512bw", "avx512_vnni",
+             "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8", "asimd", "sve")
+
+
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo (empty where there is none)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {}
+    fields = {}
+    for line in text.split("\n\n", 1)[0].splitlines():
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    return fields
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name, e.g. 'Intel(R) Xeon(R) Processor'."""
+    info = _cpuinfo()
+    return info.get("model name") or platform.processor() or platform.machine()
+
+
+def cpu_isa() -> list[str]:
+    """Which of `ISA_FLAGS` this CPU has, in that order."""
+    info = _cpuinfo()
+    flags = set((info.get("flags") or info.get("Features") or "").split())
+    return [f for f in ISA_FLAGS if f in flags]
+
+
+def machine_line() -> str:
+    """One line tying a measurement to a machine: CPU, cores, ISA, torch and its threads."""
+    line = f"{cpu_model()}, {os.cpu_count()} cores, ISA {' '.join(cpu_isa()) or 'unknown'}"
+    try:
+        import torch
+    except ImportError:
+        return line
+    return f"{line}; torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
 def environment() -> dict:
@@ -52,3 +93,11 @@ def environment() -> dict:
     except ImportError:
         pass
     return info
+
+
+if __name__ == "__main__":  # `python -m suite.env`: CI's first lines
+    import torch
+
+    print(f"machine: {machine_line()}")
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(torch.__config__.parallel_info().rstrip())

@@ -8,7 +8,8 @@ array member k draws them, in the same order, from a generator holding the state
 global RNG would hold in its solo run. Attention with dropout therefore takes
 `scaled_dot_product_attention`'s math path written out (its CPU kernel has no dropout, so
 PyTorch takes that path too), and members without dropout take the fused kernel. On the
-CPU in fp32 member k is bit for bit its solo run (tests/test_fused.py). A member is set up,
+CPU in fp32 member k is bit for bit its solo run at the same thread count
+(tests/test_fused.py; `tasks.fused` says what that promise covers). A member is set up,
 scheduled, checkpointed and restored by `tasks.small_lm`'s own `set_up`, `LMProgress` and
 `TrainingState`, so a member resumes alone and a solo checkpoint joins an array.
 """

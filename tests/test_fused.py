@@ -1,6 +1,7 @@
 """Fused training arrays: member k of an array is its configuration trained alone.
 
-On the CPU in fp32 the equality is bit for bit (`exact`, the CPU default): per-epoch
+On the CPU in fp32 at one thread count the equality is bit for bit (`exact`, the CPU
+default, runs each member through `F.linear`'s own calls, whatever the thread count): per-epoch
 metrics, final weights, optimizer state, schedule and random streams, including members
 at different epochs, members leaving the array, and checkpoints moving between solo runs
 and arrays. The batched path that CUDA uses (`exact=False`) is checked against a tolerance.
