@@ -67,7 +67,8 @@ def _assert_same_state(a, b):
 
 @pytest.mark.parametrize("task", [TextClassifier(scale="tiny"), SmallLM(scale="tiny")],
                          ids=["text_classifier", "small_lm"])
-def test_solo_and_fused_checkpoints_load_weights_only_and_resume_exactly(task, tmp_path):
+def test_solo_and_fused_checkpoints_load_weights_only_and_resume_exactly(task, tmp_path,
+                                                                       two_threads):
     configs = _configs(task)
     members = [Member(c, 1, 5 + i, save_to=tmp_path / f"fused{i}.pt")
                for i, c in enumerate(configs)]

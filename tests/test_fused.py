@@ -60,7 +60,7 @@ def _assert_same_checkpoint(a, b):
     assert torch.equal(a["data_rng"], b["data_rng"])
 
 
-def test_classifier_members_equal_solo_runs_bit_for_bit(tmp_path):
+def test_classifier_members_equal_solo_runs_bit_for_bit(tmp_path, two_threads):
     task = TextClassifier(scale="tiny")
     epochs, seeds = [4, 2, 3], [3, 4, 5]  # member 1 leaves after epoch 2, member 2 after 3
     members = [Member(c, e, s, save_to=tmp_path / f"f{i}.pt")
@@ -76,7 +76,7 @@ def test_classifier_members_equal_solo_runs_bit_for_bit(tmp_path):
     assert len({tuple(c[0].values()) for c in curves}) == 3  # the members really differ
 
 
-def test_checkpoints_move_between_arrays_and_solo_runs(tmp_path):
+def test_checkpoints_move_between_arrays_and_solo_runs(tmp_path, two_threads):
     task = TextClassifier(scale="tiny")
     a, b = CLASSIFIER[0], CLASSIFIER[1]
     _solo(task, a, 2, 3, tmp_path / "a2.pt")  # a solo checkpoint joins an array at epoch 2
@@ -143,7 +143,7 @@ def _lm_configs(task, optimizer):
 
 
 @pytest.mark.parametrize("optimizer", ["adamw", pytest.param("sgd", marks=pytest.mark.slow)])
-def test_small_lm_members_equal_solo_runs_bit_for_bit(tmp_path, optimizer):
+def test_small_lm_members_equal_solo_runs_bit_for_bit(tmp_path, optimizer, two_threads):
     task = SmallLM(scale="tiny")
     configs = _lm_configs(task, optimizer)
     members = [Member(c, e, s, save_to=tmp_path / f"f{i}.pt")

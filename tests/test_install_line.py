@@ -18,3 +18,10 @@ def test_ci_installs_the_extras_the_readme_names():
     assert readme and len(ci) == 1, (readme, ci)
     assert readme[0] == ci[0]
     assert "mlflow" in ci[0]  # the MLflow tests' client
+
+
+def test_ci_runs_the_readmes_test_command():
+    readme = (ROOT / "README.md").read_text()
+    command = re.search(r"## Tests\n\n```bash\n(.+)\n```", readme).group(1)
+    assert command.startswith("pytest")
+    assert f"\n{command}\n" in (ROOT / ".ci" / "run").read_text()

@@ -78,7 +78,7 @@ def test_asking_for_test_metrics_changes_no_training(task_case, tmp_path):
     assert torch.equal(a["data_rng"], b["data_rng"])
 
 
-def test_fused_members_test_metrics_equal_solo_runs_bit_for_bit(task_case):
+def test_fused_members_test_metrics_equal_solo_runs_bit_for_bit(task_case, two_threads):
     task, configs, names = task_case
     members = [Member(c, e, s) for c, e, s in zip(configs, (3, 2), (5, 6), strict=True)]
     curves = [[] for _ in members]

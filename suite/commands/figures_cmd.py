@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
 
     def say(text: str) -> None:
-        console.print(text, highlight=False)
+        console.print(text, highlight=False, soft_wrap=True)
 
     if args.check:
         problems = check_manifest(manifest, names, figures=True, on_message=say)

@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
                               on_step=lambda done, total, what: progress.update(
                                   bar, completed=done, total=total, description=what))
     console.print(f"{out / 'report.md'}: {len(result.figures)} figure files, "
-                  f"{len(result.data)} data files")
+                  f"{len(result.data)} data files", soft_wrap=True)  # a path never broken
     for note in result.notes:
         console.print(f"  note: {note}")
     return 0

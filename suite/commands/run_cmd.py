@@ -180,9 +180,10 @@ def _print_summary(console: Console, spec: StudySpec, out: Path, outcomes) -> No
     unit = parse_budget(spec.budget).unit
     asked = f", asked as {spec.budget_spelling}" if spec.budget_spelling else ""
     console.print(f"\n[bold]{spec.task}[/] budget {spec.budget} ({UNIT_NAMES[unit]}{asked}), "
-                  f"promotion {spec.promotion}: {out}")
+                  f"promotion {spec.promotion}: {out}", soft_wrap=True)
     if spec.table is not None:
-        console.print(f"replayed from {spec.table} on {spec.workers} simulated worker(s)")
+        console.print(f"replayed from {spec.table} on {spec.workers} simulated worker(s)",
+                      soft_wrap=True)
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     for column, justify in (("optimizer", "left"), ("seed", "right"), ("loss", "right"),
                             ("epochs", "right"), ("used", "right"), ("trials", "right"),
@@ -202,7 +203,7 @@ def _print_summary(console: Console, spec: StudySpec, out: Path, outcomes) -> No
     console.print(table)
     console.print(f"loss: the incumbent's objective, minimized (a metric to maximize is "
                   f"negated); used: the budget spent, in {UNIT_NAMES[unit]}")
-    console.print(f"next: [bold]suite report {shlex.quote(str(out))}[/]")
+    console.print(f"next: [bold]suite report {shlex.quote(str(out))}[/]", soft_wrap=True)
 
 
 def _short(value) -> str:

@@ -77,5 +77,6 @@ def run(args: argparse.Namespace) -> int:
     state = "complete" if meta["complete"] else "incomplete: run the same command to go on"
     console.print(f"{out}: {meta['recorded']}/{meta['configs'] * meta['seeds']} curves "
                   f"({meta['configs']} configurations × {meta['seeds']} seeds, "
-                  f"{meta['failed']} failed), {state}; progress in {progress_path(out)}")
+                  f"{meta['failed']} failed), {state}; progress in {progress_path(out)}",
+                  soft_wrap=True)  # paths never broken across lines
     return 0
