@@ -5,9 +5,9 @@ weight decay, dropout, the plateau schedule's factor and patience, the training 
 the epoch already reached. Each member draws its data order and dropout masks from its
 own generators, seeded exactly as `TextClassifier.train` seeds them, so member k is the
 same computation as training its configuration alone (bit for bit on the CPU in fp32 at
-the same thread count; tests/test_fused.py). A member is set up, scheduled, checkpointed and restored by
-`tasks.text_classifier`'s own `set_up`, `ClassifierProgress` and `ClassifierState`, so a
-member resumes alone and a solo checkpoint can join an array.
+the same thread count; tests/test_fused.py). A member is set up, scheduled, checkpointed
+and restored by `tasks.text_classifier`'s own `set_up`, `ClassifierProgress` and
+`ClassifierState`, so a member resumes alone and a solo checkpoint can join an array.
 """
 
 from __future__ import annotations
