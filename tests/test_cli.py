@@ -39,13 +39,24 @@ def test_train_tiny_prints_every_epoch_and_test_metrics(capsys, tmp_path):
     assert "epoch   1/2" in out and "epoch   2/2" in out and "test: test_loss" in out
 
 
-def test_resume_refuses_conflicting_flags_and_foreign_runs(tmp_path):
+def _in_process(capsys, *args) -> tuple[int, str]:
+    """`suite ARGS` in this process (the path a real process takes from `main` on; what a
+    real process prints is tests/test_bad_inputs.py's): exit code and stderr."""
+    capsys.readouterr()
+    try:
+        code = main(list(args))
+    except SystemExit as exc:  # argparse's own refusals
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+def test_resume_refuses_conflicting_flags_and_foreign_runs(tmp_path, capsys):
     study = tmp_path / "s"
-    ok = run_cli("run", "--task", "toy", "--optimizer", "random", "--budget", "1x",
-                 "--out", str(study), "--executor", "inprocess")
-    assert ok.returncode == 0, ok.stderr
-    proc = run_cli("run", "--resume", str(study), "--task", "toy")
-    assert proc.returncode == 2 and "--resume takes its settings" in proc.stderr
+    code, err = _in_process(capsys, "run", "--task", "toy", "--optimizer", "random",
+                            "--budget", "1x", "--out", str(study), "--executor", "inprocess")
+    assert code == 0, err
+    code, err = _in_process(capsys, "run", "--resume", str(study), "--task", "toy")
+    assert code == 2 and "--resume takes its settings" in err
     # a run folder whose meta says it belongs to another optimizer is never resumed
     log = study / "random" / "seed-0" / "log.jsonl"
     meta = study / "random" / "seed-0" / "meta.json"
@@ -53,9 +64,9 @@ def test_resume_refuses_conflicting_flags_and_foreign_runs(tmp_path):
     log.write_text("".join(lines[:-1]))  # as if killed before the finish row
     meta.write_text(meta.read_text().replace('"optimizer": "random"', '"optimizer": "tpe"'))
     before = log.read_bytes()
-    proc = run_cli("run", "--resume", str(study))
-    assert proc.returncode == 2 and "belongs to another run" in proc.stderr
-    assert "Traceback" not in proc.stderr and log.read_bytes() == before
-    existing = run_cli("run", "--task", "toy", "--optimizer", "random", "--budget", "1x",
-                       "--out", str(study))
-    assert existing.returncode == 2 and "already holds a study" in existing.stderr
+    code, err = _in_process(capsys, "run", "--resume", str(study))
+    assert code == 2 and "belongs to another run" in err
+    assert "Traceback" not in err and log.read_bytes() == before
+    code, err = _in_process(capsys, "run", "--task", "toy", "--optimizer", "random",
+                            "--budget", "1x", "--out", str(study))
+    assert code == 2 and "already holds a study" in err

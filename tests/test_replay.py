@@ -199,7 +199,8 @@ def test_the_same_replay_twice_gives_identical_logs(tmp_path, toy_path):
 
 def test_the_cli_replays_identically_twice(tmp_path, toy_path):
     args = [sys.executable, "-m", "suite.cli", "run", "--task", "toy", "--table", str(toy_path),
-            "--optimizer", "random,asha", "--seeds", "0-1", "--budget", "4x", "--workers", "4"]
+            "--optimizer", "random,asha", "--seeds", "0-1", "--budget", "4x", "--workers", "4",
+            "--jobs", "1"]  # runs one after another: test_parallel.py shows --jobs 2 equal
     for name in ("a", "b"):
         proc = subprocess.run([*args, "--out", str(tmp_path / name)], capture_output=True,
                               text=True, timeout=120)

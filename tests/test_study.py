@@ -96,8 +96,10 @@ def test_killed_run_resumes_without_losing_or_repeating_an_epoch(tmp_path, optim
 
 
 def test_cli_run_summary_names_incumbent_and_budget_units(tmp_path):
+    # in process: the summary is the same whatever executor trained the trials
     proc = _cli("run", "--task", "toy", "--optimizer", "random,bohb", "--budget", "3x",
-                "--seeds", "0-1", "--out", str(tmp_path / "s"), "--include-default")
+                "--seeds", "0-1", "--out", str(tmp_path / "s"), "--include-default",
+                "--executor", "inprocess")
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     table = [line.split() for line in out.splitlines()  # not the progress bars' lines
