@@ -1,7 +1,7 @@
 """Checkpoint retention: which files in a run's checkpoint folder a live run still needs.
 
-A trial `T` writes `T.pt` (the task overwrites it every epoch) and the runner pins the
-checkpoint of each logged epoch `k` as `T.ek.pt` (a hard link: `suite.executors._base`).
+A trial `T` writes `T.pt` every epoch and the runner pins each epoch `k`'s file as
+`T.ek.pt` (renamed, so the task's next save is a new file: `suite.executors._base`).
 Optimizers that continue a configuration as separate trials (one-epoch steps of
 `tpe-median` and `tpe-hyperband`, promotions of `hyperband`, `bohb`, `asha`, ...) would
 leave one file per trial: about 1,600 in one `tpe-median` run at 60x.

@@ -88,9 +88,12 @@ def snapshot_path(save_to: Path, epoch: int) -> Path:
 def run_job(task: Task, job: Job, device: str) -> Iterator[EpochResult]:
     """Train a job, pinning each epoch's checkpoint under an epoch-numbered name.
 
-    The task overwrites `save_to` every epoch; the runner needs the checkpoint that
-    matches the last *logged* epoch to resume after a crash, so each one is kept (as a
-    hard link, free of copying) until the runner has logged the next.
+    The task writes `save_to` every epoch, however it writes it (in place with
+    `torch.save(state, save_to)`, or atomically); the runner needs the checkpoint that
+    matches the last *logged* epoch to resume after a crash, so each epoch's file is
+    moved to its epoch-numbered name as soon as the task yields (`pin_checkpoint`): the
+    task's next save creates a new file, and nothing the task writes later can change a
+    pinned one. `save_to`'s folder is created here: the runner asks, so it provides.
 
     A job that continues from `start_epoch` without a checkpoint (a task without
     checkpoints, retried or resumed mid-trial) retrains from the first epoch; the epochs
@@ -100,6 +103,8 @@ def run_job(task: Task, job: Job, device: str) -> Iterator[EpochResult]:
     """
     trial = job.trial
     skip = job.start_epoch if job.resume_from is None else 0
+    if job.save_to is not None:
+        Path(job.save_to).parent.mkdir(parents=True, exist_ok=True)
     results = task.train(trial.config, epochs=trial.epochs, seed=job.seed,
                          resume_from=job.resume_from, save_to=job.save_to, device=device,
                          **test_keyword(task, job.test))
@@ -138,15 +143,25 @@ def _timed(results: Iterator[EpochResult]) -> Iterator[EpochResult]:
 
 
 def pin_checkpoint(job: Job, result: EpochResult) -> EpochResult:
-    """The result with its checkpoint hard-linked under the epoch-numbered name."""
+    """The result with its checkpoint under the epoch-numbered name.
+
+    `save_to` itself is renamed (atomic, no copy): a hard link, as before, shared the file
+    with the task, and a task saving in place rewrote every earlier epoch's pin. A
+    checkpoint the task wrote elsewhere is copied (the task's file stays the task's)."""
     if result.checkpoint is None or job.save_to is None:
         return result
     pinned = snapshot_path(job.save_to, result.epoch)
-    pinned.unlink(missing_ok=True)
+    source = Path(result.checkpoint)
     try:
-        os.link(result.checkpoint, pinned)
-    except OSError:  # file systems without hard links
-        shutil.copy2(result.checkpoint, pinned)
+        if os.path.abspath(source) == os.path.abspath(job.save_to):
+            os.replace(source, pinned)
+        else:
+            tmp = pinned.with_name(f".{pinned.name}.tmp")
+            shutil.copyfile(source, tmp)
+            os.replace(tmp, pinned)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"the task reported a checkpoint at {source} for epoch "
+                                f"{result.epoch} but did not write it") from None
     return replace(result, checkpoint=pinned)
 
 
