@@ -87,6 +87,13 @@ def _workers(driver: int) -> list[int]:
     return found
 
 
+def _trained(log: Path) -> set[int]:
+    """Trials with an epoch logged (a start row is written before a worker has started)."""
+    rows = [json.loads(line) for line in (log.read_text().splitlines() if log.exists() else ())
+            if line.endswith("}")]
+    return {r["trial_id"] for r in rows if r["event"] == "epoch"}
+
+
 def _gone(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -108,7 +115,7 @@ def test_a_sigkilled_drivers_workers_die_with_it_mid_epoch(tmp_path):
     try:
         log = out / "random" / "seed-0" / "log.jsonl"
         deadline = time.monotonic() + 120
-        while not (log.exists() and log.read_bytes().count(b"\n") >= 2):
+        while len(_trained(log)) < 2:  # both workers past start-up, training
             assert driver.poll() is None, driver.stderr.read()
             assert time.monotonic() < deadline, "no epoch logged"
             time.sleep(0.05)
