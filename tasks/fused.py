@@ -233,14 +233,11 @@ class _Linear(torch.autograd.Function):
     @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx, g):
         x, w = ctx.saved_tensors
-        gb = None
         if ctx.exact:  # the per-member calls of `mm`'s and `addmm`'s own backward
-            gk = [g[k] for k in range(len(g))]
-            gx = (torch.stack([torch.mm(gi, wk) for gi, wk in zip(gk, w, strict=True)])
+            gx = (torch.stack([torch.mm(gk, wk) for gk, wk in zip(g, w, strict=True)])
                   if ctx.needs_input_grad[0] else None)
-            gw = torch.stack([torch.mm(gi.t(), xk) for gi, xk in zip(gk, x, strict=True)])
-            if ctx.has_bias:
-                gb = torch.stack([gi.sum(0) for gi in gk])
+            gw = torch.stack([torch.mm(gk.t(), xk) for gk, xk in zip(g, x, strict=True)])
+            gb = torch.stack([gk.sum(0) for gk in g]) if ctx.has_bias else None
             return gx, gw, gb, None
         gx = torch.bmm(g, w.to(g.dtype)).to(x.dtype) if ctx.needs_input_grad[0] else None
         gw = torch.bmm(g.transpose(1, 2), x.to(g.dtype)).to(w.dtype)

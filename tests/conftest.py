@@ -24,13 +24,18 @@ def _data_env(monkeypatch, tmp_path_factory):
 
 
 @pytest.fixture
-def two_threads():
-    """torch at 2 threads for one test, then back: where a CPU's GEMM may split a long sum
-    over threads, as at torch's default on our 2-core machines, whatever the test process's
-    own default."""
+def torch_threads():
+    """`torch.set_num_threads` for one test; the process's own count comes back after it."""
     import torch
 
     before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
+    yield torch.set_num_threads
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def two_threads(torch_threads):
+    """torch at 2 threads for one test: where a CPU's GEMM may split a long sum over
+    threads, as at torch's default on our 2-core machines, whatever the test process's
+    own default."""
+    torch_threads(2)

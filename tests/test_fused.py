@@ -172,17 +172,10 @@ def test_linear_matches_f_linear_per_member(n, width, out):
             assert torch.equal(mine.grad[k], theirs.grad)
 
 
-@pytest.fixture
-def threads():
-    """Set torch's intra-op threads for one test, then restore them."""
-    before = torch.get_num_threads()
-    yield torch.set_num_threads
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("count", [1, 2])
-def test_exact_linear_equals_f_linear_over_4096_rows_at_any_thread_count(threads, count, bias):
+def test_exact_linear_equals_f_linear_over_4096_rows_at_any_thread_count(torch_threads, count,
+                                                                          bias):
     """The small LM's weight gradient sums batch x context = 4,096 rows. With 2 threads
     `mm` (what `F.linear` runs) splits that sum on some CPUs (AVX-512) and rounds unlike a
     batched `bmm`; the exact path runs `mm` per member, so it equals `F.linear` wherever
@@ -208,9 +201,9 @@ def test_exact_linear_equals_f_linear_over_4096_rows_at_any_thread_count(threads
         y.backward(g)
         return [y, *(t.grad for t in leaves if t is not None)]
 
-    threads(1)
+    torch_threads(1)
     single = alone()
-    threads(count)
+    torch_threads(count)
     solo, exact, batched = alone(), together(True), together(False)
     for mine, theirs in zip(exact, solo, strict=True):
         assert torch.equal(mine, theirs)
