@@ -12,7 +12,6 @@ Every optimizer is reproducible from its seed whatever the process's hash seed (
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -21,6 +20,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from suite._main_guard import check_main_guard
 from suite.errors import SuiteError
 
 __all__ = ["Plan", "Placement", "Study", "run", "start", "resume", "open_study"]
@@ -115,7 +115,7 @@ def run(task: Any, optimizers: str | Iterable[str], budget: str,
     """
     from suite.registry import reference_of
 
-    _check_not_in_worker()
+    check_main_guard("suite.run")
     names = optimizers.split(",") if isinstance(optimizers, str) else list(optimizers)
     plan = Plan(task=reference_of(task), optimizers=tuple(o.strip() for o in names if o.strip()),
                 budget=budget, seeds=_seeds(seeds), include_default=include_default,
@@ -136,7 +136,7 @@ def start(plan: Plan, where: Placement, out: str | Path | None = None, *,
     from suite.registry import check_reference
     from suite.study import run_study
 
-    _check_not_in_worker()
+    check_main_guard("suite.start")
     check_reference(plan.task)  # imported and checked before anything is written
     check_optimizers(plan.optimizers)
     spec = spec_of(plan, where)
@@ -171,6 +171,7 @@ def _mlflow_uri(mlflow: str | bool | None) -> str | None:
 def _continue(out: Path, address, stop, on_run, jobs=None, mlflow=None) -> Study:
     from suite.study import load_study, run_study
 
+    check_main_guard("suite.resume")
     spec = load_study(out)
     if address is not None:
         if spec.executor != "ray":
@@ -190,14 +191,6 @@ def default_out(task: str) -> str:
 def open_study(out: str | Path) -> Study:
     """The study in `out` as it stands (finished or not), to read or report on."""
     return Study(out)
-
-
-def _check_not_in_worker() -> None:
-    """A script without a `__main__` guard runs again in every spawned worker (as
-    `__mp_main__`): there it must not start a study of its own."""
-    if getattr(sys.modules.get("__main__"), "__name__", None) == "__mp_main__":
-        raise SuiteError("suite.run was called while a worker process imported your script: "
-                         "put it under if __name__ == \"__main__\":")
 
 
 def check_optimizers(names: Iterable[str]) -> None:

@@ -1,6 +1,8 @@
 """The Python API: `suite.run` on a user's task (a module outside `suite`), its `Study`
 (epochs, trials, incumbents, report), `resume`, stop, bad input."""
 
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -78,13 +80,56 @@ def test_bad_input_is_one_suite_error_before_anything_is_written(tmp_path, my_ta
         assert not (tmp_path / "s").exists()
 
 
-def test_a_script_without_a_main_guard_is_told_in_its_workers(tmp_path, my_tasks,
-                                                              monkeypatch):
-    import types
+UNGUARDED = """\
+import sys
+import suite
 
-    monkeypatch.setitem(__import__("sys").modules, "__main__", types.ModuleType("__mp_main__"))
-    with pytest.raises(SuiteError, match='if __name__ == "__main__"'):
-        suite.run(task=my_tasks.Quadratic, optimizers="random", budget="2x", out=tmp_path / "s")
+suite.run(task="toy", optimizers="random", budget="2x", out=sys.argv[1],
+          where=suite.Placement(workers=2))
+"""
+
+# The driver is guarded; the call runs only when spawn re-runs the script in the child.
+RERUN_IN_A_WORKER = """\
+import multiprocessing
+import sys
+import suite
+
+def nothing():
+    pass
+
+if __name__ == "__main__":
+    child = multiprocessing.get_context("spawn").Process(target=nothing)
+    child.start()
+    child.join()
+    sys.exit(child.exitcode)
+suite.run(task="toy", optimizers="random", budget="2x", out=sys.argv[1])
+"""
+
+
+def _script(tmp_path, text: str):
+    script = tmp_path / "my_study.py"
+    script.write_text(text)
+    return subprocess.run([sys.executable, str(script), str(tmp_path / "s")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_a_script_without_a_main_guard_is_refused_in_the_driver(tmp_path):
+    proc = _script(tmp_path, UNGUARDED)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "suite.errors.SuiteError: suite.run is called from line 4 of your script outside "
+        'if __name__ == "__main__":: every worker process re-runs the script, so put the '
+        "call under that guard")
+    assert proc.stderr.count("Traceback") == 1 and "multiprocessing" not in proc.stderr
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_script_re_run_by_spawn_is_stopped_in_the_worker_in_one_line(tmp_path):
+    proc = _script(tmp_path, RERUN_IN_A_WORKER)
+    assert proc.returncode == 2  # the child's exit code, passed on by the script
+    assert proc.stderr.splitlines() == [
+        "error: suite.run was called again while a worker process re-ran your script; put "
+        'the call under if __name__ == "__main__":']
     assert not (tmp_path / "s").exists()
 
 
