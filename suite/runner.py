@@ -254,8 +254,9 @@ class Runner:
                 return
             if event.lost and self._retry(active, event.error):
                 return
-            self._end(active, Status.CRASHED if event.lost else Status.FAILED,
-                      event.error or "stopped before its target")
+            self._end(active, Status.CRASHED if event.lost else Status.FAILED, event.error or (
+                f"stopped at epoch {active.last_epoch} of {active.trial.epochs} without an "
+                "error"))
             return
         active = self.state.active.get(event.trial_id)
         if active is not None:  # else: an epoch of a trial already stopped; not charged

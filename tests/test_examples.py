@@ -66,7 +66,8 @@ def test_digits_from_the_cli(tmp_path):
     stdout = _run("-m", "suite.cli", "run", "--task", "digits:Digits", "--optimizer",
                   "random,hyperband", "--budget", "2x", "--out", str(out))
     rows = [line.split() for line in stdout.splitlines()
-            if line.split()[:1] in (["random"], ["hyperband"]) and line.split()[1].isdigit()]
+            if line.split()[:1] in (["random"], ["hyperband"]) and line.split()[1].isdigit()
+            and len(line.split()) == 8]  # the per-run rows, not the per-optimizer ones
     best = _incumbents(out)
     assert [r[0] for r in rows] == ["random", "hyperband"], stdout
     for r in rows:

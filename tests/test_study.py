@@ -102,11 +102,15 @@ def test_cli_run_summary_names_incumbent_and_budget_units(tmp_path):
                 "--executor", "inprocess")
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
-    table = [line.split() for line in out.splitlines()  # not the progress bars' lines
-             if line.split()[:1] in (["random"], ["bohb"]) and line.split()[1].isdigit()]
+    rows = [line.split() for line in out.splitlines()  # not the progress bars' lines
+            if line.split()[:1] in (["random"], ["bohb"]) and line.split()[1].isdigit()]
+    per_optimizer = [r for r in rows if len(r) == 7]  # optimizer runs median IQR ... used
+    table = [r for r in rows if len(r) == 8]  # optimizer seed loss epochs used ... end
+    assert sorted(r[0] for r in per_optimizer) == ["bohb", "random"], out
+    assert all(r[1] == "2" and r[6] == "6.00x" for r in per_optimizer), out
     assert [(r[0], r[1]) for r in table] == [("random", "0"), ("random", "1"), ("bohb", "0"),
                                              ("bohb", "1")], out  # a row per run
-    assert all(r[4] == "3.00x" and r[6] == "budget" for r in table), out
+    assert all(r[4] == "3.00x" and r[7] == "budget" for r in table), out
     assert "full-fidelity equivalents" in out
     assert f"next: suite report {tmp_path / 's'}" in out.replace("\n", "")
     plan = json.loads((tmp_path / "s" / "study.json").read_text())

@@ -6,6 +6,7 @@ import argparse
 import shlex
 import signal
 import sys
+from collections import Counter
 from functools import partial
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from suite.budget import UNIT_NAMES, parse_budget, parse_budget_spelling
+from suite.commands.summary import failures_of, metric_words, optimizer_lines
 from suite.errors import NoSpaceError, SuiteError
 from suite.study import STUDY_NAME, Stopped, StudySpec, parse_seeds
 
@@ -75,6 +77,9 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
                           "and trial) at URI (default MLFLOW_TRACKING_URI, else MLflow's "
                           "default); never stops the study (pip install 'hpo-suite[mlflow]')")
     run.add_argument("--resume", metavar="DIR", help="continue an interrupted study")
+    run.add_argument("--per-run", action="store_true",
+                     help="close with one row per run too (shown anyway for up to "
+                          f"{PER_RUN_ROWS} runs)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -112,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
               f"{shlex.quote(str(out))}",
               file=sys.stderr)
         return exc.exit_code
-    _print_summary(console, study.spec, out, study.outcomes)  # the plan as resolved
+    _print_summary(console, study.spec, out, study.outcomes,  # the plan as resolved
+                   per_run=args.per_run)
     return 0
 
 
@@ -165,18 +171,20 @@ def _run_with_progress(call, console: Console):
             bar = progress.add_task(f"{name} seed {seed}", total=1.0, info="")
 
             def on_row(row: dict, runner) -> None:
-                best = runner.state.incumbent
-                info = (f"{runner.state.trials} trials, incumbent "
-                        f"{best.loss:.4g} @ {best.epochs} ep" if best else
-                        f"{runner.state.trials} trials")
+                best, metric = runner.state.incumbent, runner.metric
+                info = f"{runner.state.trials} trials"
+                if best is not None:  # in the task's words: its metric, not negated
+                    value = best.loss if metric.minimize else -best.loss
+                    info += f", {metric.name} {value:.4g} @ {best.epochs} ep"
                 progress.update(bar, completed=runner.ledger.fraction, info=info)
             runner.on_row = on_row
         return call(on_run=on_run)
 
 
-def _print_summary(console: Console, spec: StudySpec, out: Path, outcomes) -> None:
-    """Per optimizer (and seed): the incumbent's loss, its configuration, the budget used;
-    then the command that makes the report."""
+def _print_summary(console: Console, spec: StudySpec, out: Path, outcomes, *,
+                   per_run: bool = False) -> None:
+    """`suite.commands.summary`: per optimizer, the best configuration, per run where there
+    are few runs, the failures; then the command that makes the report."""
     unit = parse_budget(spec.budget).unit
     asked = f", asked as {spec.budget_spelling}" if spec.budget_spelling else ""
     console.print(f"\n[bold]{spec.task}[/] budget {spec.budget} ({UNIT_NAMES[unit]}{asked}), "
@@ -184,26 +192,84 @@ def _print_summary(console: Console, spec: StudySpec, out: Path, outcomes) -> No
     if spec.table is not None:
         console.print(f"replayed from {spec.table} on {spec.workers} simulated worker(s)",
                       soft_wrap=True)
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for column, justify in (("optimizer", "left"), ("seed", "right"), ("loss", "right"),
-                            ("epochs", "right"), ("used", "right"), ("trials", "right"),
-                            ("end", "left"), ("configuration", "left")):
-        table.add_column(column, justify=justify, overflow="fold",
-                         no_wrap=column != "configuration")
-    for o in outcomes:
-        t, best = o.ledger.totals, o.state.incumbent
-        spent = {"x": f"{t.full:.2f}x", "e": f"{t.epochs}e",
-                 "s": f"{t.device_seconds:.1f}s"}[unit.value]
-        loss, epochs, config = "-", "-", "no trial completed"
-        if best is not None:
-            loss, epochs = f"{best.loss:.4g}", str(best.epochs)
-            config = ", ".join(f"{k}={_short(v)}" for k, v in sorted(dict(best.config).items()))
-        table.add_row(o.optimizer, str(o.seed), loss, epochs, spent, str(o.state.trials),
-                      o.reason, config)
+    if not outcomes:
+        return
+    metric, minimize = metric_words(outcomes[0].directory)
+    failures = {(o.optimizer, o.seed): failures_of(o.directory) for o in outcomes}
+
+    def used(o) -> float:
+        t = o.ledger.totals
+        return {"x": t.full, "e": t.epochs, "s": t.device_seconds}[unit.value]
+
+    def spent(value: float) -> str:
+        return f"{value:.2f}x" if unit.value == "x" else (
+            f"{value:g}e" if unit.value == "e" else f"{value:.1f}s")
+
+    objective = f"{metric} ({'minimized' if minimize else 'maximized'})"
+    table = _table(("optimizer", "runs", "median", "IQR", "trials", "failed", "used"))
+    table.title = f"{objective}: the incumbent of each run"
+    for line in optimizer_lines(outcomes, failures, minimize, used):
+        iqr = "-" if line.q1 is None else f"{line.q1:.4g}–{line.q3:.4g}"
+        table.add_row(line.optimizer, str(line.runs),
+                      "-" if line.median is None else f"{line.median:.4g}", iqr,
+                      str(line.trials), str(line.failed), spent(line.used))
     console.print(table)
-    console.print(f"loss: the incumbent's objective, minimized (a metric to maximize is "
-                  f"negated); used: the budget spent, in {UNIT_NAMES[unit]}")
+    best = _best(outcomes)
+    if best is not None:
+        value = best.state.incumbent.loss * (1 if minimize else -1)
+        config = ", ".join(f"{k}={_short(v)}"
+                           for k, v in sorted(dict(best.state.incumbent.config).items()))
+        console.print(f"best: {best.optimizer} seed {best.seed}, {metric} {value:.4g} after "
+                      f"{best.state.incumbent.epochs} epochs: {config}")
+    if per_run or len(outcomes) <= PER_RUN_ROWS:
+        runs = _table(("optimizer", "seed", metric, "epochs", "used", "trials", "failed",
+                       "end"))
+        for o in outcomes:
+            inc = o.state.incumbent
+            runs.add_row(o.optimizer, str(o.seed),
+                         "-" if inc is None else f"{inc.loss * (1 if minimize else -1):.4g}",
+                         "-" if inc is None else str(inc.epochs), spent(used(o)),
+                         str(o.state.trials), str(failures[(o.optimizer, o.seed)].trials),
+                         o.reason)
+        console.print(runs)
+    _print_failures(console, outcomes, failures)
+    console.print(f"IQR: the middle half of the runs' values; used: the budget spent, in "
+                  f"{UNIT_NAMES[unit]}; failed: trials that raised, crashed, timed out, "
+                  "stopped early or reported no finite objective")
     console.print(f"next: [bold]suite report {shlex.quote(str(out))}[/]", soft_wrap=True)
+
+
+PER_RUN_ROWS = 8  # runs in a study small enough to list one by one
+
+
+def _table(columns: tuple[str, ...]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="left" if i == 0 or column == "end" else "right",
+                         no_wrap=True)
+    return table
+
+
+def _best(outcomes):
+    """The run whose incumbent is best by the runner's own rule (most epochs, then loss)."""
+    best = None
+    for o in outcomes:
+        if o.state.incumbent is not None and (
+                best is None or o.state.incumbent.better_than(best.state.incumbent)):
+            best = o
+    return best
+
+
+def _print_failures(console: Console, outcomes, failures: dict) -> None:
+    failed = sum(f.trials for f in failures.values())
+    if not failed:
+        return
+    trials = sum(o.state.trials for o in outcomes)
+    errors = sum((f.errors for f in failures.values()), Counter())
+    error, count = errors.most_common(1)[0]
+    console.print(f"[bold]failed trials: {failed} of {trials}[/]; the most frequent error "
+                  f"({count} trial{'s' if count > 1 else ''}): {error}")
+    console.print("each failed trial's error is in its run's log.jsonl (event end)")
 
 
 def _short(value) -> str:

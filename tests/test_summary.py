@@ -1,0 +1,73 @@
+"""`suite run`'s closing summary: per optimizer in the task's own metric and direction, the
+best configuration once, per-run rows for a small study, and the failed trials made visible
+(a task that raises on some configurations and stops early, without an error, on others)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from suite.cli import main
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture
+def flaky_study(tmp_path, monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(FIXTURES))
+    monkeypatch.setenv("COLUMNS", "80")
+    out = tmp_path / "s"
+    assert main(["run", "--task", "my_tasks:Flaky", "--optimizer", "random,hyperband",
+                 "--budget", "3x", "--seeds", "0-1", "--executor", "inprocess",
+                 "--out", str(out)]) == 0
+    return out, capsys.readouterr().out
+
+
+def _ends(out: Path) -> list[dict]:
+    return [r for path in sorted(out.glob("*/seed-*/log.jsonl"))
+            for r in map(json.loads, path.read_text().splitlines()) if r["event"] == "end"]
+
+
+def test_the_summary_names_the_metric_and_counts_failures_per_optimizer(flaky_study):
+    out, printed = flaky_study
+    lines = printed.splitlines()
+    summary = lines[next(i for i, line in enumerate(lines) if "the incumbent of each" in line):]
+    assert max(len(line) for line in summary if not line.startswith("next:")) <= 80, \
+        printed  # the header's and the next command's paths are never wrapped
+    assert "val_acc -" not in printed, "the progress bars name the task's metric too"
+    assert "val_acc (maximized): the incumbent of each run" in printed
+    text = " ".join(printed.split())
+    assert "loss" not in text.replace("the loss diverged", ""), "the task's words only"
+    ends = _ends(out)
+    failed = {}
+    for path in out.glob("*/seed-*/log.jsonl"):
+        rows = [json.loads(r) for r in path.read_text().splitlines()]
+        name = path.parent.parent.name
+        failed[name] = failed.get(name, 0) + sum(r["event"] == "end" for r in rows)
+    per_optimizer = {r[0]: r for r in map(str.split, lines)
+                     if r[:1] in (["random"], ["hyperband"]) and len(r) == 7}
+    assert {name: int(r[5]) for name, r in per_optimizer.items()} == failed
+    assert all(r[1] == "2" and r[6] == "6.00x" for r in per_optimizer.values())
+    diverged = sum(e["error"] == "ValueError: the loss diverged" for e in ends)
+    stopped = [e for e in ends if e["error"].startswith("stopped at epoch")]
+    assert diverged > len(stopped) > 0, ends  # both kinds happened in this study
+    assert all(re.fullmatch(r"stopped at epoch 1 of (3|9) without an error", e["error"])
+               and e["epoch"] == 1 for e in stopped)  # width >= 12 stops after epoch 1
+    assert (f"failed trials: {len(ends)} of " in text
+            and f"the most frequent error ({diverged} trials): ValueError: the loss diverged"
+            in text), printed
+
+
+def test_a_small_study_lists_its_runs_and_the_best_configuration_once(flaky_study):
+    _, printed = flaky_study
+    runs = [r for r in map(str.split, printed.splitlines())
+            if r[:1] in (["random"], ["hyperband"]) and len(r) == 8]
+    assert [(r[0], r[1]) for r in runs] == [("random", "0"), ("random", "1"),
+                                            ("hyperband", "0"), ("hyperband", "1")]
+    values = [float(r[2]) for r in runs]
+    assert all(0 < v < 1 for v in values), "val_acc as the task reported it, not negated"
+    best = [line for line in printed.splitlines() if line.startswith("best: ")]
+    assert len(best) == 1 and f"val_acc {max(values):.4g} after 9 epochs" in best[0]
