@@ -4,8 +4,11 @@ best configuration once, per-run rows for a small study, and the failed trials m
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,15 +18,21 @@ from suite.cli import main
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-@pytest.fixture
-def flaky_study(tmp_path, monkeypatch, capsys):
-    monkeypatch.syspath_prepend(str(FIXTURES))
-    monkeypatch.setenv("COLUMNS", "80")
-    out = tmp_path / "s"
-    assert main(["run", "--task", "my_tasks:Flaky", "--optimizer", "random,hyperband",
-                 "--budget", "3x", "--seeds", "0-1", "--executor", "inprocess",
-                 "--out", str(out)]) == 0
-    return out, capsys.readouterr().out
+@pytest.fixture(scope="module")
+def flaky_study(tmp_path_factory):
+    """The study, run once for the module: (its folder, what `suite run` printed)."""
+    out = tmp_path_factory.mktemp("flaky") / "s"
+    printed = io.StringIO()
+    sys.path.insert(0, str(FIXTURES))
+    try:
+        with contextlib.redirect_stdout(printed):  # not a terminal: rich's 80 columns
+            code = main(["run", "--task", "my_tasks:Flaky", "--optimizer", "random,hyperband",
+                         "--budget", "3x", "--seeds", "0-1", "--executor", "inprocess",
+                         "--out", str(out)])
+    finally:
+        sys.path.remove(str(FIXTURES))
+    assert code == 0
+    return out, printed.getvalue()
 
 
 def _ends(out: Path) -> list[dict]:
@@ -71,3 +80,25 @@ def test_a_small_study_lists_its_runs_and_the_best_configuration_once(flaky_stud
     assert all(0 < v < 1 for v in values), "val_acc as the task reported it, not negated"
     best = [line for line in printed.splitlines() if line.startswith("best: ")]
     assert len(best) == 1 and f"val_acc {max(values):.4g} after 9 epochs" in best[0]
+
+
+def test_the_report_has_a_failures_section_counting_what_the_logs_hold(flaky_study):
+    from suite.report import ReportOptions, build_report
+
+    out, _ = flaky_study
+    build_report([out], out / "report", ReportOptions(resamples=100))
+    text = (out / "report" / "report.md").read_text()
+    section = text[text.index("### Failed trials"):].split("\n## ")[0]
+    ends = _ends(out)
+    assert section.startswith(f"### Failed trials\n\n{len(ends)} trials failed")
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in section.splitlines() if line.startswith("| ") and "---" not in line}
+    del rows["optimizer"]
+    by_optimizer = {}
+    for path in out.glob("*/seed-*/log.jsonl"):
+        name = path.parent.parent.name
+        by_optimizer[name] = by_optimizer.get(name, 0) + sum(
+            json.loads(r)["event"] == "end" for r in path.read_text().splitlines())
+    assert {name: int(cells[1]) for name, cells in rows.items()} == {
+        name: n for name, n in by_optimizer.items() if n}
+    assert "ValueError: the loss diverged" in section

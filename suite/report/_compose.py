@@ -32,6 +32,7 @@ from suite.report._sec_anytime import (
     describe_inputs,
     final_section,
 )
+from suite.report._sec_failures import failures_section
 from suite.report._sec_pairs import pairs_section
 from suite.report._sec_testset import testset_section
 from suite.report._table import require_complete
@@ -120,6 +121,7 @@ def _task_report(report: Report, task: str, runs: RunSet | None,
         trial_importance_section(report, runs, task, anytime.results)
         step(f"{task}: learning curves and trials")
         curves_section(report, runs, task, anytime.results)
+        failures_section(report, runs, task)  # only where a trial failed
     if report.options.table_figures:
         report.context = "recorded table"
         step(f"{task}: grid fANOVA")
