@@ -157,7 +157,7 @@ def big_log(tmp_path_factory):
     table = toy_table(root / "toy.parquet", seeds=2)
     run_study(StudySpec(task="toy", optimizers=("random", "hyperband", "asha"),
                         seeds=(0, 1, 2), budget="400x", workers=4, table=str(table)),
-              root / "study")
+              root / "study", jobs=2)  # the serial logs, written on both cores
     rows = read_runs(root / "study")
     assert len(rows) >= LOG_ROWS
     return root / "study", rows

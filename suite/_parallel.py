@@ -9,9 +9,11 @@ apart from the wall-clock fields (`wall_time`).
 The study's guarantees hold as in a serial study:
 - One writer: the driver holds `OUT/.lock` for the whole study; a worker writes only the
   folder of the run it was given, holding that folder's own `.lock` (`study._run_lock`,
-  which a serial study takes too). A worker whose driver died stops its run (it watches
-  its parent) and exits ORPHAN_GRACE seconds later, and a resumed study's run waits on
-  the run's lock until the orphan has stopped: never two writers of one log.
+  which a serial study takes too). On Linux a worker dies with a SIGKILLed driver
+  (`suite.interrupt.die_with_parent`), so nothing of a killed study writes once its
+  resume starts; elsewhere it stops its run (it watches its parent) and exits
+  ORPHAN_GRACE seconds later, and a resumed study's run waits on the run's lock until the
+  orphan has stopped: never two writers of one log.
 - Results: a worker hands back only (optimizer, seed, reason); the driver reads the run's
   state from its log, so no result is ever large enough to block a worker on its pipe.
 - Stopping: SIGINT/SIGTERM reach the driver (and the workers of its process group; a
@@ -44,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from suite.errors import SuiteError
+from suite.interrupt import die_with_parent
 from suite.runner import STOP_POLL, FailingTrials
 
 __all__ = ["default_jobs", "run_pool", "run_ray"]
@@ -66,7 +69,12 @@ class _Finished:
     ended (a progress bar shows it complete at once; `on_row` is called with no row)."""
 
     def __init__(self, outcome) -> None:
+        from suite.log import read_meta
+        from suite.types import Metric
+
         self.state, self.ledger, self.on_row = outcome.state, outcome.ledger, None
+        meta = read_meta(outcome.directory)  # the run's metric, as a runner has it
+        self.metric = Metric(meta.get("metric", "val_loss"), bool(meta.get("minimize", True)))
 
 
 def _report(outcome, on_run: Callable | None) -> None:
@@ -90,6 +98,7 @@ def _init_worker(flag, parent: int) -> None:
     The driver started this process with SIGINT and SIGTERM blocked (`run_pool`): a
     Ctrl-C during its imports stays pending until the handlers below are installed,
     instead of a KeyboardInterrupt traceback from every worker."""
+    die_with_parent()  # a SIGKILLed driver's workers write nothing more (Linux)
     stop = threading.Event()
     _WORKER["stop"] = stop
     for sig in _SIGNALS:

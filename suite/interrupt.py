@@ -12,13 +12,17 @@ and the caller stops a study by setting the event itself.
 
 from __future__ import annotations
 
+import ctypes
+import multiprocessing
+import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["Stopped", "SignalCatcher", "on_signals", "SIGNALS"]
+__all__ = ["Stopped", "SignalCatcher", "on_signals", "SIGNALS", "die_with_parent"]
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -79,3 +83,26 @@ def on_signals(stop: threading.Event) -> Iterator[SignalCatcher]:
         yield catcher
     finally:
         catcher._restore()
+
+
+def die_with_parent() -> None:
+    """A spawned worker (a local executor's, a parallel replay's) must not outlive its
+    driver: a SIGKILLed driver cannot stop it, and a worker still writing (checkpoints,
+    log rows) would do so while a resumed study runs. On Linux the kernel sends this
+    process SIGKILL the moment the driver's thread that started it ends
+    (`PR_SET_PDEATHSIG`; both start their workers from a thread that outlives them);
+    elsewhere the worker notices on its own (its next message to the driver, its watcher
+    thread). A no-op in a process that was not started by multiprocessing."""
+    parent = multiprocessing.parent_process()
+    if parent is None or not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent.pid:  # the driver died before the request took effect
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>

@@ -131,3 +131,33 @@ def test_a_sigkilled_drivers_workers_die_with_it_mid_epoch(tmp_path):
     files = {p: p.stat().st_mtime_ns for p in (out / "random" / "seed-0").rglob("*")}
     time.sleep(2.0)  # longer than an epoch: an orphan would have saved by now
     assert {p: p.stat().st_mtime_ns for p in (out / "random" / "seed-0").rglob("*")} == files
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_sigkilled_parallel_replays_workers_die_with_it_mid_run(tmp_path):
+    from suite.testing import toy_table
+
+    table = toy_table(tmp_path / "toy.parquet", seeds=2)
+    out = tmp_path / "study"
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "suite.cli", "run", "--task", "toy", "--table", str(table),
+         "--optimizer", "random,asha", "--budget", "3000x", "--workers", "4", "--jobs", "2",
+         "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while sum(len(_trained(log)) > 0 for log in out.glob("*/seed-0/log.jsonl")) < 2:
+            assert driver.poll() is None, driver.stderr.read()  # both runs writing rows
+            assert time.monotonic() < deadline, "no epoch logged"
+            time.sleep(0.05)
+        workers = _workers(driver.pid)
+        assert len(workers) == 2, workers
+    finally:
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+    deadline = time.monotonic() + 1.0
+    while not all(_gone(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert all(_gone(pid) for pid in workers), "a replay worker outlived its killed driver"
+    sizes = {p: p.stat().st_size for p in out.glob("*/seed-0/log.jsonl")}
+    time.sleep(0.5)  # an orphan replay writes hundreds of rows in this time
+    assert {p: p.stat().st_size for p in out.glob("*/seed-0/log.jsonl")} == sizes

@@ -19,12 +19,10 @@ driver is gone (its pipe closed) exits quietly; SIGTERM ends it without a traceb
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import multiprocessing as mp
 import os
 import signal
-import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -43,6 +41,7 @@ from suite.executors._base import (
     run_job,
 )
 from suite.executors._occupancy import Busy, Occupancy, WorkerReporter
+from suite.interrupt import die_with_parent
 from suite.types import Task
 
 
@@ -50,32 +49,13 @@ def _worker_main(worker: int, make_task: Callable[[], Task], device: str, thread
                  conn) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides when workers stop
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by `_start`
-    _die_with_driver()
+    die_with_parent()  # never a writer outliving a SIGKILLed driver
     try:
         _serve(worker, make_task, device, threads, conn)
     except (EOFError, BrokenPipeError, ConnectionResetError):
         pass  # the driver is gone (stopped or killed): nothing left to report to
 
 
-def _die_with_driver() -> None:
-    """A worker must not outlive its driver: a SIGKILLed driver cannot stop it, and a
-    worker still training would write checkpoints while a resumed study runs. On Linux
-    the kernel sends this process SIGKILL the moment the driver's thread that started it
-    ends (`PR_SET_PDEATHSIG`; the runner starts and replaces workers from its own thread,
-    which outlives them); elsewhere the worker notices at its next message to the driver."""
-    parent = mp.parent_process()
-    if parent is None or not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent.pid:  # the driver died before the request took effect
-        os._exit(1)
-
-
-_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def _serve(worker: int, make_task: Callable[[], Task], device: str, threads: int,
