@@ -29,7 +29,7 @@ from suite.types import Status, Trial
 
 __all__ = ["FORMAT", "Event", "RowError", "StartRow", "EpochRow", "EndRow", "RetryRow",
            "RecommendRow", "FinishRow", "Row", "check_row", "parse_row", "record_of",
-           "LogInvariants", "RunMeta"]
+           "LogInvariants", "RunMeta", "failure_of"]
 
 FORMAT = 3
 
@@ -324,6 +324,21 @@ def record_of(data: dict, kind: Event) -> Row:
 # --- the invariants of a whole log, checked row by row -----------------------------------
 
 _TOLD_END = frozenset({Status.FAILED, Status.CRASHED, Status.TIMEOUT})
+NO_FINITE_OBJECTIVE = "the objective was not a finite number"
+
+
+def failure_of(row: dict) -> str | None:
+    """The first line of the error of a row that marks its trial failed (an `end` row that
+    failed, crashed or timed out; an epoch whose objective was not finite), else None.
+    What the closing summary and the report's failures section both count."""
+    if row.get("event") not in (Event.END.value, Event.EPOCH.value) or \
+            row.get("status") not in _TOLD_END:
+        return None
+    error = row.get("error")
+    if isinstance(error, str) and error:
+        return error.split("\n")[0]
+    return NO_FINITE_OBJECTIVE if row["event"] == Event.EPOCH.value else \
+        f"{row['status']} (no error message)"
 _TRIAL_KEYS = ("config_id", "target_epochs", "resumed_from", "config")
 
 

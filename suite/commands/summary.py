@@ -17,14 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from suite.log import read_meta, read_rows
-from suite.records import Event
-from suite.types import Status
+from suite.records import failure_of
 
-__all__ = ["FAILED", "Failures", "OptimizerLine", "failures_of", "optimizer_lines",
+__all__ = ["Failures", "OptimizerLine", "failures_of", "optimizer_lines",
            "metric_words"]
-
-FAILED = frozenset({Status.FAILED.value, Status.CRASHED.value, Status.TIMEOUT.value})
-
 
 @dataclass
 class Failures:
@@ -35,13 +31,13 @@ class Failures:
 
 
 def failures_of(directory: Path) -> Failures:
-    """Failed trials in a run's log: an `end` row that failed, crashed or timed out, or an
-    epoch whose objective was not finite (status failed); a retried trial counts once."""
+    """Failed trials in a run's log (`suite.records.failure_of`); a retried trial counts
+    once."""
     found: dict[int, str] = {}
     for row in read_rows(directory):
-        if row["event"] in (Event.END.value, Event.EPOCH.value) and row.get("status") in FAILED:
-            error = row.get("error") or "the objective was not a finite number"
-            found.setdefault(row["trial_id"], error.splitlines()[0] if error else error)
+        error = failure_of(row)
+        if error is not None:
+            found.setdefault(row["trial_id"], error)
     return Failures(len(found), Counter(found.values()))
 
 

@@ -11,24 +11,20 @@ from __future__ import annotations
 
 import pandas as pd
 
-from suite.records import Event
+from suite.records import Event, failure_of
 from suite.report._runs import RunSet
 from suite.report._writer import Report, md_table
-from suite.types import Status
 
 __all__ = ["failures_section", "failed_trials"]
 
-_FAILED = (Status.FAILED.value, Status.CRASHED.value, Status.TIMEOUT.value)
-
-
 def failed_trials(rows: pd.DataFrame) -> pd.DataFrame:
-    """One row per failed trial: optimizer, seed, run, trial_id, error (its first line)."""
-    ended = rows["event"].isin([Event.END.value, Event.EPOCH.value]) & \
-        rows["status"].isin(_FAILED)
-    failed = rows.loc[ended, ["optimizer", "seed", "run", "trial_id"]].copy()
-    failed["error"] = (rows.loc[ended, "error"] if "error" in rows else None)
-    failed["error"] = failed["error"].fillna("the objective was not a finite number") \
-        .astype(str).str.split("\n").str[0]
+    """One row per failed trial (`suite.records.failure_of`): optimizer, seed, run,
+    trial_id, error (its first line)."""
+    columns = [c for c in ("event", "status", "error") if c in rows]
+    errors = pd.Series([failure_of(row) for row in rows[columns].to_dict("records")],
+                       index=rows.index, dtype=object)
+    failed = rows.loc[errors.notna(), ["optimizer", "seed", "run", "trial_id"]].copy()
+    failed["error"] = errors[errors.notna()]
     return failed.drop_duplicates(["run", "trial_id"]).reset_index(drop=True)
 
 
