@@ -28,7 +28,7 @@ from suite.budget import Ledger, parse_budget
 from suite.log import LOG_NAME, LogError, find_runs, read_log, read_rows
 from suite.study import STUDY_NAME
 
-POLL = 0.02  # seconds between checks of a running study
+POLL = 0.01  # seconds between checks of a running study
 
 
 @dataclass(frozen=True)
@@ -83,21 +83,29 @@ def run_reference(args: argparse.Namespace, out: Path) -> tuple[float, float]:
     return wall, first_row if first_row is not None else wall
 
 
-def kill_and_resume(args: argparse.Namespace, out: Path, startup: float) -> list[Kill]:
-    """Kill moments: a quarter fall anywhere in start-up (imports, plan, rebuilding the
+def kill_and_resume(args: argparse.Namespace, out: Path, startup: float,
+                    share: float = float("inf")) -> list[Kill]:
+    """Kill moments: every fourth falls anywhere in start-up (imports, plan, rebuilding the
     optimizers from the log), the rest at a random moment within `--window` seconds after
-    the restart wrote its first new row (anywhere in the middle of writing)."""
+    the restart wrote its first new row (anywhere in the middle of writing), or once it
+    has appended a random part of `share` bytes, whichever comes first: a replay writes
+    tens of thousands of rows a second, and every kill must land before the study ends
+    (`main` gives each kill half its share of the uninterrupted study's bytes)."""
     rng = random.Random(args.seed)
     kills = []
     for attempt in range(args.kills):
         before, size = (count_rows(out) if out.exists() else 0), log_bytes(out)
         t0 = time.monotonic()
         proc = _start(study_command(args, out, resume=(out / STUDY_NAME).exists()))
-        in_startup = rng.random() < 0.25
+        in_startup = attempt % 4 == 1  # a quarter, whatever the seed draws
         delay = rng.uniform(0, startup if in_startup else args.window)
+        enough = size + 1 + rng.uniform(0, share)  # bytes appended that end the wait
         deadline = t0 + delay if in_startup else None
         while proc.poll() is None and (deadline is None or time.monotonic() < deadline):
-            if deadline is None and log_bytes(out) > size:  # this restart appended
+            grown = log_bytes(out)
+            if not in_startup and grown >= enough:
+                break
+            if deadline is None and grown > size:  # this restart appended
                 deadline = time.monotonic() + delay
             time.sleep(POLL)
         killed = proc.poll() is None
@@ -187,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"uninterrupted: {wall:.1f} s, first row after {startup:.1f} s, "
           f"{count_rows(reference)} rows")
     t0 = time.monotonic()
-    kills = kill_and_resume(args, crashed, startup)
+    kills = kill_and_resume(args, crashed, startup, log_bytes(reference) / (2 * args.kills))
     landed = sum(k.killed for k in kills)
     mid_run = sum(k.killed and k.rows_after > k.rows_before for k in kills)
     print(f"{landed} SIGKILLs ({mid_run} after rows had been written in that attempt), "
