@@ -420,3 +420,15 @@ def test_a_task_object_is_named_by_its_module_level_binding(on_path):
     assert reference_of("toy") == "toy"
     with pytest.raises(SuiteError, match="cannot name"):
         reference_of(my_tasks.Quadratic())  # a fresh instance: no module-level name
+
+
+def test_suite_tasks_shows_the_name_task_takes_for_an_entry_point_task(on_path, tmp_path,
+                                                                      monkeypatch, capsys):
+    from suite.cli import main
+
+    monkeypatch.syspath_prepend(str(_fake_installed_package(tmp_path / "site")))
+    assert main(["tasks"]) == 0
+    out = capsys.readouterr().out
+    assert "quadratic: " in out  # its TaskInfo name titles it ...
+    assert "run it: suite run --task quad ..." in out  # ... and the name to type is shown
+    assert "run it: suite run --task small_lm ..." in out

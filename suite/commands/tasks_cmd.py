@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from dataclasses import fields
 
 from rich.console import Console
@@ -29,6 +30,8 @@ def list_tasks(args: argparse.Namespace) -> int:
         direction = "minimize" if info.metric.minimize else "maximize"
         also = f"; also {', '.join(info.extra_metrics)}" if info.extra_metrics else ""
         caps = [f.name for f in fields(task.capabilities) if getattr(task.capabilities, f.name)]
+        console.print(f"  run it: suite run --task {shlex.quote(name)} ...", soft_wrap=True,
+                      markup=False, highlight=False)  # the name --task takes, not info.name
         console.print(f"  objective: {info.metric.name} ({direction}){also}\n  fidelity: "
                       f"epochs {fid.min_epochs}..{fid.max_epochs}, eta {fid.eta}\n  "
                       f"capabilities: {', '.join(caps) or 'none'}\n")
