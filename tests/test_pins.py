@@ -102,6 +102,26 @@ def _gone(pid: int) -> bool:
     return state in ("Z", "X")  # dead, not yet reaped by whoever adopted it
 
 
+def _kill_when(driver: subprocess.Popen, ready, outlived: str) -> None:
+    """SIGKILL `driver` once `ready()` (its two spawned workers at work); both workers
+    must be gone within 1 s."""
+    try:
+        deadline = time.monotonic() + 120
+        while not ready():
+            assert driver.poll() is None, driver.stderr.read()
+            assert time.monotonic() < deadline, "no epoch logged"
+            time.sleep(0.05)
+        workers = _workers(driver.pid)
+        assert len(workers) == 2, workers
+    finally:
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+    deadline = time.monotonic() + 1.0
+    while not all(_gone(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert all(_gone(pid) for pid in workers), outlived
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_a_sigkilled_drivers_workers_die_with_it_mid_epoch(tmp_path):
     (tmp_path / "user_task.py").write_text(textwrap.dedent(USER_TASK))
@@ -112,22 +132,9 @@ def test_a_sigkilled_drivers_workers_die_with_it_mid_epoch(tmp_path):
         [sys.executable, "-m", "suite.cli", "run", "--task", "user_task:InPlace",
          "--optimizer", "random", "--budget", "20x", "--workers", "2", "--out", str(out)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        log = out / "random" / "seed-0" / "log.jsonl"
-        deadline = time.monotonic() + 120
-        while len(_trained(log)) < 2:  # both workers past start-up, training
-            assert driver.poll() is None, driver.stderr.read()
-            assert time.monotonic() < deadline, "no epoch logged"
-            time.sleep(0.05)
-        workers = _workers(driver.pid)
-        assert len(workers) == 2, workers
-    finally:
-        driver.send_signal(signal.SIGKILL)
-        driver.wait()
-    deadline = time.monotonic() + 1.0  # well inside the 1.5 s epoch they were training
-    while not all(_gone(pid) for pid in workers) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert all(_gone(pid) for pid in workers), "a worker outlived its killed driver"
+    log = out / "random" / "seed-0" / "log.jsonl"
+    # both workers past start-up, training; gone well inside the 1.5 s epoch they were in
+    _kill_when(driver, lambda: len(_trained(log)) >= 2, "a worker outlived its killed driver")
     files = {p: p.stat().st_mtime_ns for p in (out / "random" / "seed-0").rglob("*")}
     time.sleep(2.0)  # longer than an epoch: an orphan would have saved by now
     assert {p: p.stat().st_mtime_ns for p in (out / "random" / "seed-0").rglob("*")} == files
@@ -143,21 +150,9 @@ def test_a_sigkilled_parallel_replays_workers_die_with_it_mid_run(tmp_path):
         [sys.executable, "-m", "suite.cli", "run", "--task", "toy", "--table", str(table),
          "--optimizer", "random,asha", "--budget", "3000x", "--workers", "4", "--jobs", "2",
          "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while sum(len(_trained(log)) > 0 for log in out.glob("*/seed-0/log.jsonl")) < 2:
-            assert driver.poll() is None, driver.stderr.read()  # both runs writing rows
-            assert time.monotonic() < deadline, "no epoch logged"
-            time.sleep(0.05)
-        workers = _workers(driver.pid)
-        assert len(workers) == 2, workers
-    finally:
-        driver.send_signal(signal.SIGKILL)
-        driver.wait()
-    deadline = time.monotonic() + 1.0
-    while not all(_gone(pid) for pid in workers) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert all(_gone(pid) for pid in workers), "a replay worker outlived its killed driver"
+    _kill_when(driver, lambda: sum(len(_trained(log)) > 0  # both runs writing rows
+                                   for log in out.glob("*/seed-0/log.jsonl")) >= 2,
+               "a replay worker outlived its killed driver")
     sizes = {p: p.stat().st_size for p in out.glob("*/seed-0/log.jsonl")}
     time.sleep(0.5)  # an orphan replay writes hundreds of rows in this time
     assert {p: p.stat().st_size for p in out.glob("*/seed-0/log.jsonl")} == sizes
