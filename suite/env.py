@@ -6,6 +6,7 @@ import functools
 import os
 import platform
 import subprocess
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -85,15 +86,15 @@ def environment() -> dict:
     info = {"python": platform.python_version(), "platform": platform.platform(),
             "cpu": platform.processor() or platform.machine(), "versions": versions,
             "git_sha": git_sha()}
-    try:
-        import torch
-
+    # torch's threads and GPU as this process trains with them; a process that has not
+    # imported torch (a replay of a task that does not need it, a replay worker) trains
+    # nothing, and importing it only to record them would cost seconds per process
+    torch = sys.modules.get("torch")
+    if torch is not None:
         versions.setdefault("torch", torch.__version__)
         info["cpu_threads"] = torch.get_num_threads()
         if torch.cuda.is_available():
             info["gpu"] = torch.cuda.get_device_name(0)
-    except ImportError:
-        pass
     return info
 
 

@@ -197,8 +197,14 @@ def test_the_same_replay_twice_gives_identical_logs(tmp_path, toy_path):
     assert len(starts) > 40 and "sim_time" in starts[-1]
 
 
-def test_the_cli_replays_identically_twice(tmp_path, toy_path):
-    args = [sys.executable, "-m", "suite.cli", "run", "--task", "toy", "--table", str(toy_path),
+# `suite run` that also fails if the process imported torch: a replay of a task that does not
+# need it records no torch threads, and importing it cost ~2 s per process (and per worker)
+_WITHOUT_TORCH = ("import sys; from suite.cli import main; code = main(sys.argv[1:]); "
+                  "assert 'torch' not in sys.modules, 'imported torch'; sys.exit(code)")
+
+
+def test_the_cli_replays_identically_twice_without_importing_torch(tmp_path, toy_path):
+    args = [sys.executable, "-c", _WITHOUT_TORCH, "run", "--task", "toy", "--table", str(toy_path),
             "--optimizer", "random,asha", "--seeds", "0-1", "--budget", "4x", "--workers", "4",
             "--jobs", "1"]  # runs one after another: test_parallel.py shows --jobs 2 equal
     for name in ("a", "b"):
@@ -210,6 +216,7 @@ def test_the_cli_replays_identically_twice(tmp_path, toy_path):
     plan = json.loads((tmp_path / "a" / "study.json").read_text())
     assert plan["executor"] == "simulated" and plan["table"] == str(toy_path)
     assert plan["scale"] == "full" and plan["workers"] == 4
+    assert "cpu_threads" not in read_meta(tmp_path / "a" / "random/seed-0")["environment"]
 
 
 class Killed(Exception):
