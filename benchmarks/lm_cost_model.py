@@ -277,9 +277,10 @@ def fit_table() -> TableFit:
     two unknowns: an exact fit); the warm-up and per-curve costs as recorded."""
     rec, facts = read_recorded(), task_facts()
     design = recorded_design(rec, facts)
+    shapes = [replace(s, configs=1) for s in design.shapes]
     medians = {s: statistics.median(x for c in rec.curves if c.shape == s
-                                    for x in c.seconds[1:]) for s in {c.shape for c in rec.curves}}
-    works = [epoch_work(s, design, facts) for s in medians]
+                                    for x in c.seconds[1:]) for s in shapes}
+    works = [epoch_work(s, design, facts) for s in shapes]
     a = np.array([[w.steps + w.eval_batches, w.flops] for w in works])
     y = np.array(list(medians.values())) / rec.workers
     sigma, inverse_rate = np.linalg.lstsq(a, y, rcond=None)[0]
@@ -305,7 +306,7 @@ class Model:
     law: Law
     anchor: Shape
     anchors: Mapping[tuple[str, str], Anchor]  # (gpu, mode label) -> the anchor's epoch
-    warmup: Mapping[str, float]  # "pack" / "one process" -> lease seconds per chunk
+    warmup: Mapping[str, float]  # "pack" (P workers) / "one" (process) -> lease s per chunk
     per_curve: float
 
     def anchor_for(self, gpu: str, mode: Mode) -> Anchor:
@@ -417,11 +418,15 @@ def load_design(path: Path, facts: Facts) -> Design:
         raw = json.loads(Path(path).read_text())
         return Design(str(raw.get("name", Path(path).stem)),
                       tuple(Shape(**s) for s in raw["shapes"]), int(raw["seeds"]),
-                      int(raw["epochs"]), raw.get("train_tokens"),
+                      int(raw["epochs"]), _optional_int(raw.get("train_tokens")),
                       int(raw.get("eval_tokens", facts.eval_tokens("val", "test"))),
                       Mode.parse(raw["mode"]), int(raw.get("chunks", 1)))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise SuiteError(f"design {path}: {type(exc).__name__}: {exc}") from None
+
+
+def _optional_int(value) -> int | None:
+    return None if value is None else int(value)
 
 
 # --- predictions -------------------------------------------------------------------------
@@ -534,9 +539,9 @@ def check(model: Model) -> Check:
     share = {replace(s, configs=1): model.epoch_seconds(s, design, "h100") for s, *_ in shapes}
     ratios, walls = [], {}
     for c in rec.curves:
-        epochs = len(c.seconds) * share[c.shape]
-        ratios.append((workers * epochs + fit.warmup * c.starts_worker) / sum(c.seconds))
-        walls[c.chunk] = walls.get(c.chunk, model.warmup["pack"]) + epochs + model.per_curve
+        gpu_s = len(c.seconds) * share[c.shape]  # its epochs' share of the GPU
+        ratios.append((workers * gpu_s + fit.warmup * c.starts_worker) / sum(c.seconds))
+        walls[c.chunk] = walls.get(c.chunk, model.warmup["pack"]) + gpu_s + model.per_curve
     warmups = {k: statistics.mean(c.seconds[0] - later_median(c.seconds) for c in rec.curves
                                   if c.chunk == k and c.starts_worker) for k in walls}
     tokens = epoch_work(model.anchor, design, model.facts).train_tokens
