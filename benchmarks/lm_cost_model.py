@@ -1,8 +1,8 @@
 """Device-time cost model for the small LM's table (issue 30): what collecting a table
 design costs on an H100 and on an H200, per shape and in total, before any lease.
 
-    python benchmarks/lm_cost_model.py --design old --gpu both     # today's 720-config grid
-    python benchmarks/lm_cost_model.py --design new --gpu both     # the candidate: <= 8 min
+    python benchmarks/lm_cost_model.py --design old --gpu both     # revision 1's 720 configs
+    python benchmarks/lm_cost_model.py --design new --gpu both     # the task's table: <= 8 min
     python benchmarks/lm_cost_model.py --design my.json --fit-minutes 8   # solve tokens/epoch
     python benchmarks/lm_cost_model.py --validate                  # against the 109 H100 curves
 
@@ -52,13 +52,13 @@ sys.path.insert(0, str(ROOT))
 from suite.errors import SuiteError  # noqa: E402
 from suite.tables import grid_configs, read_table  # noqa: E402
 from suite.tabulate import TabulateSpec  # noqa: E402
-from tasks.small_lm import SmallLM, load_corpus  # noqa: E402
+from tasks.small_lm import SCALES, SmallLM, load_corpus  # noqa: E402
 
 RESULTS = ROOT / "results"
 THROUGHPUT = RESULTS / "gpu-h200" / "fused_throughput.json"  # H200, every mode, anchor shape
 FOUNDATION = RESULTS / "foundation" / "small_lm.json"  # H100, the default trained solo
-TABLE = RESULTS / "tables" / "small_lm.parquet"  # H100, 109 curves, 4 packed workers
-PROGRESS = RESULTS / "tables" / "small_lm.rows.jsonl"  # the same curves in recorded order
+TABLE = RESULTS / "tables" / "small_lm-r1.parquet"  # H100, 109 curves, 4 packed workers
+PROGRESS = RESULTS / "tables" / "small_lm-r1.rows.jsonl"  # the same curves in recorded order
 COLLECTION_LOG = RESULTS / "tables" / "collection.log"  # curves recorded after each chunk
 # The two chunks' wall times on the H100 (s): issue 4's closing note (`issues show 4`, "two
 # chunks of 170 s and 200 s"), rounded there to 10 s. The only lease-level H100 timing.
@@ -77,7 +77,7 @@ class Facts:
 
     context: int
     vocab: int
-    full_steps: Mapping[int, int]  # batch size -> steps of one pass (SmallLM.steps_per_epoch)
+    full_steps: Mapping[int, int]  # batch size -> steps of one pass (revision 1's epoch)
     eval_windows: Mapping[str, int]  # split -> windows `evaluate` reads
 
     def eval_tokens(self, *splits: str) -> int:
@@ -90,7 +90,8 @@ def task_facts() -> Facts:
     ctx = task.context
     windows = {name: len(range(0, len(ids) - ctx - 1, ctx))  # as `_Run.evaluate` cuts them
                for name, ids in (("val", corpus.val), ("test", corpus.test))}
-    steps = {b: task.steps_per_epoch(b) for b in (32, 64, 128)}
+    # revision 1's epoch: every whole window of one pass at the worst-case offset
+    steps = {b: max(1, (len(corpus.train) - 1 - ctx) // ctx // b) for b in (32, 64, 128)}
     return Facts(ctx, len(corpus.vocab), steps, windows)
 
 
@@ -381,33 +382,31 @@ def build_model() -> Model:
 
 # --- designs -----------------------------------------------------------------------------
 
-def grid_levels() -> dict[str, tuple]:
-    space, _ = SmallLM().table_grid()
-    return {hp.name: tuple(getattr(hp, "sequence", None) or hp.choices) for hp in space.values()}
+def _shapes(configs) -> tuple[Shape, ...]:
+    counts = Counter((c["width"], c["depth"], c["batch_size"]) for c in configs)
+    return tuple(Shape(w, d, b, n) for (w, d, b), n in sorted(counts.items()))
 
 
 def old_design(facts: Facts) -> Design:
-    """Today's grid (SmallLM.table_grid), collected as `suite tabulate` does by default (its
-    seeds, test columns) with the 109 curves' 4 packed workers."""
-    space, _ = SmallLM().table_grid()
-    counts = Counter((c["width"], c["depth"], c["batch_size"]) for c in grid_configs(space))
-    shapes = tuple(Shape(w, d, b, n) for (w, d, b), n in sorted(counts.items()))
-    return Design("old", shapes, TabulateSpec.seeds, SmallLM.info.fidelity.max_epochs, None,
-                  facts.eval_tokens("val", "test"), Mode("pack", 4))
+    """Revision 1's grid (720 configurations, as the 109 curves' table records it), an
+    epoch one pass over the training split, collected as `suite tabulate` does by default
+    (its seeds, test columns) with the 109 curves' 4 packed workers."""
+    return Design("old", _shapes(read_table(TABLE).configs), TabulateSpec.seeds,
+                  SmallLM.info.fidelity.max_epochs, None, facts.eval_tokens("val", "test"),
+                  Mode("pack", 4))
 
 
-def new_design(model: Model, minutes: float = NEW_BUDGET_MIN) -> Design:
-    """Issue 30's candidate: every learning-rate level and schedule of today's grid on its two
-    widths and two depths, at the default batch size (so the default configuration is in
-    it), 4 packed workers; training tokens per epoch the most that fit `minutes` on the H100
-    and on the H200 alike (a lease gives either)."""
-    levels, default = grid_levels(), SmallLM().default_config()
-    configs = len(levels["lr"]) * len(levels["schedule"])
-    shapes = tuple(Shape(w, d, default["batch_size"], configs)
-                   for w in levels["width"] for d in levels["depth"])
-    design = Design("new", shapes, TabulateSpec.seeds, SmallLM.info.fidelity.max_epochs, None,
+def new_design(model: Model, minutes: float | None = None) -> Design:
+    """The task's table as it trains now (`SmallLM.table_grid`, an epoch of the full
+    scale's `epoch_chars`), 4 packed workers; with `minutes`, training tokens per epoch
+    instead the most that fit `minutes` on the H100 and on the H200 alike (a lease gives
+    either), which is how `epoch_chars` was chosen (8 minutes)."""
+    space, fixed = SmallLM().table_grid()
+    configs = [{**fixed, **c} for c in grid_configs(space)]
+    design = Design("new", _shapes(configs), TabulateSpec.seeds,
+                    SmallLM.info.fidelity.max_epochs, SCALES["full"].epoch_chars,
                     model.facts.eval_tokens("val", "test"), Mode("pack", 4))
-    return fit_tokens(model, design, minutes)
+    return design if minutes is None else fit_tokens(model, design, minutes)
 
 
 def load_design(path: Path, facts: Facts) -> Design:

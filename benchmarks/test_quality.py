@@ -63,10 +63,10 @@ def test_compare_refuses_missing_results():
 
 def test_incomplete_tables_are_skipped_with_a_reason(tmp_path):
     toy_table(tmp_path / "toy.parquet")
-    shutil.copy(ROOT / "results/tables/small_lm.parquet", tmp_path)  # 109/1440 curves
+    shutil.copy(ROOT / "results/tables/small_lm-r1.parquet", tmp_path)  # 109/1440 curves
     tables, skipped = Q.complete_tables(tmp_path)
     assert tables == [tmp_path / "toy.parquet"]
-    assert len(skipped) == 1 and "small_lm.parquet: skipped, incomplete (109/1440" in skipped[0]
+    assert len(skipped) == 1 and "small_lm-r1.parquet: skipped, incomplete (109/1440" in skipped[0]
 
 
 def test_spec_needs_enough_seeds_for_alpha():

@@ -529,7 +529,7 @@ _META_TYPES: dict[str, tuple[type, ...]] = {
     "metric": _STR, "minimize": (bool,), "max_epochs": _INT, "environment": _DICT,
     "simulated": (bool,), "table": (str, _NONE), "table_sha256": (str, _NONE),
     "fixed": _DICT, "default_config": (dict, _NONE), "table_provenance": _DICT, "v": _INT,
-    "budget_spelling": (str, _NONE), "space_dims": (int, _NONE),
+    "budget_spelling": (str, _NONE), "space_dims": (int, _NONE), "task_revision": _INT,
 }
 _REPLAY_KEYS = ("table", "table_sha256", "fixed", "default_config", "table_provenance")
 
@@ -550,6 +550,7 @@ class RunMeta:
     budget_spelling: str | None = None  # as asked (`1carps`) where `budget` was resolved
     space_dims: int | None = None  # d of the task's space (None: written before it was kept)
     scale: str | None = None
+    task_revision: int = 1  # TaskInfo.revision (1: written before revisions were kept)
     promotion: str = "resume"
     include_default: bool = False
     workers: int = 1

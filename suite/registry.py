@@ -161,6 +161,9 @@ def check_task(task: Task, ref: str | None = None) -> Capabilities:
     info = getattr(task, "info", None)
     if not isinstance(info, TaskInfo):
         raise SuiteError(f"{what} has no `info = TaskInfo(name, ...)`")
+    if type(info.revision) is not int or info.revision < 1:
+        raise SuiteError(f"{what}: TaskInfo.revision must be an integer from 1, got "
+                         f"{info.revision!r}")
     caps = getattr(task, "capabilities", None)
     if not isinstance(caps, Capabilities):
         raise SuiteError(f"{what}: `capabilities` is not a suite.Capabilities")

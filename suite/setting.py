@@ -83,6 +83,7 @@ def _common_meta(spec: StudySpec, task: Task, metric: Metric,
                  fidelity: Fidelity) -> dict[str, Any]:
     return {"task": spec.task, "budget": spec.budget, "budget_spelling": spec.budget_spelling,
             "space_dims": space_dims(task.config_space()), "scale": spec.scale,
+            "task_revision": task.info.revision,
             "promotion": spec.promotion, "include_default": spec.include_default,
             "workers": spec.workers, "devices": list(spec.devices),
             "executor": spec.executor, "address": spec.address,
@@ -122,6 +123,13 @@ def _load_table(spec: StudySpec) -> tuple[Table, str]:
     recorded = table.meta.get("task")
     if recorded != spec.task:
         raise TableError(f"table {path} was recorded for task {recorded!r}, not {spec.task!r}")
+    # before completeness: another revision's table can never be finished for this task
+    revision = load_task(spec.task, scale=table.meta.get("scale", "full")).info.revision
+    if table.meta.get("task_revision", 1) != revision:  # 1: before revisions were kept
+        raise TableError(f"table {path} was recorded by revision "
+                         f"{table.meta.get('task_revision', 1)} of task {spec.task!r}, which "
+                         f"now trains as revision {revision}: its curves are not this task's; "
+                         "record a new table with suite tabulate")
     if not table.complete or not table.meta.get("complete", True):
         raise TableError(f"table {path} is incomplete; finish recording it with "
                          f"`suite tabulate --task {spec.task} --out {path}` (it resumes)")

@@ -372,6 +372,11 @@ def _executor(spec: StudySpec, setting: Setting, rows: list[Row]):
 
 def _check_meta(directory: Path, setting: Setting, name: str, seed: int) -> None:
     meta = read_run_meta(directory)
+    revision = setting.meta["task_revision"]
+    if setting.table is None and meta.task_revision != revision:
+        raise LogError(f"{directory} was trained by revision {meta.task_revision} of task "
+                       f"{meta.task!r}, which now trains as revision {revision}; refusing "
+                       "to resume it (start a new study)")
     keys = ("task", "budget", "table_sha256") if setting.table is not None else (
         "task", "budget")
     expected = {"optimizer": name, "seed": seed, **{k: setting.meta[k] for k in keys}}

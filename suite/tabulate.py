@@ -114,7 +114,7 @@ def tabulate(spec: TabulateSpec, *, on_curve: Callable[[int, int], None] | None 
     fill = {**task.default_config(), **fixed}
     configs = [validate_config(task.config_space(), c, fill_from=fill) for c in grid]
     if Path(spec.out).exists():  # refuse another experiment's table before locking it
-        _check_existing(spec, read_table(spec.out).meta, space, fixed)
+        _check_existing(spec, read_table(spec.out).meta, space, fixed, task.info.revision)
     out = Path(spec.out)  # one process records a table: a rival is refused in one line
     with hold_lock(out, "table", lock_file=out.with_name(f".{out.name}.lock")), \
             on_signals(threading.Event() if stop is None else stop) as caught:
@@ -128,13 +128,15 @@ def _record(spec: TabulateSpec, task, grid, configs, space, fixed, on_curve, cau
     """Under the table's lock: read what is recorded (a rival may have added to it)."""
     existing = read_table(spec.out) if Path(spec.out).exists() else None
     if existing is not None:
-        _check_existing(spec, existing.meta, space, fixed)
+        _check_existing(spec, existing.meta, space, fixed, task.info.revision)
     done, timings = _read_progress(progress_path(spec.out))
     # the table's curves and the progress file's: a complete table is committed without
     # its progress file, and a chunk added to it later (more seeds) writes a new one
     done = {**_read_recorded(existing), **done}
     timings = {**_stored_timings(existing), **timings}
-    todo = [(i, s) for i in range(len(grid)) for s in range(spec.seeds) if (i, s) not in done]
+    # every configuration's first seed before any second: a cut collection leaves a table
+    # that covers the whole grid
+    todo = [(i, s) for s in range(spec.seeds) for i in range(len(grid)) if (i, s) not in done]
     if not todo and existing is not None:  # nothing new: never rewrite its provenance
         return existing.meta
     test = _asks_test(spec, task)
@@ -163,12 +165,18 @@ def _record(spec: TabulateSpec, task, grid, configs, space, fixed, on_curve, cau
     return meta
 
 
-def _check_existing(spec: TabulateSpec, meta: dict, space, fixed: dict) -> None:
-    """Add to an existing table only when it was recorded for the same task, scale and grid:
-    anything else would mix curves of different experiments in one file."""
+def _check_existing(spec: TabulateSpec, meta: dict, space, fixed: dict,
+                    revision: int) -> None:
+    """Add to an existing table only when it was recorded for the same task, revision,
+    scale and grid: anything else would mix curves of different experiments in one file."""
     expected = {"task": spec.task, "scale": spec.scale, "space": space_to_dict(space),
                 "fixed": fixed}
     wrong = [k for k, v in expected.items() if meta.get(k) != v]
+    recorded = meta.get("task_revision", 1)  # 1: recorded before revisions were kept
+    if not wrong and recorded != revision:
+        raise SuiteError(f"{spec.out} was recorded by revision {recorded} of task "
+                         f"{spec.task!r}, which now trains as revision {revision}; choose "
+                         "another --out")
     if wrong:
         what = ", ".join(f"{k} {meta.get(k)!r}" if k in ("task", "scale") else f"another {k}"
                          for k in wrong)
@@ -424,7 +432,8 @@ def _meta(spec, task, space, fixed, n_configs: int, done: dict,
         raise SuiteError("nothing recorded yet (--time-limit too short?)")
     metrics = sorted({k for line in done.values() for e in line["epochs"] for k in e
                       if k != "device_seconds"})
-    return {"task": spec.task, "scale": spec.scale, "metric": info.metric.name,
+    return {"task": spec.task, "task_revision": info.revision, "scale": spec.scale,
+            "metric": info.metric.name,
             "minimize": info.metric.minimize, "metrics": metrics,
             "test_metrics": [m for m in metrics if m.startswith("test_")], "seeds": spec.seeds,
             "max_epochs": info.fidelity.max_epochs, "space": space_to_dict(space),

@@ -335,8 +335,8 @@ def toy_table(path: Path, seeds: int = 2, *, test: bool = False) -> Path:
                              **({"test_loss": task.test_loss(config, epoch)} if test else {}),
                              "device_seconds": seconds})
     info = task.info
-    meta = {"task": info.name, "scale": "full", "metric": info.metric.name,
-            "minimize": info.metric.minimize,
+    meta = {"task": info.name, "task_revision": info.revision, "scale": "full",
+            "metric": info.metric.name, "minimize": info.metric.minimize,
             "metrics": ["val_accuracy", "val_loss", *(["test_loss"] if test else [])],
             **({"test_metrics": ["test_loss"]} if test else {}),
             "seeds": seeds, "max_epochs": max_epochs, "fixed": fixed,

@@ -93,6 +93,9 @@ class TaskInfo:
         metric: the objective (its key in `EpochResult.metrics`) and its direction.
         fidelity: the epochs a trial may train, and successive halving's `eta`.
         extra_metrics: other metrics `train` reports (for listings only).
+        revision: what training means, from 1: raise it when the same configuration,
+            seed and epochs train differently (another epoch, another model); a table or
+            a run recorded under another revision is refused, never mixed in.
     """
 
     name: str
@@ -100,6 +103,7 @@ class TaskInfo:
     metric: Metric = Metric()
     fidelity: Fidelity = Fidelity()
     extra_metrics: tuple[str, ...] = field(default=())
+    revision: int = 1
 
 
 @dataclass(frozen=True)

@@ -172,7 +172,7 @@ class _FusedRun(fused.ArrayRun):
 
     def _train_epoch(self) -> torch.Tensor:
         ctx, bs, steps = self.task.context, self.members[0].cfg["batch_size"], self.steps_per_epoch
-        starts = torch.stack([m.progress.window_starts(len(self.train))[:steps * bs]
+        starts = torch.stack([m.progress.window_starts(len(self.train))
                               for m in self.members]).to(self.device)
         span = torch.arange(ctx + 1, device=self.device)
         params = [self.params[n] for n in self.names]

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tasks.small_lm import Block
+from suite.config import validate_config
+from suite.tables import grid_configs
+from tasks.small_lm import Block, SmallLM
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "lm_cost_model.py"
 
@@ -80,9 +82,11 @@ def test_fit_to_budget_is_the_most_that_fits(model):
         cm.fit_tokens(model, design, 0.5)
 
 
-def test_the_new_design_meets_issue_30(model):
+def test_the_tasks_table_meets_issue_30_and_its_epoch_is_the_8_minute_fit(model):
     design = cm.new_design(model)
-    levels = cm.grid_levels()
+    space, fixed = SmallLM().table_grid()
+    levels = {hp.name: tuple(getattr(hp, "sequence", None) or hp.choices)
+              for hp in space.values()}
     assert len(levels["lr"]) >= 5 and set(levels["schedule"]) == {"constant", "cosine", "cyclic"}
     assert {s.width for s in design.shapes} == set(levels["width"]) and len(levels["width"]) == 2
     assert {s.depth for s in design.shapes} == set(levels["depth"]) and len(levels["depth"]) == 2
@@ -90,6 +94,12 @@ def test_the_new_design_meets_issue_30(model):
     assert (design.seeds, design.epochs) == (2, 27)
     assert design.eval_tokens == model.facts.eval_tokens("val", "test")  # test columns too
     assert max(cm.predict(model, design).total.values()) <= 8 * 60
+    assert cm.fit_tokens(model, design, 8.0).train_tokens == design.train_tokens, \
+        "SCALES['full'].epoch_chars is no longer the most that fits 8 minutes: refit it"
+    task = SmallLM()
+    fill = {**task.default_config(), **fixed}  # as suite tabulate builds its configurations
+    grid = [validate_config(task.config_space(), c, fill_from=fill) for c in grid_configs(space)]
+    assert task.default_config() in grid
 
 
 def test_the_old_design_is_hours_as_its_38_5_g_tokens_say(model):

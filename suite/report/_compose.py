@@ -235,11 +235,22 @@ def _check_digest(report: Report, runs: RunSet, path: str) -> None:
                         "from their meta.json): regret is measured against today's file")
 
 
+def _revision(task: str) -> int | None:
+    """The task's current revision, None where it cannot be loaded here (a report reads
+    logs and tables without the task's code)."""
+    from suite.registry import load_task
+
+    try:
+        return load_task(task).info.revision
+    except SuiteError:
+        return None
+
+
 def _task_inputs(report: Report, runs: RunSet | None, task: str) -> TaskInputs:
     """The task's heading, and its table when that can serve (complete)."""
     table, path = _task_table(report, runs, task)
     report.text(f"## {task}")
-    incomplete = require_complete(table, path) if table is not None else None
+    incomplete = require_complete(table, path, _revision(task)) if table is not None else None
     if incomplete:
         report.note(incomplete)
         table = None

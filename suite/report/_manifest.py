@@ -63,7 +63,7 @@ DEFAULT_ENTRIES: list[dict[str, Any]] = [
                 "options": {"table": _TC_TABLE}}},
     {"name": "small_lm-table",
      "report": {"roots": [], "out": "results/figures/small_lm-table",
-                "options": {"table": "results/tables/small_lm.parquet"}}},
+                "options": {"table": "results/tables/small_lm-r1.parquet"}}},
     {"name": "text_classifier-live",
      "report": {"roots": ["results/runs/text_classifier-live"],
                 "out": "results/figures/text_classifier-live",

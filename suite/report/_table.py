@@ -20,8 +20,14 @@ __all__ = ["require_complete", "fidelity_correlation", "top_overlap", "top_curve
            "full_fidelity_means", "fidelity_sentences"]
 
 
-def require_complete(table, path: str) -> str | None:
-    """None for a complete table, else the note a report prints instead of its figures."""
+def require_complete(table, path: str, revision: int | None = None) -> str | None:
+    """None for a complete table of the task's current `revision` (None: not known), else
+    the note a report prints instead of its figures."""
+    task, recorded = table.meta.get("task"), table.meta.get("task_revision", 1)
+    if revision is not None and recorded != revision:
+        return (f"table {path} was recorded by revision {recorded} of task {task!r}, which "
+                f"now trains as revision {revision}: no figures from it; `suite tabulate "
+                f"--task {task}` records a table of today's task")
     if table.complete and table.meta.get("complete", True):
         return None
     curves = np.isfinite(table.curve("device_seconds")).all(axis=2).sum()
