@@ -68,6 +68,10 @@ CHUNK_WALL_S = (170.0, 200.0)
 ISSUE9_H100_PACK4 = 4.4e6
 EVAL_BATCH = 256  # windows per evaluation batch: `tasks.small_lm._Run.evaluate`
 GPUS = ("h100", "h200")
+# benchmarks/lm_table_lease.sh's default call: 480 s in chunks of at most 240 s, each chunk
+# restarting its workers (a first epoch's warm-up each; their start-up and a chunk's tail are
+# in the per-curve overhead fitted on revision 1's two chunks)
+LEASE_CHUNKS = 2
 NEW_BUDGET_MIN = 8.0  # issue 30: the whole collection in at most 8 device-minutes
 
 
@@ -224,7 +228,7 @@ class Recorded:
 
 def chunk_sizes(log: Path = COLLECTION_LOG) -> list[int]:
     """Curves each chunk of the small LM's table recorded, from the collection log."""
-    totals = [int(m[1]) for m in re.finditer(r"small_lm\.parquet: (\d+)/\d+ curves",
+    totals = [int(m[1]) for m in re.finditer(r"small_lm\.parquet: (\d+)/1440 curves",
                                               log.read_text())]
     return [b - a for a, b in zip([0, *totals], totals, strict=False)]
 
@@ -405,7 +409,8 @@ def new_design(model: Model, minutes: float | None = None) -> Design:
     configs = [{**fixed, **c} for c in grid_configs(space)]
     design = Design("new", _shapes(configs), TabulateSpec.seeds,
                     SmallLM.info.fidelity.max_epochs, SCALES["full"].epoch_chars,
-                    model.facts.eval_tokens("val", "test"), Mode("pack", 4))
+                    model.facts.eval_tokens("val", "test"), Mode("pack", 4),
+                    chunks=LEASE_CHUNKS)
     return design if minutes is None else fit_tokens(model, design, minutes)
 
 
@@ -507,7 +512,8 @@ def print_prediction(model: Model, p: Prediction) -> None:
         print(f"{g.upper()} {p.design.mode.label}: anchor {model.anchor.label} at "
               f"{anchor.seconds:.3f} GPU-s per epoch, {anchor.source}")
     print(f"fixed costs (H100, results/tables/; the H200 charged the same): warm-up "
-          f"{model.fixed_seconds(p.design):.2f} s per chunk, {model.per_curve:.3f} s per curve")
+          f"{model.fixed_seconds(p.design) / p.design.chunks:.2f} s per chunk, "
+          f"{model.per_curve:.3f} s per curve")
 
 
 def flops_only(model: Model, shape: Shape, design: Design) -> float:

@@ -9,8 +9,9 @@
 #     bash benchmarks/lm_table_lease.sh OUT_DIR SECONDS [suite tabulate arguments]
 #
 # SECONDS bounds the whole call: no chunk starts with less than MIN_CHUNK_SECONDS (default
-# 60) left, and a chunk starts no new curve after CHUNK_SECONDS (default 180; a curve begun
-# runs to its end: at most ~15 s on an H100, benchmarks/lm_cost_model.py). TABLE (default
+# 60) left, and a chunk starts no new curve after CHUNK_SECONDS (default 240: a 480 s call in
+# two chunks, as benchmarks/lm_cost_model.py prices it; a curve begun runs to its end, at
+# most ~15 s on an H100). TABLE (default
 # results/tables/small_lm.parquet) is where the table is recorded. Where the carried `.whl`
 # holds ../shared/wheels-py312 (a GPU machine has no registry), they are installed first.
 #
@@ -23,8 +24,9 @@ out=${1:?usage: lm_table_lease.sh OUT_DIR SECONDS [suite tabulate arguments]}
 seconds=${2:?usage: lm_table_lease.sh OUT_DIR SECONDS [suite tabulate arguments]}
 shift 2
 table=${TABLE:-results/tables/small_lm.parquet}
-chunk=${CHUNK_SECONDS:-180}
+chunk=${CHUNK_SECONDS:-240}
 min_chunk=${MIN_CHUNK_SECONDS:-60}
+start=$SECONDS  # the whole call, installs included
 mkdir -p "$out"
 if compgen -G ".whl/*.whl" > /dev/null; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
@@ -33,12 +35,11 @@ if compgen -G ".whl/*.whl" > /dev/null; then
 fi
 [ -d .data ] && export SUITE_DATA_DIR=${SUITE_DATA_DIR:-$PWD/.data}
 
-complete() {  # exit 0 when the table holds every curve of its grid
+table_complete() {  # exit 0 when the table holds every curve of its grid
     python3 -c "import sys; from suite.tables import read_table
-sys.exit(0 if read_table(sys.argv[1]).complete else 1)" "$table" 2> /dev/null
+sys.exit(0 if read_table(sys.argv[1]).complete else 1)" "$table"
 }
 
-start=$SECONDS
 status=0
 while :; do  # a complete table is never rewritten: tabulate says so and records nothing
     left=$((seconds - (SECONDS - start)))
@@ -52,7 +53,7 @@ while :; do  # a complete table is never rewritten: tabulate says so and records
         [ ! -f "$f" ] || cp "$f" "$out/"
     done
     ((status == 0)) || break
-    ! complete || break
+    ! table_complete || break
 done
 echo "== $((SECONDS - start)) s; $(python3 -c "import sys; from suite.tables import read_table
 t = read_table(sys.argv[1]); print(f'{t.meta[\"recorded\"]}/{t.meta[\"configs\"] * t.meta[\"seeds\"]} curves')" "$table" 2> /dev/null || echo 'no table yet')"

@@ -372,11 +372,6 @@ def _executor(spec: StudySpec, setting: Setting, rows: list[Row]):
 
 def _check_meta(directory: Path, setting: Setting, name: str, seed: int) -> None:
     meta = read_run_meta(directory)
-    revision = setting.meta["task_revision"]
-    if setting.table is None and meta.task_revision != revision:
-        raise LogError(f"{directory} was trained by revision {meta.task_revision} of task "
-                       f"{meta.task!r}, which now trains as revision {revision}; refusing "
-                       "to resume it (start a new study)")
     keys = ("task", "budget", "table_sha256") if setting.table is not None else (
         "task", "budget")
     expected = {"optimizer": name, "seed": seed, **{k: setting.meta[k] for k in keys}}
@@ -384,6 +379,11 @@ def _check_meta(directory: Path, setting: Setting, name: str, seed: int) -> None
     if wrong:
         what = "another table" if "table_sha256" in wrong else "another run"
         raise LogError(f"{directory} belongs to {what} ({wrong}); refusing to resume it")
+    revision = setting.meta["task_revision"]
+    if setting.table is None and meta.task_revision != revision:  # a replay's: its table's
+        raise LogError(f"{directory} was trained by revision {meta.task_revision} of task "
+                       f"{meta.task!r}, which now trains as revision {revision}; refusing "
+                       "to resume it (start a new study)")
 
 
 def _prune_checkpoints(checkpoints: Path, state: RunState) -> None:

@@ -244,8 +244,9 @@ def _collect_fused(spec, task, configs, todo, sink, done, timings, on_curve, cau
         _time_shapes(spec, task, executor, configs, shapes,
                      [s for s in wanted if s not in timings], sink, timings, caught, start, ids)
         timed, order = len(executor.arrays), {shape: n for n, shape in enumerate(wanted)}
+        # by shape within each seed: every configuration's first seed still comes first
         todo = sorted((key for key in todo if shapes[key[0]] in timings),
-                      key=lambda key: order[shapes[key[0]]])
+                      key=lambda key: (key[1], order[shapes[key[0]]]))
         _collect_curves(spec, task, executor, configs, todo, sink, done, on_curve, caught,
                         test, start, ids,
                         seconds=lambda index: timings[shapes[index]]["seconds_per_epoch"])

@@ -3,7 +3,8 @@
 Data: `input.txt` split by position into train (first 90%), validation (next 5%) and
 test (last 5%); the issue's 90/10 split with its held-out tenth halved, so that test
 metrics stay untouched by tuning. An epoch is a fixed number of training characters
-(`Scale.epoch_chars`: 573,440 at full scale, 57% of the training split) in windows of
+(`Scale.epoch_chars` in whole batches: 573,440 at full scale and batch 64, 57% of the
+training split) in windows of
 `context` characters drawn at seeded uniform random offsets, consumed in
 `steps_per_epoch` batches (a fixed count per batch size, so every schedule has a fixed
 horizon). This is the task's revision 2 (`TaskInfo.revision`): revision 1's epoch was one
@@ -84,7 +85,8 @@ class Scale:
     context: int
     train_chars: int | None  # None: the whole training split
     eval_chars: int | None
-    # training characters per epoch: 35 steps of 64 windows at full scale, sized by
+    # training characters per epoch, in whole batches (at least one): 35 steps of 64
+    # windows at full scale (batch 128: 17 steps, 557,056), sized by
     # benchmarks/lm_cost_model.py so that the table is collected in 8 H100-minutes
     epoch_chars: int
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,8 @@ SCRIPT = ROOT / "benchmarks" / "lm_table_lease.sh"
 
 def _lease(tmp_path: Path, out: Path, seconds: int) -> subprocess.CompletedProcess:
     env = dict(os.environ, TABLE=str(tmp_path / "small_lm.parquet"), CHUNK_SECONDS="3",
-               MIN_CHUNK_SECONDS="3")
+               MIN_CHUNK_SECONDS="3",  # the script's python3: this interpreter's
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     return subprocess.run(["bash", str(SCRIPT), str(out), str(seconds), "--scale", "tiny",
                            "--executor", "inprocess"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=300)

@@ -1,9 +1,10 @@
 import math
 
 import pytest
+import torch
 
 from suite.errors import CheckpointError, ConfigError, SuiteError
-from tasks.small_lm import SmallLM, load_corpus, lr_at
+from tasks.small_lm import LMProgress, SmallLM, load_corpus, lr_at
 
 SMALL = {"width": 128, "depth": 2, "batch_size": 32}
 
@@ -95,3 +96,19 @@ def test_epochs_outside_fidelity(task, epochs):
 def test_inactive_value_rejected(task):
     with pytest.raises(ConfigError, match="inactive"):
         next(task.train(_cfg(task, momentum=0.9), epochs=1, seed=0))
+
+
+@pytest.mark.parametrize("scale, batch, steps", [("full", 64, 35), ("full", 128, 17),
+                                                 ("tiny", 64, 3), ("tiny", 128, 1)])
+def test_an_epoch_is_a_fixed_number_of_characters_at_seeded_random_offsets(scale, batch, steps):
+    task = SmallLM(scale)
+    n_chars = len(load_corpus(scale).train)
+    cfg = {**task.default_config(), "batch_size": batch}
+    assert task.steps_per_epoch(batch) == steps, "the scale's epoch_chars in whole batches"
+    draws = [LMProgress(task, cfg, seed=7).window_starts(n_chars) for _ in range(2)]
+    assert torch.equal(draws[0], draws[1]), "a seed's data order is the same in every process"
+    starts = draws[0]
+    assert len(starts) == steps * batch
+    assert starts.min() >= 0 and starts.max() + task.context <= n_chars - 1, "windows fit"
+    other = LMProgress(task, cfg, seed=8).window_starts(n_chars)
+    assert not torch.equal(starts, other)

@@ -15,6 +15,7 @@ function of what it reads (the `Report` it writes to, the task's `RunSet`, its
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -235,6 +236,7 @@ def _check_digest(report: Report, runs: RunSet, path: str) -> None:
                         "from their meta.json): regret is measured against today's file")
 
 
+@functools.cache
 def _revision(task: str) -> int | None:
     """The task's current revision, None where it cannot be loaded here (a report reads
     logs and tables without the task's code)."""
