@@ -96,9 +96,8 @@ def _common_meta(spec: StudySpec, task: Task, metric: Metric,
 def _replay_setting(spec: StudySpec) -> tuple[StudySpec, Setting]:
     """Read and check the table once for the whole study; the task gives eta, min epochs
     and the default, the table everything it recorded (scale, metric, max epochs)."""
-    table, digest = _load_table(spec)
+    table, task, digest = _load_table(spec)
     spec = replace(spec, scale=table.meta.get("scale", "full"))
-    task = load_task(spec.task, scale=spec.scale)
     spec = _resolved(spec, task)  # a replay charges promotions as the live task would
     info = task.info
     fidelity = Fidelity(min(info.fidelity.min_epochs, table.max_epochs), table.max_epochs,
@@ -116,27 +115,27 @@ def _replay_setting(spec: StudySpec) -> tuple[StudySpec, Setting]:
     return spec, Setting(task, fidelity, metric, default, meta, table, seconds)
 
 
-def _load_table(spec: StudySpec) -> tuple[Table, str]:
-    """The table and the SHA-256 of its file; refuses one that cannot serve this replay."""
+def _load_table(spec: StudySpec) -> tuple[Table, Task, str]:
+    """The table, the task at the table's scale, and the SHA-256 of the table's file;
+    refuses a table that cannot serve this replay."""
     path = Path(spec.table)
     table = read_table(path)
     recorded = table.meta.get("task")
     if recorded != spec.task:
         raise TableError(f"table {path} was recorded for task {recorded!r}, not {spec.task!r}")
     # before completeness: another revision's table can never be finished for this task
-    revision = load_task(spec.task, scale=table.meta.get("scale", "full")).info.revision
-    if table.meta.get("task_revision", 1) != revision:  # 1: before revisions were kept
-        raise TableError(f"table {path} was recorded by revision "
-                         f"{table.meta.get('task_revision', 1)} of task {spec.task!r}, which "
-                         f"now trains as revision {revision}: its curves are not this task's; "
-                         "record a new table with suite tabulate")
+    task = load_task(spec.task, scale=table.meta.get("scale", "full"))
+    if table.task_revision != task.info.revision:
+        raise TableError(f"table {path} was recorded by revision {table.task_revision} of task "
+                         f"{spec.task!r}, which now trains as revision {task.info.revision}: "
+                         "its curves are not this task's; record a new table with suite tabulate")
     if not table.complete or not table.meta.get("complete", True):
         raise TableError(f"table {path} is incomplete; finish recording it with "
                          f"`suite tabulate --task {spec.task} --out {path}` (it resumes)")
     if spec.scale is not None and table.meta.get("scale", "full") != spec.scale:
         raise TableError(f"table {path} was recorded at scale {table.meta.get('scale')!r}, "
                          f"not {spec.scale!r}")
-    return table, hashlib.sha256(path.read_bytes()).hexdigest()
+    return table, task, hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _grid_default(table: Table, default: Mapping[str, Any]) -> dict[str, Any]:

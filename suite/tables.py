@@ -86,6 +86,8 @@ class Table:
             "test_metrics", [m for m in self.metrics if m.startswith("test_")]))
         self.seeds = int(self.meta["seeds"])
         self.max_epochs = int(self.meta["max_epochs"])
+        # TaskInfo.revision of the task that recorded it; 1: recorded before revisions were kept
+        self.task_revision = self.meta.get("task_revision", 1)
         self._check_frame()
         self._dense = self._densify()
 
@@ -175,6 +177,9 @@ def _check_meta(meta: Any) -> None:
                              f"not {types[0].__name__}")
     if meta["seeds"] < 1 or meta["max_epochs"] < 1:
         raise TableError("its metadata's seeds and max_epochs must be positive")
+    revision = meta.get("task_revision", 1)
+    if type(revision) is not int or revision < 1:
+        raise TableError(f"its metadata's task_revision is {revision!r}, not an integer from 1")
     if not all(type(m) is str for m in meta["metrics"]):
         raise TableError("its metadata's metrics are not names")
     tests = meta.get("test_metrics", [])

@@ -114,7 +114,7 @@ def tabulate(spec: TabulateSpec, *, on_curve: Callable[[int, int], None] | None 
     fill = {**task.default_config(), **fixed}
     configs = [validate_config(task.config_space(), c, fill_from=fill) for c in grid]
     if Path(spec.out).exists():  # refuse another experiment's table before locking it
-        _check_existing(spec, read_table(spec.out).meta, space, fixed, task.info.revision)
+        _check_existing(spec, read_table(spec.out), space, fixed, task.info.revision)
     out = Path(spec.out)  # one process records a table: a rival is refused in one line
     with hold_lock(out, "table", lock_file=out.with_name(f".{out.name}.lock")), \
             on_signals(threading.Event() if stop is None else stop) as caught:
@@ -128,7 +128,7 @@ def _record(spec: TabulateSpec, task, grid, configs, space, fixed, on_curve, cau
     """Under the table's lock: read what is recorded (a rival may have added to it)."""
     existing = read_table(spec.out) if Path(spec.out).exists() else None
     if existing is not None:
-        _check_existing(spec, existing.meta, space, fixed, task.info.revision)
+        _check_existing(spec, existing, space, fixed, task.info.revision)
     done, timings = _read_progress(progress_path(spec.out))
     # the table's curves and the progress file's: a complete table is committed without
     # its progress file, and a chunk added to it later (more seeds) writes a new one
@@ -165,16 +165,16 @@ def _record(spec: TabulateSpec, task, grid, configs, space, fixed, on_curve, cau
     return meta
 
 
-def _check_existing(spec: TabulateSpec, meta: dict, space, fixed: dict,
+def _check_existing(spec: TabulateSpec, existing: Table, space, fixed: dict,
                     revision: int) -> None:
     """Add to an existing table only when it was recorded for the same task, revision,
     scale and grid: anything else would mix curves of different experiments in one file."""
     expected = {"task": spec.task, "scale": spec.scale, "space": space_to_dict(space),
                 "fixed": fixed}
+    meta = existing.meta
     wrong = [k for k, v in expected.items() if meta.get(k) != v]
-    recorded = meta.get("task_revision", 1)  # 1: recorded before revisions were kept
-    if not wrong and recorded != revision:
-        raise SuiteError(f"{spec.out} was recorded by revision {recorded} of task "
+    if not wrong and existing.task_revision != revision:
+        raise SuiteError(f"{spec.out} was recorded by revision {existing.task_revision} of task "
                          f"{spec.task!r}, which now trains as revision {revision}; choose "
                          "another --out")
     if wrong:

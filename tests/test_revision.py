@@ -89,3 +89,14 @@ def test_a_revision_is_an_integer_from_1():
 
     with pytest.raises(SuiteError, match="TaskInfo.revision must be an integer from 1, got 0"):
         check_task(Bad())
+
+
+@pytest.mark.parametrize("revision", ["2", 0, 1.5])
+def test_a_tables_malformed_revision_is_one_line(tmp_path, capsys, revision):
+    table = _as_revision(toy_table(tmp_path / "toy.parquet", seeds=1), revision)
+    before = table.read_bytes()
+    line = _error(capsys, "run", "--task", "toy", "--table", table, "--optimizer", "random",
+                  "--budget", "1x", "--out", tmp_path / "out")
+    assert line.startswith("suite run: error: ") and str(table) in line
+    assert f"task_revision is {revision!r}, not an integer from 1" in line
+    assert table.read_bytes() == before and not (tmp_path / "out").exists()

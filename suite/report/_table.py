@@ -23,7 +23,7 @@ __all__ = ["require_complete", "fidelity_correlation", "top_overlap", "top_curve
 def require_complete(table, path: str, revision: int | None = None) -> str | None:
     """None for a complete table of the task's current `revision` (None: not known), else
     the note a report prints instead of its figures."""
-    task, recorded = table.meta.get("task"), table.meta.get("task_revision", 1)
+    task, recorded = table.meta.get("task"), table.task_revision
     if revision is not None and recorded != revision:
         return (f"table {path} was recorded by revision {recorded} of task {task!r}, which "
                 f"now trains as revision {revision}: no figures from it; `suite tabulate "
