@@ -86,7 +86,7 @@ def fused_counts(task, k: int, steps: int) -> dict[str, float]:
 
 
 def solo_counts(task, steps: int) -> dict[str, float]:
-    from tasks import small_lm
+    from tasks.small_lm import training as small_lm
 
     config = {**task.default_config(), **SHAPE}
     progress = small_lm.LMProgress(task, config, 0)

@@ -35,7 +35,7 @@ def work_per_epoch(task, config) -> int:
     """Tokens (LM) or samples (classifier) one training epoch consumes."""
     if task.info.name == "small_lm":
         return task.steps_per_epoch(config["batch_size"]) * config["batch_size"] * task.context
-    from tasks.text_features import load_corpus
+    from tasks.text_classifier.features import load_corpus
 
     return len(load_corpus(task.scale).train.labels)
 

@@ -52,7 +52,8 @@ sys.path.insert(0, str(ROOT))
 from suite.errors import SuiteError  # noqa: E402
 from suite.tables import grid_configs, read_table  # noqa: E402
 from suite.tabulate import TabulateSpec  # noqa: E402
-from tasks.small_lm import SCALES, SmallLM, load_corpus  # noqa: E402
+from tasks.small_lm import SCALES, SmallLM  # noqa: E402
+from tasks.small_lm.training import load_corpus  # noqa: E402
 
 RESULTS = ROOT / "results"
 THROUGHPUT = RESULTS / "gpu-h200" / "fused_throughput.json"  # H200, every mode, anchor shape
@@ -66,7 +67,7 @@ CHUNK_WALL_S = (170.0, 200.0)
 # A cross-check, never a prediction's input: issue 9's text (`issues show 9`), measured on a
 # lent H100 before this code existed: the anchor shape at 4.4 M tokens/s with 4 processes.
 ISSUE9_H100_PACK4 = 4.4e6
-EVAL_BATCH = 256  # windows per evaluation batch: `tasks.small_lm._Run.evaluate`
+EVAL_BATCH = 256  # windows per evaluation batch: `tasks.small_lm.training._Run.evaluate`
 GPUS = ("h100", "h200")
 # benchmarks/lm_table_lease.sh's default call: 480 s in chunks of at most 240 s, each chunk
 # restarting its workers (a first epoch's warm-up each; their start-up and a chunk's tail are

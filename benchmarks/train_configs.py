@@ -65,7 +65,7 @@ def main() -> None:
     record = {"task": args.task, "scale": args.scale, "epochs": epochs,
               "environment": environment(), "runs": {}}
     if args.task == "text_classifier":
-        from tasks.text_classifier import tfidf_baseline
+        from tasks.text_classifier.training import tfidf_baseline
 
         record["baseline"] = tfidf_baseline(scale=args.scale)
         print("baseline", json.dumps(record["baseline"]), flush=True)

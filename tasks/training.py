@@ -98,7 +98,7 @@ class TrainingState:
 
     The solo run and every member of a fused array produce and restore the same record,
     so their checkpoints are interchangeable. A task with more state subclasses it
-    (`tasks.text_classifier.ClassifierState`).
+    (`tasks.text_classifier.training.ClassifierState`).
 
     Attributes:
         task, scale, config: whose state this is; a resume checks all three.

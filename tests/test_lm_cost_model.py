@@ -12,7 +12,8 @@ import pytest
 
 from suite.config import validate_config
 from suite.tables import grid_configs
-from tasks.small_lm import Block, SmallLM
+from tasks.small_lm import SmallLM
+from tasks.small_lm.training import Block
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "lm_cost_model.py"
 

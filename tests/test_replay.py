@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 import pytest
 from ConfigSpace import ConfigurationSpace, OrdinalHyperparameter
@@ -200,7 +201,8 @@ def test_the_same_replay_twice_gives_identical_logs(tmp_path, toy_path):
 # `suite run` that also fails if the process imported torch: a replay of a task that does not
 # need it records no torch threads, and importing it cost ~2 s per process (and per worker)
 _WITHOUT_TORCH = ("import sys; from suite.cli import main; code = main(sys.argv[1:]); "
-                  "assert 'torch' not in sys.modules, 'imported torch'; sys.exit(code)")
+                  "heavy = {'torch', 'sklearn'} & set(sys.modules); "
+                  "assert not heavy, f'imported {heavy}'; sys.exit(code)")
 
 
 def test_the_cli_replays_identically_twice_without_importing_torch(tmp_path, toy_path):
@@ -217,6 +219,23 @@ def test_the_cli_replays_identically_twice_without_importing_torch(tmp_path, toy
     assert plan["executor"] == "simulated" and plan["table"] == str(toy_path)
     assert plan["scale"] == "full" and plan["workers"] == 4
     assert "cpu_threads" not in read_meta(tmp_path / "a" / "random/seed-0")["environment"]
+
+
+def test_a_built_in_task_is_listed_and_replayed_without_torch_or_scikit_learn(tmp_path):
+    # Each replay worker loads the task too: torch and scikit-learn cost ~3 s a process.
+    table = Path(__file__).resolve().parents[1] / "results/tables/text_classifier.parquet"
+    commands = [["tasks"],
+                ["run", "--task", "text_classifier", "--table", str(table), "--optimizer",
+                 "random,bohb", "--seeds", "0", "--budget", "2x", "--jobs", "1", "--out",
+                 str(tmp_path / "run")]]
+    outputs = []
+    for command in commands:
+        proc = subprocess.run([sys.executable, "-c", _WITHOUT_TORCH, *command],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        outputs.append(proc.stdout)
+    assert "small_lm" in outputs[0] and "text_classifier" in outputs[0]
+    assert (tmp_path / "run" / "bohb" / "seed-0").is_dir()
 
 
 class Killed(Exception):

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from suite.errors import CheckpointError, ConfigError, SuiteError
-from tasks.small_lm import LMProgress, SmallLM, load_corpus, lr_at
+from tasks.small_lm import SmallLM
+from tasks.small_lm.training import LMProgress, load_corpus, lr_at
 
 SMALL = {"width": 128, "depth": 2, "batch_size": 32}
 

@@ -11,8 +11,9 @@ from suite.config import validate_config
 from suite.errors import CheckpointError, ConfigError, DataError
 from suite.types import Task
 from tasks.data import fetch
-from tasks.text_classifier import TextClassifier, config_space, macro_f1, tfidf_baseline
-from tasks.text_features import DATASET, TAGS, read_examples, split_examples
+from tasks.text_classifier import TextClassifier, config_space
+from tasks.text_classifier.features import DATASET, TAGS, read_examples, split_examples
+from tasks.text_classifier.training import macro_f1, tfidf_baseline
 
 METRICS = {"val_loss", "val_accuracy", "val_macro_f1", "train_loss", "lr"}
 # Every knob that carries state across epochs is exercised: the plateau counter

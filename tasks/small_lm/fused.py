@@ -10,7 +10,7 @@ global RNG would hold in its solo run. Attention with dropout therefore takes
 PyTorch takes that path too), and members without dropout take the fused kernel. On the
 CPU in fp32 member k is bit for bit its solo run at the same thread count
 (tests/test_fused.py; `tasks.fused` says what that promise covers). A member is set up,
-scheduled, checkpointed and restored by `tasks.small_lm`'s own `set_up`, `LMProgress` and
+scheduled, checkpointed and restored by `tasks.small_lm.training`'s own `set_up`, `LMProgress` and
 `TrainingState`, so a member resumes alone and a solo checkpoint joins an array.
 """
 
@@ -25,8 +25,8 @@ from torch.nn import functional as F
 
 from suite.types import Member
 from tasks import fused
-from tasks.small_lm import (
-    SHAPE_KEYS,
+from tasks.small_lm.space import SHAPE_KEYS
+from tasks.small_lm.training import (
     LMProgress,
     holdout_metrics,
     load_corpus,

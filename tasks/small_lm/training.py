@@ -1,39 +1,10 @@
-"""Small LM: a character-level GPT on tiny shakespeare.
-
-Data: `input.txt` split by position into train (first 90%), validation (next 5%) and
-test (last 5%); the issue's 90/10 split with its held-out tenth halved, so that test
-metrics stay untouched by tuning. An epoch is a fixed number of training characters
-(`Scale.epoch_chars` in whole batches: 573,440 at full scale and batch 64, 57% of the
-training split) in windows of
-`context` characters drawn at seeded uniform random offsets, consumed in
-`steps_per_epoch` batches (a fixed count per batch size, so every schedule has a fixed
-horizon). This is the task's revision 2 (`TaskInfo.revision`): revision 1's epoch was one
-pass over the whole split (1.0 M characters), 1.75x the compute, which put its 720-point
-table at about 2 H100-hours (`python benchmarks/lm_cost_model.py --design old`); its
-tables and runs are refused, never mixed with this one's.
-
-Search space (defaults in brackets):
-
-- `lr` 1e-4..1e-1 log [2e-3]: peak learning rate; SGD needs the upper part of the range.
-- `warmup_frac` 0..0.2 [0.05]: linear warm-up, as a fraction of all `max_epochs` steps.
-- `weight_decay` 1e-4..0.5 log [0.1]: decoupled for AdamW, L2 for SGD; matrices only.
-- `dropout` 0..0.3 [0.1]: attention, residual and embedding dropout.
-- `batch_size` (32, 64, 128) [64] windows per step; `width` (128, 256, 384) [256];
-  `depth` (2, 4, 6) [4] transformer blocks with 64-wide heads.
-- `schedule` {constant, cosine, cyclic} [cosine]. Cosine decays to lr/10 at `max_epochs`.
-  Cyclic is Smith's triangular CLR between lr/`clr_ratio` and lr, with knobs active only
-  when `schedule == cyclic`: `clr_ratio` 2..20 log [4], `clr_half_cycle` 1..9 epochs [3].
-- `optimizer` {adamw, sgd} [adamw]; `momentum` 0.5..0.99 [0.9] only when `sgd`.
-
-Every schedule is a pure function of the global step and of `max_epochs`, never of the
-`epochs` argument, so training 3 epochs and resuming to 9 is the same computation as
-training 9 (bit for bit on the CPU).
-"""
+"""The small LM's model and training loop (torch): a solo run, and what a fused member
+shares with it (`set_up`, `LMProgress`, `TrainingState`). The package's docstring
+describes data, space and schedule; `SmallLM` loads this module when it trains."""
 
 from __future__ import annotations
 
 import functools
-import importlib
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -42,21 +13,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from ConfigSpace import (
-    Categorical,
-    ConfigurationSpace,
-    EqualsCondition,
-    Float,
-    Integer,
-    OrdinalHyperparameter,
-)
 from torch import nn
 from torch.nn import functional as F
 
 from suite.config import validate_config
-from suite.errors import DataError, SuiteError
-from suite.types import Capabilities, EpochResult, Fidelity, Metric, Task, TaskInfo
+from suite.errors import DataError
+from suite.types import EpochResult, Task
 from tasks import data
+from tasks.small_lm.space import SCALES
 from tasks.training import (
     EpochTimer,
     TrainingState,
@@ -70,31 +34,48 @@ from tasks.training import (
     set_rng_state,
 )
 
-__all__ = ["SmallLM", "GPT", "lr_at", "LMProgress", "set_up", "new_model", "make_optimizer",
-           "SHAPE_KEYS", "load_corpus", "holdout_metrics"]
+__all__ = ["train", "evaluate", "GPT", "Block", "lr_at", "LMProgress", "set_up", "new_model",
+           "make_optimizer", "load_corpus", "holdout_metrics", "Corpus"]
 
 DATA_FILE = "tinyshakespeare/input.txt"
-# What members of one fused array share (AdamW and SGD keep different state).
-SHAPE_KEYS = ("batch_size", "width", "depth", "optimizer")
 
 
-@dataclass(frozen=True)
-class Scale:
-    """What `--scale` changes: data and context size, never the search space."""
+def train(task: Task, config: Mapping[str, Any], *, epochs: int, seed: int,
+          resume_from: Path | None, save_to: Path | None, device: str, test: bool
+          ) -> Iterator[EpochResult]:
+    """`SmallLM.train`: one `EpochResult` per new epoch (arguments checked at the first)."""
+    dev = resolve_device(device)
+    cfg, model, resumed = set_up(task, config, epochs=epochs, seed=seed,
+                                 resume_from=resume_from)
+    progress = LMProgress(task, cfg, seed)
+    run = _Run(progress, model, dev)
+    if resumed is not None:
+        run.restore(resumed)
+    timer = EpochTimer(dev)
+    while progress.epoch < epochs:
+        with timer.measure() as elapsed:
+            train_loss = run.train_epoch()
+            val_loss = run.evaluate(run.corpus.val)
+        metrics = {
+            "val_loss": val_loss.item(),
+            "val_bpc": val_loss.item() / math.log(2),
+            "train_loss": train_loss.item(),
+            "lr": run.current_lr(),
+        }
+        if test:  # after the timed epoch: device_seconds stay training + validation
+            metrics.update(holdout_metrics(run.evaluate(run.corpus.test).item()))
+        ckpt = save_state(save_to, run.snapshot()) if save_to else None
+        yield EpochResult(progress.epoch, metrics, elapsed[0], ckpt)
 
-    context: int
-    train_chars: int | None  # None: the whole training split
-    eval_chars: int | None
-    # training characters per epoch, in whole batches (at least one): 35 steps of 64
-    # windows at full scale (batch 128: 17 steps, 557,056), sized by
-    # benchmarks/lm_cost_model.py so that the table is collected in 8 H100-minutes
-    epoch_chars: int
 
-
-SCALES = {
-    "full": Scale(context=256, train_chars=None, eval_chars=None, epoch_chars=35 * 64 * 256),
-    "tiny": Scale(context=32, train_chars=8_192, eval_chars=4_096, epoch_chars=3 * 64 * 32),
-}
+def evaluate(task: Task, checkpoint: Path, *, device: str) -> dict[str, float]:
+    """`SmallLM.evaluate`: test loss (nats/char) and bits per character of a checkpoint."""
+    state = load_state(checkpoint, task=task.info.name, scale=task.scale)
+    cfg = validate_config(task.config_space(), state.config)
+    progress = LMProgress(task, cfg, 0)
+    run = _Run(progress, new_model(task, cfg, 0), resolve_device(device))
+    run.restore(state)
+    return holdout_metrics(run.evaluate(run.corpus.test).item())
 
 
 @dataclass(frozen=True)
@@ -208,152 +189,19 @@ def lr_at(step: int, cfg: Mapping[str, Any], *, steps_per_epoch: int, max_epochs
     return peak
 
 
-class SmallLM(Task):
-    """The character-level GPT task (see the module docstring for data, space, schedule)."""
-
-    info = TaskInfo(
-        name="small_lm",
-        description="character-level GPT on tiny shakespeare (next-character prediction)",
-        metric=Metric("val_loss", minimize=True),
-        fidelity=Fidelity(1, 27, 3),
-        extra_metrics=("val_bpc",),
-        revision=2,  # an epoch of `epoch_chars` at random offsets (1: one pass over the split)
-    )
-    capabilities = Capabilities(checkpoints=True, fused=True, table=True, test=True,
-                                timer=True, test_epochs=True)
-
-    def __init__(self, scale: str = "full") -> None:
-        if scale not in SCALES:
-            raise SuiteError(f"unknown scale {scale!r}; choose from {', '.join(SCALES)}")
-        self.scale = scale
-        self.context = SCALES[scale].context
-
-    def config_space(self, seed: int | None = None) -> ConfigurationSpace:
-        cs = ConfigurationSpace(seed=seed)
-        schedule = Categorical("schedule", ["constant", "cosine", "cyclic"], default="cosine")
-        clr_ratio = Float("clr_ratio", (2.0, 20.0), log=True, default=4.0)
-        clr_half = Integer("clr_half_cycle", (1, 9), default=3)
-        optimizer = Categorical("optimizer", ["adamw", "sgd"], default="adamw")
-        momentum = Float("momentum", (0.5, 0.99), default=0.9)
-        cs.add([
-            Float("lr", (1e-4, 1e-1), log=True, default=2e-3),
-            Float("warmup_frac", (0.0, 0.2), default=0.05),
-            Float("weight_decay", (1e-4, 0.5), log=True, default=0.1),
-            Float("dropout", (0.0, 0.3), default=0.1),
-            OrdinalHyperparameter("batch_size", [32, 64, 128], default_value=64),
-            OrdinalHyperparameter("width", [128, 256, 384], default_value=256),
-            OrdinalHyperparameter("depth", [2, 4, 6], default_value=4),
-            schedule, clr_ratio, clr_half, optimizer, momentum,
-        ])
-        cs.add([
-            EqualsCondition(clr_ratio, schedule, "cyclic"),
-            EqualsCondition(clr_half, schedule, "cyclic"),
-            EqualsCondition(momentum, optimizer, "sgd"),
-        ])
-        return cs
-
-    def default_config(self) -> dict[str, Any]:
-        return validate_config(self.config_space(), {})
-
-    def table_grid(self) -> tuple[ConfigurationSpace, dict[str, Any]]:
-        """The table grid (60 configurations) and the values it holds fixed.
-
-        Learning rate at five levels around the default, every schedule, two widths and two
-        depths: the knobs that matter for a small LM's HPO, at the size one GPU lease can
-        collect (`benchmarks/lm_cost_model.py --design new`). The rest stay at their
-        defaults. Weight decay: in revision 1's 109 recorded curves, 0.01 and 0.1 ended
-        0.013 nats/char apart (medians at epoch 27), against 0.38 across learning rates,
-        0.24 across widths and 0.13 across schedules. Dropout at 0.1: those curves, all
-        without it, show overfitting (17% ended over 0.01 above their best epoch); they
-        cannot rank it, nor batch size (fixed at 64, the default, so the default
-        configuration is a grid point). AdamW throughout, the cyclical knobs at defaults.
-        """
-        space = ConfigurationSpace()
-        space.add([
-            OrdinalHyperparameter("lr", [5e-4, 1e-3, 2e-3, 4e-3, 8e-3]),
-            Categorical("schedule", ["constant", "cosine", "cyclic"]),
-            OrdinalHyperparameter("width", [128, 256]),
-            OrdinalHyperparameter("depth", [2, 4]),
-        ])
-        fixed = {"warmup_frac": 0.05, "weight_decay": 0.1, "dropout": 0.1, "batch_size": 64,
-                 "optimizer": "adamw", "clr_ratio": 4.0, "clr_half_cycle": 3}
-        return space, fixed
-
-    def steps_per_epoch(self, batch_size: int) -> int:
-        """Batches per epoch: the scale's training characters in whole batches."""
-        return max(1, SCALES[self.scale].epoch_chars // (batch_size * self.context))
-
-    def train(
-        self,
-        config: Mapping[str, Any],
-        *,
-        epochs: int,
-        seed: int,
-        resume_from: Path | None = None,
-        save_to: Path | None = None,
-        device: str = "auto",
-        test: bool = False,
-    ) -> Iterator[EpochResult]:
-        """Train to `epochs` (absolute), yielding one `EpochResult` per new epoch; with
-        `test`, its metrics also hold `evaluate`'s test metrics of the model after it."""
-        dev = resolve_device(device)
-        cfg, model, resumed = set_up(self, config, epochs=epochs, seed=seed,
-                                     resume_from=resume_from)
-        progress = LMProgress(self, cfg, seed)
-        run = _Run(progress, model, dev)
-        if resumed is not None:
-            run.restore(resumed)
-        timer = EpochTimer(dev)
-        while progress.epoch < epochs:
-            with timer.measure() as elapsed:
-                train_loss = run.train_epoch()
-                val_loss = run.evaluate(run.corpus.val)
-            metrics = {
-                "val_loss": val_loss.item(),
-                "val_bpc": val_loss.item() / math.log(2),
-                "train_loss": train_loss.item(),
-                "lr": run.current_lr(),
-            }
-            if test:  # after the timed epoch: device_seconds stay training + validation
-                metrics.update(holdout_metrics(run.evaluate(run.corpus.test).item()))
-            ckpt = save_state(save_to, run.snapshot()) if save_to else None
-            yield EpochResult(progress.epoch, metrics, elapsed[0], ckpt)
-
-    def fuse_key(self, config: Mapping[str, Any]) -> tuple:
-        """Configurations with one key share every shape and can train as one array."""
-        return tuple(config.get(key) for key in SHAPE_KEYS)
-
-    def train_fused(self, members, *, device: str = "auto", exact: bool | None = None,
-                    test: bool = False):
-        """Train same-shape configurations (`suite.types.Member`s) as one fused array;
-        see `tasks.small_lm_fused.train_fused`."""
-        # Imported by name: the fused module builds on this one, never the reverse.
-        fused = importlib.import_module("tasks.small_lm_fused")
-        return fused.train_fused(self, members, device=device, exact=exact, test=test)
-
-    def evaluate(self, checkpoint: Path, *, device: str = "auto") -> dict[str, float]:
-        """Test loss (nats/char) and bits per character of a checkpoint's model."""
-        state = load_state(checkpoint, task=self.info.name, scale=self.scale)
-        cfg = validate_config(self.config_space(), state.config)
-        progress = LMProgress(self, cfg, 0)
-        run = _Run(progress, new_model(self, cfg, 0), resolve_device(device))
-        run.restore(state)
-        return holdout_metrics(run.evaluate(run.corpus.test).item())
-
-
 def holdout_metrics(loss: float) -> dict[str, float]:
     """The test metrics of a mean test loss (nats per character)."""
     return {"test_loss": loss, "test_bpc": loss / math.log(2)}
 
 
-def new_model(task: SmallLM, cfg: Mapping[str, Any], seed: int) -> GPT:
+def new_model(task: Task, cfg: Mapping[str, Any], seed: int) -> GPT:
     """A freshly initialized GPT (on the CPU), drawn from the global RNG seeded by `seed`."""
     seed_everything(seed)
     return GPT(len(load_corpus(task.scale).vocab), task.context, cfg["width"], cfg["depth"],
                cfg["dropout"])
 
 
-def set_up(task: SmallLM, config: Mapping[str, Any], *, epochs: int, seed: int,
+def set_up(task: Task, config: Mapping[str, Any], *, epochs: int, seed: int,
            resume_from: Path | None) -> tuple[dict[str, Any], GPT, TrainingState | None]:
     """Check a run's arguments and set up what a solo run and a fused member share: the
     validated configuration, the freshly initialized model and, on resume, the checked
@@ -376,7 +224,7 @@ class LMProgress:
     follow the same schedule and save and restore the same fields of a `TrainingState`.
     """
 
-    def __init__(self, task: SmallLM, cfg: dict[str, Any], seed: int) -> None:
+    def __init__(self, task: Task, cfg: dict[str, Any], seed: int) -> None:
         self.task, self.cfg = task, cfg
         self.order = torch.Generator().manual_seed(seed)  # data order, CPU for portability
         self.steps_per_epoch = task.steps_per_epoch(cfg["batch_size"])

@@ -1,37 +1,10 @@
-"""Text classifier: a project's title and description → its tag (Made With ML, 4 classes).
-
-Data and features are in `tasks.text_features`: 611 train / 153 validation examples
-(stratified split of `dataset.csv`, fixed seed), 191 test examples (`holdout.csv`),
-fastText-style TF-IDF-weighted bags of word 1–2-grams and character 2–5-grams with a
-vocabulary fitted on the training split only.
-
-Model (`BagOfNgrams`): an `EmbeddingBag` sums the embeddings of a document's n-grams
-weighted by their TF-IDF values, dropout, then a linear head onto the 4 tags; trained
-from scratch with AdamW on cross-entropy, with `ReduceLROnPlateau` on validation loss
-stepped once per epoch. On 611 documents a bag of n-grams generalizes far better than
-a sequence model trained from scratch (a 2-layer word-level transformer overfitted, well
-below the linear baseline); `tfidf_baseline` is the scikit-learn reference on the same
-split and features.
-
-Search space (defaults in brackets):
-
-- `lr` 1e-4..1e-1 log [5e-3]: AdamW learning rate. From about 2e-2 up the logits grow
-  large: validation loss rises sharply while accuracy suffers far less, unless weight
-  decay is strong; below about 3e-4, 27 epochs underfit.
-- `weight_decay` 1e-5..1 log [0.1]: decoupled, on the embedding table and head weights;
-  on the n-gram table, decay of 0.1..1 did best in a grid at the default's other values.
-- `dropout_p` 0.3..0.9 [0.5]: dropout on the pooled document vector, before the head.
-- `lr_factor` 0.1..0.9 [0.5], `lr_patience` 1..10 [2] epochs: `ReduceLROnPlateau`.
-- `batch_size` (8, 16, 32, 64, 128) [32]; `width` (32, 64, 128, 256) [64]: embedding width.
-
-`ReduceLROnPlateau` has no horizon, and every random stream (initialization, data order,
-dropout) is seeded from the trial seed and saved in each checkpoint, so training 3
-epochs and resuming to 9 is the same computation as training 9 (bit for bit on the CPU).
-"""
+"""The text classifier's model and training loop (torch): a solo run, and what a fused
+member shares with it (`set_up`, `ClassifierProgress`, `ClassifierState`). The package's
+docstring describes data, model and space; `TextClassifier` loads this module when it
+trains."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,16 +12,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from ConfigSpace import ConfigurationSpace, Float, Integer, OrdinalHyperparameter
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 from torch import nn
 from torch.nn import functional as F
 
 from suite.config import validate_config
-from suite.errors import CheckpointError, SuiteError
-from suite.types import Capabilities, EpochResult, Fidelity, Metric, Task, TaskInfo
-from tasks.text_features import TAGS, Corpus, Split, load_corpus
+from suite.errors import CheckpointError
+from suite.types import EpochResult, Task
+from tasks.text_classifier.features import TAGS, Corpus, Split, load_corpus
+from tasks.text_classifier.space import NAME, config_space
 from tasks.training import (
     EpochTimer,
     TrainingState,
@@ -62,54 +35,34 @@ from tasks.training import (
     set_rng_state,
 )
 
-__all__ = ["TextClassifier", "BagOfNgrams", "config_space", "default_config", "table_grid",
-           "tfidf_baseline", "macro_f1", "ClassifierState", "ClassifierProgress", "set_up",
-           "new_model", "make_optimizer", "DeviceSplit", "logit_scores", "holdout_metrics",
-           "SHAPE_KEYS", "NAME"]
-
-NAME = "text_classifier"
-SCALES = ("tiny", "full")
-# What members of one fused array share.
-SHAPE_KEYS = ("batch_size", "width")
+__all__ = ["train", "evaluate", "BagOfNgrams", "tfidf_baseline", "macro_f1",
+           "ClassifierState", "ClassifierProgress", "set_up", "new_model", "make_optimizer",
+           "DeviceSplit", "logit_scores", "holdout_metrics"]
 
 
-def config_space(seed: int | None = None) -> ConfigurationSpace:
-    """A fresh search space (see the module docstring), seeded for sampling."""
-    space = ConfigurationSpace(seed=seed)
-    space.add([
-        Float("lr", (1e-4, 1e-1), log=True, default=5e-3),
-        Float("weight_decay", (1e-5, 1.0), log=True, default=0.1),
-        Float("dropout_p", (0.3, 0.9), default=0.5),
-        Float("lr_factor", (0.1, 0.9), default=0.5),
-        Integer("lr_patience", (1, 10), default=2),
-        OrdinalHyperparameter("batch_size", [8, 16, 32, 64, 128], default_value=32),
-        OrdinalHyperparameter("width", [32, 64, 128, 256], default_value=64),
-    ])
-    return space
+def train(task: Task, config: Mapping[str, Any], *, epochs: int, seed: int,
+          resume_from: Path | None, save_to: Path | None, device: str, test: bool
+          ) -> Iterator[EpochResult]:
+    """`TextClassifier.train` (its docstring says what it checks and yields)."""
+    dev = resolve_device(device)
+    cfg, model, resumed = set_up(task, config, epochs=epochs, seed=seed,
+                                 resume_from=resume_from, device=dev)
+    run = _Run(task, cfg, seed, model, dev, test=test)
+    if resumed is not None:
+        run.restore(resumed)
+    return _epochs(run, epochs, save_to)
 
 
-def table_grid() -> tuple[ConfigurationSpace, dict[str, Any]]:
-    """The table grid (720 configurations) and the values it holds fixed (none).
-
-    A discretized space with the task's own names: learning rate across its useful range,
-    then the regularization and schedule knobs at two or three levels each.
-    """
-    space = ConfigurationSpace()
-    space.add([
-        OrdinalHyperparameter("lr", [3e-4, 1e-3, 3e-3, 1e-2, 3e-2]),
-        OrdinalHyperparameter("weight_decay", [1e-3, 3e-2, 0.5]),
-        OrdinalHyperparameter("dropout_p", [0.4, 0.8]),
-        OrdinalHyperparameter("lr_factor", [0.2, 0.6]),
-        OrdinalHyperparameter("lr_patience", [2, 6]),
-        OrdinalHyperparameter("batch_size", [32, 64, 128]),
-        OrdinalHyperparameter("width", [32, 128]),
-    ])
-    return space, {}
-
-
-def default_config() -> dict[str, Any]:
-    """The baseline configuration, as plain Python values."""
-    return validate_config(config_space(), {})
+def evaluate(task: Task, checkpoint: Path, *, device: str) -> dict[str, float]:
+    """`TextClassifier.evaluate`: the test metrics of a checkpoint's model."""
+    state = load_state(checkpoint, task=NAME, scale=task.scale, kind=ClassifierState)
+    cfg = validate_config(config_space(), state.config)
+    dev = resolve_device(device)
+    corpus = load_corpus(task.scale)
+    _check_vocabulary(state, corpus, checkpoint)
+    model = BagOfNgrams(corpus.num_features, cfg["width"], len(TAGS), cfg["dropout_p"])
+    model.load_state_dict(state.model)
+    return holdout_metrics(_scores(model.to(dev), DeviceSplit(corpus.test, dev), dev))
 
 
 class BagOfNgrams(nn.Module):
@@ -150,93 +103,6 @@ def macro_f1(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torc
     present = denom > 0
     f1 = torch.where(present, 2 * tp / denom.clamp(min=1), torch.zeros_like(tp))
     return f1.sum() / present.sum().clamp(min=1)
-
-
-class TextClassifier(Task):
-    """The Made With ML tag classifier (see the module docstring for data, model, space)."""
-
-    info = TaskInfo(
-        name=NAME,
-        description="bag-of-n-grams classifier of ML projects' titles and descriptions "
-                    "(Made With ML, 4 tags)",
-        metric=Metric("val_loss", minimize=True),
-        fidelity=Fidelity(1, 27, 3),
-        extra_metrics=("val_accuracy", "val_macro_f1"),
-    )
-    capabilities = Capabilities(checkpoints=True, fused=True, table=True, test=True,
-                                timer=True, test_epochs=True)
-
-    def __init__(self, scale: str = "full") -> None:
-        if scale not in SCALES:
-            raise SuiteError(f"unknown scale {scale!r}; choose from {', '.join(SCALES)}")
-        self.scale = scale
-
-    def config_space(self, seed: int | None = None) -> ConfigurationSpace:
-        return config_space(seed)
-
-    def default_config(self) -> dict[str, Any]:
-        return default_config()
-
-    def table_grid(self) -> tuple[ConfigurationSpace, dict[str, Any]]:
-        return table_grid()
-
-    def train(
-        self,
-        config: Mapping[str, Any],
-        *,
-        epochs: int,
-        seed: int,
-        resume_from: Path | None = None,
-        save_to: Path | None = None,
-        device: str = "auto",
-        test: bool = False,
-    ) -> Iterator[EpochResult]:
-        """Train to `epochs` (absolute), yielding one `EpochResult` per newly trained epoch.
-
-        Arguments are checked before the first epoch, when `train` is called. On resume,
-        `seed` is not used: the checkpoint's random streams continue. With `test`, each
-        epoch's metrics also hold `evaluate`'s test metrics of the model after it.
-
-        Raises:
-            ConfigError: `config` does not fit the space.
-            CheckpointError: `resume_from` is unreadable or from another task, scale,
-                configuration, vocabulary or device type.
-            SuiteError: `epochs` outside the fidelity or not beyond the checkpoint.
-        """
-        dev = resolve_device(device)
-        cfg, model, resumed = set_up(self, config, epochs=epochs, seed=seed,
-                                     resume_from=resume_from, device=dev)
-        run = _Run(self, cfg, seed, model, dev, test=test)
-        if resumed is not None:
-            run.restore(resumed)
-        return _epochs(run, epochs, save_to)
-
-    def fuse_key(self, config: Mapping[str, Any]) -> tuple:
-        """Configurations with one key share every shape and can train as one array."""
-        return tuple(config.get(key) for key in SHAPE_KEYS)
-
-    def train_fused(self, members, *, device: str = "auto", exact: bool | None = None,
-                    test: bool = False):
-        """Train same-shape configurations (`suite.types.Member`s) as one fused array;
-        see `tasks.text_classifier_fused.train_fused`."""
-        # Imported by name: the fused module builds on this one, never the reverse.
-        fused = importlib.import_module("tasks.text_classifier_fused")
-        return fused.train_fused(self, members, device=device, exact=exact, test=test)
-
-    def evaluate(self, checkpoint: Path, *, device: str = "auto") -> dict[str, float]:
-        """Test (holdout.csv) loss, accuracy and macro-F1 of a checkpoint's model.
-
-        Raises:
-            CheckpointError: unreadable, or from another task, scale or vocabulary.
-        """
-        state = load_state(checkpoint, task=NAME, scale=self.scale, kind=ClassifierState)
-        cfg = validate_config(config_space(), state.config)
-        dev = resolve_device(device)
-        corpus = load_corpus(self.scale)
-        _check_vocabulary(state, corpus, checkpoint)
-        model = BagOfNgrams(corpus.num_features, cfg["width"], len(TAGS), cfg["dropout_p"])
-        model.load_state_dict(state.model)
-        return holdout_metrics(_scores(model.to(dev), DeviceSplit(corpus.test, dev), dev))
 
 
 def holdout_metrics(scores: torch.Tensor) -> dict[str, float]:
@@ -297,7 +163,7 @@ def new_model(corpus: Corpus, cfg: Mapping[str, Any], seed: int) -> BagOfNgrams:
     return BagOfNgrams(corpus.num_features, cfg["width"], len(TAGS), cfg["dropout_p"])
 
 
-def set_up(task: TextClassifier, config: Mapping[str, Any], *, epochs: int, seed: int,
+def set_up(task: Task, config: Mapping[str, Any], *, epochs: int, seed: int,
            resume_from: Path | None, device: torch.device
            ) -> tuple[dict[str, Any], BagOfNgrams, ClassifierState | None]:
     """Check a run's arguments and set up what a solo run and a fused member share: the
@@ -329,7 +195,7 @@ class ClassifierProgress:
     save and restore the same fields of a `ClassifierState`.
     """
 
-    def __init__(self, task: TextClassifier, cfg: dict[str, Any], seed: int,
+    def __init__(self, task: Task, cfg: dict[str, Any], seed: int,
                  optimizer: torch.optim.Optimizer, device: torch.device) -> None:
         self.scale, self.features = task.scale, load_corpus(task.scale).fingerprint
         self.cfg, self.device_type, self.epoch = cfg, device.type, 0
@@ -366,7 +232,7 @@ class _Run:
     """A solo run: the model and optimizer on the device, its progress, the splits (the
     test split only with `test`: `TextClassifier.train(test=True)`)."""
 
-    def __init__(self, task: TextClassifier, cfg: dict, seed: int, model: BagOfNgrams,
+    def __init__(self, task: Task, cfg: dict, seed: int, model: BagOfNgrams,
                  device: torch.device, *, test: bool = False) -> None:
         self.cfg, self.device = cfg, device
         corpus = load_corpus(task.scale)

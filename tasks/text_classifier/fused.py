@@ -6,7 +6,7 @@ the epoch already reached. Each member draws its data order and dropout masks fr
 own generators, seeded exactly as `TextClassifier.train` seeds them, so member k is the
 same computation as training its configuration alone (bit for bit on the CPU in fp32 at
 the same thread count; tests/test_fused.py). A member is set up, scheduled, checkpointed
-and restored by `tasks.text_classifier`'s own `set_up`, `ClassifierProgress` and
+and restored by `tasks.text_classifier.training`'s own `set_up`, `ClassifierProgress` and
 `ClassifierState`, so a member resumes alone and a solo checkpoint can join an array.
 """
 
@@ -19,8 +19,9 @@ from torch.nn import functional as F
 
 from suite.types import Member
 from tasks import fused
-from tasks.text_classifier import (
-    SHAPE_KEYS,
+from tasks.text_classifier.features import load_corpus
+from tasks.text_classifier.space import SHAPE_KEYS
+from tasks.text_classifier.training import (
     ClassifierProgress,
     ClassifierState,
     DeviceSplit,
@@ -29,7 +30,6 @@ from tasks.text_classifier import (
     make_optimizer,
     set_up,
 )
-from tasks.text_features import load_corpus
 from tasks.training import autocast, resolve_device
 
 __all__ = ["train_fused"]
