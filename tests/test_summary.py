@@ -86,7 +86,7 @@ def test_the_report_has_a_failures_section_counting_what_the_logs_hold(flaky_stu
     from suite.report import ReportOptions, build_report
 
     out, _ = flaky_study
-    build_report([out], out / "report", ReportOptions(resamples=100))
+    build_report([out], out / "report", ReportOptions(resamples=100, pdf=False))
     text = (out / "report" / "report.md").read_text()
     section = text[text.index("### Failed trials"):].split("\n## ")[0]
     ends = _ends(out)

@@ -37,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-table-figures", dest="table_figures", action="store_false",
                         help="use the table for regret only; leave its importance, fidelity "
                              "and top-curve figures out")
+    parser.add_argument("--no-pdf", dest="pdf", action="store_false",
+                        help="PNG figures only, no PDF beside each (the PDFs, for papers, "
+                             "take about half of a report's time)")
 
 
 def options(args: argparse.Namespace, *, render: bool = True):
@@ -52,7 +55,7 @@ def options(args: argparse.Namespace, *, render: bool = True):
                          device=args.device, top=args.top,
                          fidelities=_fidelities(args.fidelities),
                          table_figures=args.table_figures, render=render,
-                         pairs_at=_pairs_at(args.pairs_at))
+                         pairs_at=_pairs_at(args.pairs_at), pdf=args.pdf)
 
 
 def _pairs_at(text: str | None) -> tuple[str, ...] | None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from suite.report._style import figure_title, new_figure, save_figure
+from suite.report._style import FORMATS, figure_title, new_figure, save_figure
 from suite.tables import Table
 
 _GZIP_ABOVE = 256 * 1024  # data files larger than this are stored gzipped (mtime 0)
@@ -35,6 +35,7 @@ class ReportOptions:
     render: bool = True  # False: data files and report.md only (for checks)
     min_trials: int = 10
     pairs_at: tuple[str, ...] | None = None  # budgets of the pairs table (None: B/2 and B)
+    pdf: bool = True  # False: PNG figures only (a PDF's embedded fonts cost more than its PNG)
 
 
 @dataclass
@@ -94,7 +95,8 @@ class Report:
 
     def figure(self, name: str, draw: Callable, caption: str, dpi: int = 150, *,
                title: str | None = None, **size) -> None:
-        """Draw with `draw(axes)` on a new figure, save PNG and PDF, link the PNG.
+        """Draw with `draw(axes)` on a new figure, save PNG and PDF (unless `pdf` is
+        off), link the PNG.
 
         The figure is titled `title`, by default the caption as "task · what it shows",
         followed by `context` (what it was made from): the PNG alone says what it is.
@@ -104,7 +106,9 @@ class Report:
             draw(axes)
             figure_title(fig, title or figure_title_text(caption, self.context))
             fig.tight_layout()
-            self.result.figures += save_figure(fig, self.out / "figures" / name, dpi=dpi)
+            formats = FORMATS if self.options.pdf else ("png",)
+            self.result.figures += save_figure(fig, self.out / "figures" / name, formats,
+                                               dpi=dpi)
         self.text(f"![{caption}](figures/{name}.png)", f"*{caption}*")
 
 

@@ -7,8 +7,10 @@ from suite.cli import main
 from suite.report import _writer
 
 
-def _report(*args) -> int:
-    return main(["report", *map(str, args), "--bootstrap", "100"])
+def _report(*args, pdf: bool = False) -> int:
+    # PDFs only where a test reads them: their embedded fonts cost about half a report
+    return main(["report", *map(str, args), "--bootstrap", "100",
+                 *(() if pdf else ("--no-pdf",))])
 
 
 def test_report_from_replayed_runs_with_their_table(tmp_path, capsys, monkeypatch):
@@ -17,7 +19,7 @@ def test_report_from_replayed_runs_with_their_table(tmp_path, capsys, monkeypatc
     out = tmp_path / "report"
     titles = []  # every figure gets a title of its own: task, what, where from
     monkeypatch.setattr(_writer, "figure_title", lambda fig, text: titles.append(text))
-    assert _report(study, "--out", out) == 0
+    assert _report(study, "--out", out, pdf=True) == 0
     text = (out / "report.md").read_text()
     for expected in ("N = 5 seeds", "P(A < B)", "not independent data sets",
                      "Nemenyi critical difference",
@@ -52,7 +54,7 @@ def test_more_optimizers_than_an_overlay_can_show_get_a_panel_each(tmp_path):
 def test_report_data_is_byte_identical_across_builds(tmp_path):
     study = write_synthetic_study(tmp_path / "study", optimizers=("good", "bad"), seeds=[0, 1])
     for out in ("a", "b"):
-        assert _report(study, "--out", tmp_path / out, "--no-table-figures") == 0
+        assert _report(study, "--out", tmp_path / out, "--no-table-figures", pdf=True) == 0
     for path in sorted((tmp_path / "a").rglob("*")):
         if path.is_file():
             twin = tmp_path / "b" / path.relative_to(tmp_path / "a")
@@ -140,6 +142,8 @@ def test_pairs_at_chosen_points_in_the_runs_unit_only(tmp_path, capsys):
     assert _report(study, "--no-table-figures", "--pairs-at", "1x,2x,3x") == 0
     text = (study / "report" / "report.md").read_text()
     assert "### Pairs at 1x, 2x, 3x" in text
+    figures = study / "report" / "figures"  # --no-pdf: the PNGs the report links, only
+    assert list(figures.glob("*.png")) and not list(figures.glob("*.pdf"))
     assert main(["report", str(study), "--no-table-figures", "--pairs-at", "9e"]) == 2
     err = capsys.readouterr().err
     assert "give the points in that unit" in err and err.count("\n") == 1
