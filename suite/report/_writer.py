@@ -5,7 +5,9 @@ writes figures (PNG + PDF) and data files (deterministic CSV) under a folder; an
 from __future__ import annotations
 
 import gzip
+import hashlib
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +38,9 @@ class ReportOptions:
     min_trials: int = 10
     pairs_at: tuple[str, ...] | None = None  # budgets of the pairs table (None: B/2 and B)
     pdf: bool = True  # False: PNG figures only (a PDF's embedded fonts cost more than its PNG)
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
 @dataclass
@@ -83,7 +88,7 @@ class Report:
         self.text(f"> Note: {text}")
 
     def data(self, name: str, frame: pd.DataFrame) -> Path:
-        path = self.out / "data" / f"{name}.csv"
+        path = self.out / "data" / f"{file_stem(name)}.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
         body = frame.to_csv(index=False, float_format="%.10g", lineterminator="\n").encode()
         if len(body) > _GZIP_ABOVE:
@@ -101,6 +106,7 @@ class Report:
         The figure is titled `title`, by default the caption as "task · what it shows",
         followed by `context` (what it was made from): the PNG alone says what it is.
         """
+        name = file_stem(name)
         if self.options.render:
             fig, axes = new_figure(**size)
             draw(axes)
@@ -110,6 +116,16 @@ class Report:
             self.result.figures += save_figure(fig, self.out / "figures" / name, formats,
                                                dpi=dpi)
         self.text(f"![{caption}](figures/{name}.png)", f"*{caption}*")
+
+
+def file_stem(name: str) -> str:
+    """`name` as a file name safe on any file system: characters other than letters, digits,
+    `.`, `_` and `-` become `-` (a task named `mymod:MyTask`), and then a short hash of the
+    name follows, so two names that differ only there stay two files."""
+    safe = _UNSAFE.sub("-", name)
+    if safe == name:
+        return name
+    return f"{safe}-{hashlib.sha256(name.encode()).hexdigest()[:6]}"
 
 
 def figure_title_text(caption: str, context: str = "") -> str:

@@ -1,5 +1,7 @@
 """`suite report`: a report folder from synthetic runs and tables; bad input is one line."""
 
+import re
+
 import pytest
 from synthetic import write_synthetic_study, write_synthetic_table
 
@@ -190,3 +192,21 @@ def test_progress_announces_each_step_once_and_counts_them(tmp_path, roots, tabl
     assert calls[0][:2] == (0, 0) and calls[-1] == (total, total, "done")
     assert calls[1:-1] == [(i, total, what) for i, what in enumerate(
         [*(f"toy: {s}" for s in sections), "writing report.md"])]
+
+
+def test_a_task_named_by_reference_gets_file_names_safe_on_any_file_system(tmp_path):
+    import json
+
+    from suite.report import ReportOptions, build_report
+    from suite.report._writer import file_stem
+
+    study = write_synthetic_study(tmp_path / "study", optimizers=("good",), seeds=[0])
+    meta = study / "good" / "seed-0" / "meta.json"
+    meta.write_text(json.dumps({**json.loads(meta.read_text()), "task": "my_mod:MyTask"}))
+    build_report([study], tmp_path / "r", ReportOptions(resamples=100, render=False))
+    names = [p.name for p in (tmp_path / "r" / "data").iterdir()]
+    assert names and all(n.startswith("my_mod-MyTask-") and ":" not in n for n in names)
+    links = re.findall(r"\]\(figures/([^)]+)\)", (tmp_path / "r" / "report.md").read_text())
+    assert links and not [link for link in links if ":" in link]
+    # two names that differ only in an unsafe character stay two files
+    assert file_stem("a:b") != file_stem("a-b") == "a-b" and file_stem("a?b") != file_stem("a:b")
