@@ -26,6 +26,7 @@ from typing import Any
 import pandas as pd
 
 from suite import _json
+from suite.budget import parse_budget
 from suite.errors import SuiteError, cannot_write
 from suite.records import Event, LogInvariants, Row, RowError, RunMeta, check_row, record_of
 
@@ -160,7 +161,7 @@ def read_log(directory: Path) -> list[Row]:
     known kind, with its fields and their types, or that breaks the log's invariants
     (`suite.records.LogInvariants`) is an error naming file and line."""
     path = Path(directory) / LOG_NAME
-    return _checked(path, numbered_rows(path), records=True)
+    return _checked(path, numbered_rows(path), records=True, meta=_meta_if_any(directory))
 
 
 def read_rows(directory: Path) -> list[dict[str, Any]]:
@@ -194,11 +195,28 @@ def numbered_rows(path: Path) -> list[tuple[int, Any]]:
     return rows
 
 
-def _checked(path: Path, numbered: list[tuple[int, Any]], *, records: bool) -> list[Row]:
+def _meta_if_any(directory: Path) -> RunMeta | None:
+    """The run's meta.json where there is one (a log alone is checked without it)."""
+    return read_run_meta(directory) if (Path(directory) / META_NAME).exists() else None
+
+
+def _invariants(meta: RunMeta | None) -> LogInvariants:
+    """The log's rules, with what meta.json says of its ledger: `max_epochs` and budget."""
+    if meta is None:
+        return LogInvariants()
+    try:
+        budget = parse_budget(meta.budget) if meta.budget else None
+    except SuiteError:
+        budget = None  # an older spelling: its ledger is still checked against max_epochs
+    return LogInvariants(max_epochs=meta.max_epochs, budget=budget)
+
+
+def _checked(path: Path, numbered: list[tuple[int, Any]], *, records: bool,
+             meta: RunMeta | None = None) -> list[Row]:
     """Check every row, its kind and fields (`check_row`) and the log's invariants
-    (`LogInvariants`), in one pass: the first row refused is one error naming file and
-    line. Returns the records when `records`, else nothing."""
-    rules, out = LogInvariants(), []
+    (`LogInvariants`, with the run's `meta`), in one pass: the first row refused is one
+    error naming file and line. Returns the records when `records`, else nothing."""
+    rules, out = _invariants(meta), []
     for number, row in numbered:
         try:
             kind = check_row(row)
@@ -240,8 +258,8 @@ def read_runs(roots: Path | Iterable[Path]) -> pd.DataFrame:
         numbered = numbered_rows(path)
         if not numbered:
             continue
-        _checked(path, numbered, records=False)  # as `read_log` does, without records
         meta = read_run_meta(directory)
+        _checked(path, numbered, records=False, meta=meta)  # as `read_log`, no records
         frame = pd.json_normalize([row for _, row in numbered], sep=".")
         if "v" in frame:  # the format of a row, not its data: the same columns in either
             frame = frame.drop(columns="v")

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from suite.budget import Totals
+from suite.budget import Budget, Ledger, Totals
 from suite.types import Status, Trial
 
 __all__ = ["FORMAT", "Event", "RowError", "StartRow", "EpochRow", "EndRow", "RetryRow",
@@ -375,13 +375,22 @@ class LogInvariants:
     - a `recommend` row names a trial that ended `ok`, with the trial fields and loss of
       its `ok` epoch row, differs from the recommendation before it, and carries the
       ledger's running total;
-    - a `finish` row comes after every trial has ended, and nothing comes after it.
+    - a `finish` row comes after every trial has ended, and nothing comes after it; its
+      reason is `budget` or `optimizer`.
+
+    Given the run's `max_epochs` (meta.json), every ledger's `full` is its epochs over
+    `max_epochs`, as `suite.budget.Ledger` charges it; given its `budget` too, a finish
+    row says `budget` exactly when its ledger has spent the budget (the runner stops for
+    the budget first, and for a dry optimizer only before).
 
     `add(row, kind)` takes the rows in order, keeping a few numbers per trial in flight,
     and raises RowError (one line) at the first row that breaks a rule.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_epochs: int | None = None, budget: Budget | None = None
+                 ) -> None:
+        self._max_epochs = max_epochs or None
+        self._budget = budget if self._max_epochs else None
         self._open: dict[int, _Open] = {}
         self._started: set[int] = set()
         self._epochs = 0
@@ -414,6 +423,7 @@ class LogInvariants:
             self._ledger(row, kind)
             if self._open:
                 raise _bad(f"a finish row while trial {min(self._open)} has not ended")
+            self._finish_reason(row)
             self._finished = True
         else:
             self._end_or_retry(row, kind)
@@ -515,7 +525,24 @@ class LogInvariants:
                        f"above it, {self._seconds!r})")
         if not (_finite(full) and full >= self._full):
             raise _bad(f"bad {kind} row (ledger.full {full!r} is not finite or decreases)")
+        if self._max_epochs and abs(full - epochs / self._max_epochs) > 1e-12 * (1 + full):
+            raise _bad(f"bad {kind} row (ledger.full {full!r} is not its {epochs} epochs over "
+                       f"max_epochs {self._max_epochs})")
         self._full = full
+
+    def _finish_reason(self, row: dict) -> None:
+        reason = row["reason"]
+        if reason not in ("budget", "optimizer"):
+            raise _bad(f"bad finish row (reason {reason!r}: a run finishes for its budget or "
+                       "because its optimizer had nothing left to ask)")
+        if self._budget is None:
+            return
+        ledger = row["ledger"]
+        spent = Ledger(self._budget, max_epochs=self._max_epochs, totals=Totals(
+            ledger["epochs"], ledger["device_seconds"], ledger["full"])).exhausted
+        if spent != (reason == "budget"):
+            raise _bad(f"bad finish row (reason {reason!r}, but its ledger has "
+                       f"{'' if spent else 'not '}spent the budget {self._budget})")
 
 
 # --- meta.json -------------------------------------------------------------------------

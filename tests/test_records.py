@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from suite.budget import Totals
+from suite.budget import Totals, parse_budget
 from suite.cli import main
 from suite.log import (
     LOG_NAME,
@@ -327,3 +327,41 @@ def test_a_recommend_row_is_written_on_a_change_only():
     head = [json.loads(line) for line in FORMAT_1_LINES.splitlines()[:3]]
     with pytest.raises(RowError, match="written on a change only"):
         _check([*head, _recommend(), _recommend(wall_time=0.0005)])
+
+
+def _format_1_rows(**finish) -> list[dict]:
+    rows = [json.loads(line) for line in FORMAT_1_LINES.splitlines()]
+    rows[-1].update(finish)
+    return rows
+
+
+def _check_with(rows, **meta) -> None:
+    rules = LogInvariants(**meta)
+    for row in rows:
+        rules.add(row, check_row(row))
+
+
+def test_the_ledger_and_the_finish_reason_agree_with_meta_json():
+    _check_with(_format_1_rows(), max_epochs=2, budget=parse_budget("1.5x"))  # spent: budget
+    _check_with(_format_1_rows(reason="optimizer"), max_epochs=2, budget=parse_budget("2x"))
+    with pytest.raises(RowError, match=r"ledger.full 0.5 is not its 1 epochs over max_epochs 3"):
+        _check_with(_format_1_rows(), max_epochs=3)
+    with pytest.raises(RowError, match="reason 'budget', but its ledger has not spent the "
+                                       "budget 2x"):
+        _check_with(_format_1_rows(), max_epochs=2, budget=parse_budget("2x"))
+    with pytest.raises(RowError, match="reason 'optimizer', but its ledger has spent"):
+        _check_with(_format_1_rows(reason="optimizer"), max_epochs=2,
+                    budget=parse_budget("3e"))
+    with pytest.raises(RowError, match="reason 'tired'"):
+        _check(_format_1_rows(reason="tired"))
+
+
+def test_read_log_checks_the_ledger_against_the_runs_meta_json(tmp_path):
+    run = _format_1_run(tmp_path)
+    read_log(run)  # an old meta.json without max_epochs: the ledger is not compared
+    meta = json.loads((run / META_NAME).read_text())
+    (run / META_NAME).write_text(json.dumps({**meta, "max_epochs": 2, "budget": "2x"}))
+    with pytest.raises(LogError, match=r"log.jsonl:9: bad finish row \(reason 'budget', but"):
+        read_log(run)
+    (run / META_NAME).write_text(json.dumps({**meta, "max_epochs": 2, "budget": "1.5x"}))
+    assert read_log(run)[-1].reason == "budget"
