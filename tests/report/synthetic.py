@@ -13,6 +13,7 @@ from ConfigSpace import (
     OrdinalHyperparameter,
 )
 
+from suite.budget import Ledger, Totals, parse_budget
 from suite.log import RunLog
 from suite.tables import grid_configs, space_to_dict, write_table
 
@@ -117,8 +118,10 @@ def write_synthetic_run(directory: Path, optimizer: str, seed: int, *, trials: i
                             "config": config, "target_epochs": target,
                             "resumed_from": None, "loss": loss, "ledger": dict(totals),
                             "wall_time": 0.0})
-        log.append({"event": "finish", "reason": "budget", "ledger": dict(totals),
-                    "wall_time": 0.0})
+        spent = Ledger(parse_budget(budget), max_epochs=MAX_EPOCHS,
+                       totals=Totals(**totals)).exhausted  # else the optimizer ran dry
+        log.append({"event": "finish", "reason": "budget" if spent else "optimizer",
+                    "ledger": dict(totals), "wall_time": 0.0})
     return directory
 
 
