@@ -178,3 +178,24 @@ def test_a_table_being_recorded_is_refused_to_a_second_tabulate(tmp_path):
         assert _snapshot(tmp_path) == before, "the refused tabulate wrote a byte"
     meta = tabulate(TabulateSpec(task="toy", out=out, seeds=1, executor="inprocess"))
     assert meta["complete"] and out.exists()
+
+
+def test_a_report_into_a_study_being_written_is_refused_and_elsewhere_goes_on(tmp_path, capsys):
+    from suite.cli import main
+    from suite.study import StudySpec, run_study
+
+    table = toy_table(tmp_path / "toy.parquet", seeds=1)
+    study = tmp_path / "study"
+    run_study(StudySpec(task="toy", optimizers=("random",), seeds=(0,), budget="2x",
+                        table=str(table)), study, jobs=1)
+    args = ["report", str(study), "--bootstrap", "100", "--no-table-figures", "--no-pdf"]
+    with hold_lock(study, "study"):  # as `suite run --resume` holds it while it writes
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert "is being written by process" in err and "--out" in err
+        assert err.count("\n") == 1 and not (study / "report").exists()
+        assert main([*args, "--out", str(tmp_path / "elsewhere")]) == 0
+    with hold_lock(tmp_path / "elsewhere", "report",
+                   lock_file=tmp_path / ".elsewhere.lock"):  # a second report into one folder
+        assert main([*args, "--out", str(tmp_path / "elsewhere")]) == 2
+    assert main(args) == 0 and (study / "report" / "report.md").is_file()

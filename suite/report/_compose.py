@@ -15,12 +15,14 @@ function of what it reads (the `Report` it writes to, the task's `RunSet`, its
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from suite.errors import SuiteError
+from suite.lock import LOCK_NAME, LockedError, hold_lock
 from suite.report._runs import RunSet, load_runs
 from suite.report._sec_analysis import (
     curves_section,
@@ -61,11 +63,39 @@ def build_report(roots: Iterable[Path], out: Path,
 
     Raises:
         SuiteError: nothing to report on, or runs that cannot be told apart.
+        LockedError: another process writes `out`, or the study or run folder it lies in.
     """
     roots = [Path(r) for r in roots]
     if not roots and options.table is None:
         raise SuiteError("nothing to report on: give run folders and/or --table PATH")
-    report = Report(Path(out), options)
+    with _writer_lock(Path(out)):
+        return _build(roots, Path(out), options, on_step)
+
+
+def _writer_lock(out: Path):
+    """A report folder has one writer. Inside a folder that has a writer lock (a study's or
+    a run's: `suite report DIR` writes `DIR/report`), that folder's own lock, so a report
+    never writes into a study that `suite run` is writing, nor a resume starts while a
+    report is being written there; elsewhere, a lock beside the report folder (two reports
+    into one folder never interleave their files)."""
+    if (out.parent / LOCK_NAME).exists():
+        return _locked(out.parent, "study")
+    return _locked(out, "report", lock_file=out.with_name(f".{out.name}.lock"))
+
+
+@contextlib.contextmanager
+def _locked(target: Path, what: str, **kwargs):
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(hold_lock(target, what, **kwargs))
+        except LockedError as exc:
+            raise LockedError(f"{exc}, or write the report elsewhere (--out)") from None
+        yield
+
+
+def _build(roots: list[Path], out: Path, options: ReportOptions,
+           on_step: Callable[[int, int, str], None] | None) -> ReportResult:
+    report = Report(out, options)
     if on_step is not None:
         on_step(0, 0, "reading run logs" if roots else "reading the table")
     tasks = _read_inputs(report, roots)
