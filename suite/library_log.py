@@ -12,12 +12,20 @@ bar (stdout) and the suite's own one-line messages, printed after the study ends
 The file is opened on the first write, so a quiet study has none, and appended to; a
 write that fails (a full disk) is dropped: chatter is never worth a failed study.
 Worker processes (the local executor) keep their own stderr.
+
+Only the thread that runs the study is redirected: `sys.stderr` becomes a router that
+sends each write to the library log of the thread writing it, where that thread is in a
+study, and to the stream it replaced otherwise. A study run from a thread of a larger
+program (a notebook, a service) leaves the other threads' stderr where it was; the router
+is removed when the last study ends, unless something else replaced `sys.stderr` since.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,12 +60,49 @@ class _Sink(io.TextIOBase):
         super().close()
 
 
+class _Router:
+    """`sys.stderr` while studies run: each write goes to its thread's sink, if any, else
+    to the stream it replaced; other attributes (encoding, fileno, ...) are that stream's
+    or that sink's, as the writing thread would see them."""
+
+    def __init__(self, default) -> None:
+        self.default = default
+        self.sinks: dict[int, _Sink] = {}
+
+    def _target(self):
+        return self.sinks.get(threading.get_ident(), self.default)
+
+    def write(self, text: str) -> int:
+        return self._target().write(text)
+
+    def flush(self) -> None:
+        self._target().flush()
+
+    def __getattr__(self, name: str):
+        return getattr(self._target(), name)
+
+
+_ROUTING = threading.Lock()
+
+
 @contextlib.contextmanager
 def to_library_log(path: Path) -> Iterator[None]:
-    """Within the block, what is written to `sys.stderr` is appended to `path` instead."""
-    sink = _Sink(path)
+    """Within the block, what this thread writes to `sys.stderr` is appended to `path`
+    instead; other threads' writes are left alone."""
+    sink, me = _Sink(path), threading.get_ident()
+    with _ROUTING:
+        router = sys.stderr if isinstance(sys.stderr, _Router) else _Router(sys.stderr)
+        sys.stderr = router
+        outer = router.sinks.get(me)  # a study within a study (the API, nested)
+        router.sinks[me] = sink
     try:
-        with contextlib.redirect_stderr(sink):
-            yield
+        yield
     finally:
+        with _ROUTING:
+            if outer is None:
+                router.sinks.pop(me, None)
+            else:
+                router.sinks[me] = outer
+            if not router.sinks and sys.stderr is router:
+                sys.stderr = router.default
         sink.close()

@@ -52,3 +52,28 @@ def test_warnings_logging_and_prints_go_to_the_file_opened_on_first_write(tmp_pa
     text = path.read_text()
     for line in ("a library's warning", "a library's log record", "a library's print"):
         assert line in text
+
+
+def test_only_the_studys_thread_is_redirected_and_stderr_comes_back(tmp_path, capsys):
+    import threading
+
+    from suite.library_log import to_library_log
+
+    before = sys.stderr
+    inside, written = threading.Event(), threading.Event()
+
+    def study():
+        with to_library_log(tmp_path / LIBRARY_LOG):
+            print("chatter of the study", file=sys.stderr)
+            inside.set()
+            assert written.wait(10)  # the other thread writes while the study runs
+
+    worker = threading.Thread(target=study)
+    worker.start()
+    assert inside.wait(10)
+    print("the caller's own line", file=sys.stderr)  # another thread, mid-study
+    written.set()
+    worker.join()
+    assert sys.stderr is before
+    assert capsys.readouterr().err == "the caller's own line\n"
+    assert (tmp_path / LIBRARY_LOG).read_text() == "chatter of the study\n"
