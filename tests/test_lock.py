@@ -182,20 +182,23 @@ def test_a_table_being_recorded_is_refused_to_a_second_tabulate(tmp_path):
 
 def test_a_report_into_a_study_being_written_is_refused_and_elsewhere_goes_on(tmp_path, capsys):
     from suite.cli import main
+    from suite.report import ReportOptions, build_report
     from suite.study import StudySpec, run_study
 
     table = toy_table(tmp_path / "toy.parquet", seeds=1)
     study = tmp_path / "study"
     run_study(StudySpec(task="toy", optimizers=("random",), seeds=(0,), budget="2x",
                         table=str(table)), study, jobs=1)
-    args = ["report", str(study), "--bootstrap", "100", "--no-table-figures", "--no-pdf"]
+    quick = ReportOptions(resamples=100, table_figures=False, render=False)
     with hold_lock(study, "study"):  # as `suite run --resume` holds it while it writes
-        assert main(args) == 2
+        assert main(["report", str(study)]) == 2
         err = capsys.readouterr().err
         assert "is being written by process" in err and "--out" in err
         assert err.count("\n") == 1 and not (study / "report").exists()
-        assert main([*args, "--out", str(tmp_path / "elsewhere")]) == 0
+        build_report([study], tmp_path / "elsewhere", quick)  # a snapshot, written elsewhere
     with hold_lock(tmp_path / "elsewhere", "report",
-                   lock_file=tmp_path / ".elsewhere.lock"):  # a second report into one folder
-        assert main([*args, "--out", str(tmp_path / "elsewhere")]) == 2
-    assert main(args) == 0 and (study / "report" / "report.md").is_file()
+                   lock_file=tmp_path / ".elsewhere.lock"), \
+            pytest.raises(LockedError, match="elsewhere is being written"):
+        build_report([study], tmp_path / "elsewhere", quick)  # two reports into one folder
+    build_report([study], study / "report", quick)
+    assert (study / "report" / "report.md").is_file()
