@@ -29,7 +29,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["LIBRARY_LOG", "to_library_log"]
+__all__ = ["LIBRARY_LOG", "to_library_log", "as_thread"]
 
 LIBRARY_LOG = "library.log"
 
@@ -70,7 +70,9 @@ class _Router:
         self.sinks: dict[int, _Sink] = {}
 
     def _target(self):
-        return self.sinks.get(threading.get_ident(), self.default)
+        me = threading.get_ident()
+        sink = self.sinks.get(me) or self.sinks.get(_HELPERS.get(me))
+        return sink or self.default
 
     def write(self, text: str) -> int:
         return self._target().write(text)
@@ -83,6 +85,7 @@ class _Router:
 
 
 _ROUTING = threading.Lock()
+_HELPERS: dict[int, int] = {}  # a study's helper thread -> the thread that runs the study
 
 
 @contextlib.contextmanager
@@ -106,3 +109,18 @@ def to_library_log(path: Path) -> Iterator[None]:
             if not router.sinks and sys.stderr is router:
                 sys.stderr = router.default
         sink.close()
+
+
+@contextlib.contextmanager
+def as_thread(parent: int) -> Iterator[None]:
+    """Within the block, this thread's stderr goes where thread `parent`'s goes: a study's
+    helper thread (the MLflow follower) writes to the study's library log while it has
+    one."""
+    me = threading.get_ident()
+    with _ROUTING:
+        _HELPERS[me] = parent
+    try:
+        yield
+    finally:
+        with _ROUTING:
+            _HELPERS.pop(me, None)

@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from suite.errors import SuiteError
+from suite.library_log import as_thread
 
 __all__ = ["Exporter", "ExportStats", "export_study", "connect", "following", "Follower",
            "CLIENT_ENV", "EXTRA_HINT"]
@@ -409,6 +410,7 @@ class Follower:
         self._offsets: dict[Path, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._main, name="suite-mlflow", daemon=True)
+        self._study_thread = threading.get_ident()  # its stderr: the study's library log
 
     def __enter__(self) -> Follower:
         self._thread.start()
@@ -421,6 +423,10 @@ class Follower:
             self.error = f"still sending after {DRAIN:g} s; stopped waiting"
 
     def _main(self) -> None:
+        with as_thread(self._study_thread):
+            self._follow()
+
+    def _follow(self) -> None:
         try:
             client, self.uri = connect(self.uri)
             exporter = Exporter(client, self.out, self.spec)

@@ -68,8 +68,23 @@ def build_report(roots: Iterable[Path], out: Path,
     roots = [Path(r) for r in roots]
     if not roots and options.table is None:
         raise SuiteError("nothing to report on: give run folders and/or --table PATH")
-    with _writer_lock(Path(out)):
-        return _build(roots, Path(out), options, on_step)
+    report = Report(Path(out), options)
+    if on_step is not None:
+        on_step(0, 0, "reading run logs" if roots else "reading the table")
+    tasks = _read_inputs(report, roots)  # every input read first: a rejected report writes
+    with _writer_lock(report.out):       # nothing, not even its lock file
+        try:
+            report.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SuiteError(f"cannot write the report folder {report.out}: {exc.strerror}"
+                             ) from None
+        step = _Progress(on_step, sum(_step_count(runs, options) for _, runs in tasks) + 1)
+        for task, runs in tasks:
+            _task_report(report, task, runs, step)
+        step("writing report.md")
+        write_report(report)
+        step.finish()
+    return report.result
 
 
 def _writer_lock(out: Path):
@@ -91,21 +106,6 @@ def _locked(target: Path, what: str, **kwargs):
         except LockedError as exc:
             raise LockedError(f"{exc}, or write the report elsewhere (--out)") from None
         yield
-
-
-def _build(roots: list[Path], out: Path, options: ReportOptions,
-           on_step: Callable[[int, int, str], None] | None) -> ReportResult:
-    report = Report(out, options)
-    if on_step is not None:
-        on_step(0, 0, "reading run logs" if roots else "reading the table")
-    tasks = _read_inputs(report, roots)
-    step = _Progress(on_step, sum(_step_count(runs, options) for _, runs in tasks) + 1)
-    for task, runs in tasks:
-        _task_report(report, task, runs, step)
-    step("writing report.md")
-    write_report(report)
-    step.finish()
-    return report.result
 
 
 class _Progress:
@@ -172,7 +172,7 @@ def runs_context(runs: RunSet) -> str:
 
 
 def _read_inputs(report: Report, roots: list[Path]) -> list[tuple[str, RunSet | None]]:
-    """Read the runs and `--table`, create the folder; each task with its runs (None:
+    """Read the runs and `--table` (nothing written yet); each task with its runs (None:
     the table's task, without runs), in task order."""
     title = ", ".join(map(str, roots)) or str(report.options.table)
     report.text(f"# Report: {title}")
@@ -185,11 +185,6 @@ def _read_inputs(report: Report, roots: list[Path]) -> list[tuple[str, RunSet | 
         runs, tasks = None, []
     table_task = _table_task(report)
     _check_fidelities(report, runs)
-    try:  # only once every input has been read: a rejected report writes nothing
-        report.out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SuiteError(f"cannot write the report folder {report.out}: {exc.strerror}") \
-            from None
     return [(task, runs.of_task(task) if runs is not None and task in tasks else None)
             for task in sorted(set(tasks) | ({table_task} if table_task else set()))]
 
