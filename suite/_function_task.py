@@ -39,7 +39,7 @@ from ConfigSpace import Categorical, ConfigurationSpace, Constant, Float, Intege
 from ConfigSpace.hyperparameters import Hyperparameter
 
 from suite.config import validate_config
-from suite.errors import SuiteError
+from suite.errors import SuiteError, TaskContractError
 from suite.types import EpochResult, Fidelity, Metric, Task, TaskInfo
 
 __all__ = ["FunctionTask", "report_epoch", "task_from_function"]
@@ -132,22 +132,24 @@ class FunctionTask(Task):
             stream.close()
 
     def _metrics(self, reported: Any, epoch: int) -> dict[str, float]:
-        name = self.info.metric.name
+        name, task = self.info.metric.name, self.info.name
         if isinstance(reported, Real) and not isinstance(reported, bool):
             return {name: float(reported)}
         if not isinstance(reported, Mapping):
-            raise SuiteError(f"epoch {epoch} reported a {type(reported).__name__}; report a "
-                             f"dict of metrics or the number {name}")
+            raise TaskContractError(f"task {task}'s epoch {epoch} reported a "
+                                    f"{type(reported).__name__}; report a dict of metrics "
+                                    f"or the number {name}")
         metrics = {}
         for key, value in reported.items():
             try:
                 metrics[str(key)] = float(value)
-            except (TypeError, ValueError):
-                raise SuiteError(f"epoch {epoch} reported {key}={value!r}, not a "
-                                 "number") from None
+            except (TypeError, ValueError):  # its type only: a value can be huge
+                raise TaskContractError(f"task {task}'s epoch {epoch} reported {key} as a "
+                                        f"{type(value).__name__}, not a number") from None
         if name not in metrics:
-            raise SuiteError(f"epoch {epoch} reported {', '.join(metrics) or 'nothing'}, "
-                             f"not the objective {name!r}")
+            raise TaskContractError(f"task {task}'s epoch {epoch} reported "
+                                    f"{', '.join(metrics) or 'nothing'}, not its objective "
+                                    f"{name!r}")
         return metrics
 
 

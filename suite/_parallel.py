@@ -21,7 +21,7 @@ The study's guarantees hold as in a serial study:
   driver sets one stop flag that every worker's runner checks, runs not yet begun are
   never begun, and the driver raises `Stopped` once every worker has stopped: the runs
   stopped mid-way resume exactly like a serial study's interrupted run.
-- A worker's error (`FailingTrials`, a bad log) stops the others the same way and is
+- A worker's error (`RunHalted`, a bad log) stops the others the same way and is
   raised in the driver as the one line it was.
 - Library chatter: each worker process sends its own stderr to `OUT/library.log`.
 - Outcomes come back in the plan's order, whatever order the runs finish in.
@@ -47,7 +47,7 @@ from typing import Any
 
 from suite.errors import SuiteError
 from suite.interrupt import die_with_parent
-from suite.runner import STOP_POLL, FailingTrials
+from suite.runner import STOP_POLL, RunHalted
 
 __all__ = ["default_jobs", "run_pool", "run_ray"]
 
@@ -222,9 +222,9 @@ def _collect(futures: dict, flag, stop: threading.Event, on_run, out: Path,
 
 
 def _located(exc: BaseException, name: str, seed: int, out: Path) -> BaseException:
-    if isinstance(exc, FailingTrials):  # as the serial study says it
-        return FailingTrials(f"{exc} ({name} seed {seed} stopped; fix the cause, then "
-                             f"suite run --resume {out})")
+    if isinstance(exc, RunHalted):  # as the serial study says it
+        return type(exc)(f"{exc} ({name} seed {seed} stopped; fix the cause, then "
+                         f"suite run --resume {out})")
     return exc
 
 

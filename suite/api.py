@@ -52,6 +52,9 @@ class Placement:
     `keep_checkpoints`: `needed` (default) deletes, as a live run goes, every checkpoint
     nothing can need any more (a retry, a resume, a promotion, the incumbent:
     `suite._retention`) and keeps only the incumbent's at the end; `all` deletes none.
+    `on_failure`: `continue` (default; a failed trial is a result, as with Optuna's
+    `catch`) or `stop` (the first failed trial stops the study, as Ray Tune's
+    `fail_fast`; it resumes).
     """
 
     executor: str | None = None
@@ -64,6 +67,7 @@ class Placement:
     fuse: str = "off"
     fuse_max: int = 8
     keep_checkpoints: str = "needed"
+    on_failure: str = "continue"
 
 
 def spec_of(plan: Plan, where: Placement):

@@ -19,6 +19,12 @@ class CheckpointError(SuiteError):
     """A checkpoint cannot be resumed (missing, corrupt, or from another configuration)."""
 
 
+class TaskContractError(SuiteError):
+    """A task broke the Task API's contract (an epoch without its objective, a value that is
+    not a number, a resume that yields other epochs than asked, a checkpoint declared and
+    not written): a bug in the task, not a failed trial, so the study stops at the first."""
+
+
 class NoSpaceError(SuiteError):
     """A write failed because the disk (or the process's file-size limit) is full."""
 

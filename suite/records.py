@@ -557,6 +557,8 @@ _META_TYPES: dict[str, tuple[type, ...]] = {
     "simulated": (bool,), "table": (str, _NONE), "table_sha256": (str, _NONE),
     "fixed": _DICT, "default_config": (dict, _NONE), "table_provenance": _DICT, "v": _INT,
     "budget_spelling": (str, _NONE), "space_dims": (int, _NONE), "task_revision": _INT,
+    "task_name": (str, _NONE), "min_epochs": (int, _NONE), "eta": (int, _NONE),
+    "keep_checkpoints": _STR, "on_failure": _STR,
 }
 _REPLAY_KEYS = ("table", "table_sha256", "fixed", "default_config", "table_provenance")
 
@@ -570,7 +572,8 @@ class RunMeta:
     the format (`v`) is checked when read and stamped when written; `format` is the one
     the file was written in (1: no `v`), i.e. the suite that began the run."""
 
-    task: str | None = None
+    task: str | None = None  # its reference, as the plan names it
+    task_name: str | None = None  # TaskInfo.name (None: written before it was kept)
     optimizer: str | None = None
     seed: int = 0
     budget: str | None = None
@@ -591,6 +594,10 @@ class RunMeta:
     metric: str = "val_loss"
     minimize: bool = True
     max_epochs: int = 0
+    min_epochs: int | None = None  # the fidelity's (None: written before they were kept)
+    eta: int | None = None
+    keep_checkpoints: str = "needed"
+    on_failure: str = "continue"
     environment: Mapping[str, Any] = field(default_factory=dict)
     simulated: bool = False
     # a replay's (written only when `simulated`)

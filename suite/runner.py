@@ -32,6 +32,15 @@ so an optimizer library that catches everything cannot swallow it.
 Crash retry and timeouts live here, not in an executor, so every executor gets them: an
 executor only says that a trial's worker was `lost` and stops a trial when told.
 
+Failed trials are results: logged, told, and the run goes on (`on_failure="continue"`, as
+Optuna's `catch` and Ray Tune without `fail_fast`). With `on_failure="stop"` the first
+trial that fails (raised, NaN or inf, crashed twice, timed out, stopped short) stops the
+run as `stop` does, after its row, raising `TrialFailed`. A failed trial's full traceback
+goes to `errors/trial-<id>.txt` in the run folder (Ray Tune's `error.txt`). A task that
+breaks the Task API's contract (`suite.errors.TaskContractError`: a bug in the task, not
+in one configuration) stops the run at its first occurrence, raising `ContractViolation`,
+with that trial left in flight, unlogged: once the task is fixed, `--resume` trains it.
+
 A circuit breaker stops a run that cannot train. Trials that end `failed`, `crashed` or
 `timeout` without training an epoch in their last attempt charge nothing, so the budget
 would never run out (a device that is not there, data that cannot be read: a new trial
@@ -68,9 +77,12 @@ from suite.records import EndRow, EpochRow, FinishRow, RecommendRow, RetryRow, R
 from suite.types import Metric, Status, Trial, TrialResult
 
 __all__ = ["Runner", "RunState", "ActiveTrial", "Incumbent", "training_seed",
-           "PROMOTION_POLICIES", "KEEP_CHECKPOINTS", "FAILING_STREAK", "FailingTrials"]
+           "PROMOTION_POLICIES", "KEEP_CHECKPOINTS", "ON_FAILURE", "FAILING_STREAK",
+           "RunHalted", "FailingTrials", "TrialFailed", "ContractViolation"]
 
 PROMOTION_POLICIES = ("resume", "retrain")
+ON_FAILURE = ("continue", "stop")  # what a failed trial does to its run
+ERRORS = "errors"  # in a run folder: each failed trial's traceback, trial-<id>.txt
 STOPPED = "stopped"  # what `Runner.run` returns when `stop` was set: no finish row
 STOP_POLL = 0.2  # seconds: the longest wait before the runner looks at `stop` again
 # Trials in a row failing before their first epoch that stop a run (beyond what fails at
@@ -79,9 +91,21 @@ STOP_POLL = 0.2  # seconds: the longest wait before the runner looks at `stop` a
 FAILING_STREAK = 10
 
 
-class FailingTrials(SuiteError):
-    """Trials failed before their first epoch, too many in a row: the run stopped without
-    a `finish` row, and resumes once the cause (the first error) is fixed."""
+class RunHalted(SuiteError):
+    """The run stopped without a `finish` row, as on `stop`; it resumes once the cause
+    (the message) is fixed."""
+
+
+class FailingTrials(RunHalted):
+    """Trials failed before their first epoch, too many in a row."""
+
+
+class TrialFailed(RunHalted):
+    """A trial failed under `on_failure="stop"`."""
+
+
+class ContractViolation(RunHalted):
+    """The task broke the Task API's contract (`TaskContractError`, raised in training)."""
 
 
 def training_seed(run_seed: int, config_id: int) -> int:
@@ -138,7 +162,8 @@ class Runner:
                  promotion: str = "resume", trial_timeout: float | None = None,
                  state: RunState | None = None,
                  on_row: Callable[[Mapping[str, Any], Runner], None] | None = None,
-                 stop: threading.Event | None = None, keep_checkpoints: str = "needed") -> None:
+                 stop: threading.Event | None = None, keep_checkpoints: str = "needed",
+                 on_failure: str = "continue") -> None:
         self.optimizer, self.executor, self.ledger, self.log = optimizer, executor, ledger, log
         self.trial_timeout = trial_timeout  # wall seconds per attempt; None: no limit
         self.metric, self.seed, self.promotion, self.on_row = metric, seed, promotion, on_row
@@ -149,6 +174,10 @@ class Runner:
             raise SuiteError(f"unknown keep_checkpoints {keep_checkpoints!r}; choose "
                              f"{' or '.join(KEEP_CHECKPOINTS)}")
         self.keep_checkpoints = keep_checkpoints
+        if on_failure not in ON_FAILURE:
+            raise SuiteError(f"unknown on_failure {on_failure!r}; choose "
+                             f"{' or '.join(ON_FAILURE)}")
+        self.on_failure = on_failure
         self._deleted: set[str] = set()  # checkpoint names this runner deleted
         self.state = state or RunState()
         self.stop = stop
@@ -244,6 +273,9 @@ class Runner:
     def _handle(self, event: EpochDone | TrialEnded) -> None:
         if isinstance(event, TrialEnded):
             self._jobs.discard(event.trial_id)
+            if event.contract and event.trial_id in self.state.active:
+                # left in flight, its end unlogged: the fixed task trains it on --resume
+                raise ContractViolation(event.error)
             active = self.state.active.pop(event.trial_id, None)
             if active is None:  # its end is logged already (a terminal epoch, timeout, cut)
                 return
@@ -256,7 +288,7 @@ class Runner:
                 return
             self._end(active, Status.CRASHED if event.lost else Status.FAILED, event.error or (
                 f"stopped at epoch {active.last_epoch} of {active.trial.epochs} without an "
-                "error"))
+                "error"), event.traceback)
             return
         active = self.state.active.get(event.trial_id)
         if active is not None:  # else: an epoch of a trial already stopped; not charged
@@ -304,6 +336,9 @@ class Runner:
             if candidate.better_than(self.state.incumbent):
                 self.state.incumbent = candidate
         self._tell(trial, status, loss if status is Status.OK else math.inf, result.epoch)
+        if status is Status.FAILED:
+            self._stop_on_failure(trial, f"its objective {self.metric.name} is {loss:g} at "
+                                         f"epoch {result.epoch}")
 
     def _tell(self, trial: Trial, status: Status, loss: float, epochs: int) -> None:
         self.optimizer.tell(TrialResult(trial, status, loss, epochs))
@@ -323,13 +358,32 @@ class Runner:
         self.state.recommended = trial_id
         self._append(RecommendRow(known[0], known[1], self.ledger.totals, **self._stamp()))
 
-    def _end(self, active: ActiveTrial, status: Status, error: str | None) -> None:
+    def _end(self, active: ActiveTrial, status: Status, error: str | None,
+             traceback: str | None = None) -> None:
         trial = active.trial
+        if traceback is not None:
+            self._keep_traceback(trial.trial_id, traceback)
         self._append(EndRow(trial, status, active.last_epoch, error, self.ledger.totals,
                             **self._stamp()))
         if status is not Status.CUT:  # crashed and timeout are failures to the optimizer
             self._tell(trial, Status.FAILED, math.inf, active.last_epoch)
+            self._stop_on_failure(trial, error or status.value)
         self._count_failing(active, status, error)
+
+    def _keep_traceback(self, trial_id: int, text: str) -> None:
+        """The full traceback of a failed trial, beside its log (the log keeps a line)."""
+        directory = getattr(self.log, "directory", None)
+        if directory is None:
+            return
+        try:
+            (directory / ERRORS).mkdir(exist_ok=True)
+            (directory / ERRORS / f"trial-{trial_id}.txt").write_text(text, encoding="utf-8")
+        except OSError:
+            pass  # a traceback lost is not worth a run: its first line is in the log
+
+    def _stop_on_failure(self, trial: Trial, error: str) -> None:
+        if self.on_failure == "stop":
+            raise TrialFailed(f"trial {trial.trial_id} failed: {error} (--on-failure stop)")
 
     def _count_failing(self, active: ActiveTrial, status: Status, error: str | None) -> None:
         """The circuit breaker (see the module docstring); raises `FailingTrials`."""

@@ -81,7 +81,8 @@ def _resolved_budget(spec: StudySpec, dims: int) -> StudySpec:
 
 def _common_meta(spec: StudySpec, task: Task, metric: Metric,
                  fidelity: Fidelity) -> dict[str, Any]:
-    return {"task": spec.task, "budget": spec.budget, "budget_spelling": spec.budget_spelling,
+    return {"task": spec.task, "task_name": task.info.name, "budget": spec.budget,
+            "budget_spelling": spec.budget_spelling,
             "space_dims": space_dims(task.config_space()), "scale": spec.scale,
             "task_revision": task.info.revision,
             "promotion": spec.promotion, "include_default": spec.include_default,
@@ -89,8 +90,10 @@ def _common_meta(spec: StudySpec, task: Task, metric: Metric,
             "executor": spec.executor, "address": spec.address,
             "gpus_per_trial": spec.gpus_per_trial, "trial_timeout": spec.trial_timeout,
             "fuse": spec.fuse, "fuse_max": spec.fuse_max,
+            "keep_checkpoints": spec.keep_checkpoints, "on_failure": spec.on_failure,
             "metric": metric.name, "minimize": metric.minimize,
-            "max_epochs": fidelity.max_epochs, "environment": environment()}
+            "min_epochs": fidelity.min_epochs, "max_epochs": fidelity.max_epochs,
+            "eta": fidelity.eta, "environment": environment()}
 
 
 def _replay_setting(spec: StudySpec) -> tuple[StudySpec, Setting]:

@@ -16,7 +16,7 @@ from suite.budget import CarpsBudget, Unit, parse_budget, parse_budget_spelling
 from suite.devices import check_device_names
 from suite.errors import SuiteError
 from suite.executors import check_fuse
-from suite.runner import KEEP_CHECKPOINTS, PROMOTION_POLICIES
+from suite.runner import KEEP_CHECKPOINTS, ON_FAILURE, PROMOTION_POLICIES
 
 __all__ = ["StudySpec", "EXECUTORS", "MAX_SEED", "MAX_RUNS", "MAX_WORKERS", "MAX_TRIAL_TIMEOUT",
            "check_seeds", "check_runs"]
@@ -40,6 +40,7 @@ _PLAN_TYPES: dict[str, tuple[tuple[type, ...], type | None]] = {  # (types, list
     "gpus_per_trial": ((int, float, _NONE), None), "trial_timeout": ((int, float, _NONE), None),
     "fuse": ((str,), None), "fuse_max": ((int,), None),
     "budget_spelling": ((str, _NONE), None), "keep_checkpoints": ((str,), None),
+    "on_failure": ((str,), None),
 }
 
 
@@ -57,6 +58,8 @@ class StudySpec:
     `trial_timeout` (wall seconds per attempt of a trial) applies to every live executor.
     `keep_checkpoints` is `needed` (a live run deletes the checkpoints nothing can need any
     more, and keeps only the incumbent's at its end) or `all` (it deletes none).
+    `on_failure` is `continue` (a failed trial is a result; the run goes on) or `stop` (the
+    first failed trial stops the study, resumable: `suite.runner`).
     A budget given in CARP-S budgets (`1carps`) is resolved against the task's space when
     the study is planned (`suite.setting`): `budget` becomes full-fidelity equivalents
     (`126x`) and `budget_spelling` keeps what was asked for.
@@ -80,6 +83,7 @@ class StudySpec:
     fuse_max: int = 8  # members per array; workers × fuse_max trials in flight
     budget_spelling: str | None = None  # the budget as asked (`1carps`) once resolved
     keep_checkpoints: str = "needed"  # "all": a live run deletes none (`suite._retention`)
+    on_failure: str = "continue"  # "stop": the first failed trial stops the study
 
     @classmethod
     def from_json(cls, data: Any) -> StudySpec:
@@ -114,6 +118,9 @@ class StudySpec:
         if self.keep_checkpoints not in KEEP_CHECKPOINTS:
             raise SuiteError(f"unknown keep_checkpoints {self.keep_checkpoints!r}; choose "
                              f"{' or '.join(KEEP_CHECKPOINTS)}")
+        if self.on_failure not in ON_FAILURE:
+            raise SuiteError(f"unknown on_failure {self.on_failure!r}; choose "
+                             f"{' or '.join(ON_FAILURE)}")
         if self.executor is not None and self.executor not in EXECUTORS:
             raise SuiteError(f"unknown executor {self.executor!r}; choose from "
                              f"{', '.join(EXECUTORS)}")

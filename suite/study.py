@@ -15,8 +15,9 @@ the simulated executor: the optimizers search the table's grid, every epoch's me
 device-seconds come from the table, and meta.json says `"simulated": true` with the
 table's path, checksum and provenance. Replays keep no checkpoints.
 
-A run whose trials keep failing before their first epoch (`suite.runner.FailingTrials`)
-stops the study the same way, without a `finish` row, and `FailingTrials` is raised.
+A run whose trials keep failing before their first epoch, whose task breaks the Task
+API's contract, or (with `on_failure` stop) whose trial failed stops the study the same
+way, without a `finish` row, raising the runner's `RunHalted` (`suite.runner`).
 
 SIGINT and SIGTERM stop a study cleanly (`suite.interrupt`): the run in progress stops
 without a `finish` row, later runs are not begun, and `Stopped` is raised; `resume`
@@ -45,10 +46,10 @@ from suite.executors import SimulatedExecutor, training_executor
 from suite.interrupt import Stopped, on_signals
 from suite.library_log import LIBRARY_LOG, to_library_log
 from suite.lock import LOCK_NAME, LockedError, hold_lock
-from suite.log import LOG_NAME, LogError, RunLog, read_log, read_run_meta, write_atomic
+from suite.log import LOG_NAME, META_NAME, LogError, RunLog, read_log, read_run_meta, write_atomic
 from suite.mlflow_export import following
-from suite.records import FinishRow, Row
-from suite.runner import STOP_POLL, STOPPED, FailingTrials, Runner, RunState
+from suite.records import EpochRow, FinishRow, Row
+from suite.runner import STOP_POLL, STOPPED, RunHalted, Runner, RunState
 from suite.setting import Setting, study_setting
 from suite.spec import StudySpec, check_runs, check_seeds
 
@@ -139,8 +140,10 @@ def run_study(spec: StudySpec, out: Path, *, resume: bool = False,
             folder already holds a study (without `resume`); Ray is missing
             or its cluster unreachable (`executor` ray); or for a replay: the table is
             missing, unreadable, incomplete, of another task or scale.
-        FailingTrials: a run's trials failed before their first epoch, too many in a row
-            (`suite.runner`'s circuit breaker); the study stopped, and `out` resumes.
+        RunHalted: a run's trials failed before their first epoch, too many in a row
+            (`FailingTrials`, `suite.runner`'s circuit breaker), the task broke its
+            contract (`ContractViolation`) or, with `on_failure` stop, a trial failed
+            (`TrialFailed`); the study stopped, and `out` resumes.
         LockedError: another live process is writing the study (`suite.lock`).
     """
     out = Path(out)
@@ -160,6 +163,8 @@ def run_study(spec: StudySpec, out: Path, *, resume: bool = False,
         if not resume:  # (hold_lock: one writer per study, until its last run ends)
             _check_new_or_resumable(spec, setting, out, resume)  # a rival may have started it
             _write_plan(out, spec)
+        elif _task_changes(spec, setting, out):  # before any epoch: the corrected task's
+            _adopt_task(spec, setting, out)
         # the follower's chatter goes to library.log; what it did not send, after the study
         with on_signals(stop) as caught, to_library_log(out / LIBRARY_LOG), (
                 follower or contextlib.nullcontext()):
@@ -231,13 +236,55 @@ def _check_new_or_resumable(spec: StudySpec, setting: Setting, out: Path, resume
     if not resume:
         _check_new_folder(out)
         return
+    changes = _task_changes(spec, setting, out)
     for name in spec.optimizers:  # never mix in a run of another plan or table
         for seed in spec.seeds:
             if (out / name / f"seed-{seed}" / LOG_NAME).exists():
                 _check_meta(out / name / f"seed-{seed}", setting, name, seed)
                 # every log validated before the lock file is written: a study holding a
                 # damaged log is refused with nothing written, not when its run comes up
-                read_log(out / name / f"seed-{seed}")
+                rows = read_log(out / name / f"seed-{seed}")
+                if changes and any(type(r) is EpochRow for r in rows):
+                    said = "; ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items())
+                    raise LogError(f"task {spec.task} changed since {out} began ({said}) and "
+                                   "the study has logged epochs of the old one; refusing to "
+                                   "resume it (start a new study, or restore the task)")
+
+
+# What a task's runs are compared by: changed, a study's logs would mix two objectives.
+TASK_KEYS = ("task_name", "metric", "minimize", "min_epochs", "max_epochs", "eta")
+
+
+def _task_changes(spec: StudySpec, setting: Setting, out: Path) -> dict[str, tuple]:
+    """What differs between the task as the study's runs recorded it and as it loads now
+    (a live study's: a replay's comes from its table); keys an older meta lacks are not
+    compared."""
+    if setting.table is not None:
+        return {}
+    changes: dict[str, tuple] = {}
+    for directory in _run_folders(spec, out):
+        meta = read_run_meta(directory)
+        for key in TASK_KEYS:
+            old, new = getattr(meta, key), setting.meta[key]
+            if old is not None and (key, old) != ("max_epochs", 0) and old != new:
+                changes.setdefault(key, (old, new))
+    return changes
+
+
+def _run_folders(spec: StudySpec, out: Path) -> list[Path]:
+    return [out / name / f"seed-{seed}" for name in spec.optimizers for seed in spec.seeds
+            if (out / name / f"seed-{seed}" / LOG_NAME).exists()]
+
+
+def _adopt_task(spec: StudySpec, setting: Setting, out: Path) -> None:
+    """A study that logged no epoch yet takes the corrected task (a misspelled metric): its
+    plan and each run's meta.json rewritten, each atomically, under the study's lock."""
+    _write_plan(out, spec)
+    for directory in _run_folders(spec, out):
+        meta = read_run_meta(directory)
+        data = {**meta.to_json(), **{k: setting.meta[k] for k in (*TASK_KEYS, "task_revision",
+                                                                  "space_dims")}}
+        write_atomic(directory / META_NAME, json.dumps(data, indent=1, sort_keys=True))
 
 
 def _check_new_folder(out: Path) -> None:
@@ -270,9 +317,9 @@ def _run_all(spec: StudySpec, setting: Setting, out: Path, on_run, stop: threadi
             try:
                 with _run_lock(directory, stop):  # an orphan of a killed parallel study
                     outcome = _run_one(spec, setting, name, seed, directory, on_run, stop)
-            except FailingTrials as exc:  # later runs would fail alike: none is begun
-                raise FailingTrials(f"{exc} ({name} seed {seed} stopped; fix the cause, then "
-                                    f"suite run --resume {out})") from None
+            except RunHalted as exc:  # later runs would fail alike: none is begun
+                raise type(exc)(f"{exc} ({name} seed {seed} stopped; fix the cause, then "
+                                f"suite run --resume {out})") from None
             if outcome.reason == STOPPED:
                 raise Stopped(out, caught.signum)
             outcomes.append(outcome)
@@ -336,7 +383,8 @@ def _run_one(spec: StudySpec, setting: Setting, name: str, seed: int, directory:
     runner = Runner(optimizer=optimizer, executor=_executor(spec, setting, rows), ledger=ledger,
                     log=log, metric=setting.metric, seed=seed, checkpoints=checkpoints,
                     promotion=spec.promotion, trial_timeout=spec.trial_timeout, state=state,
-                    stop=stop, keep_checkpoints=spec.keep_checkpoints)
+                    stop=stop, keep_checkpoints=spec.keep_checkpoints,
+                    on_failure=spec.on_failure)
     if on_run is not None:
         on_run(name, seed, runner)
     with log:

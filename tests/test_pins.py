@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from suite.errors import TaskContractError
 from suite.executors._base import Job, run_job
-from suite.types import Capabilities, EpochResult, Trial
+from suite.types import Capabilities, EpochResult, TaskInfo, Trial
 
 # A user's task, written as users write it: its state saved in place every epoch (the file
 # keeps its inode), an epoch as slow as `SLOW` says.
@@ -49,6 +50,7 @@ class InPlace(Task):
 
 
 class _InPlace:
+    info = TaskInfo(name="in_place")
     capabilities = Capabilities(checkpoints=True, timer=True)
 
     def __init__(self, write: bool = True) -> None:
@@ -71,9 +73,9 @@ def test_a_task_saving_in_place_keeps_each_epochs_checkpoint(tmp_path):
     assert [json.loads(p.read_text())["epoch"] for p in pins] == [1, 2, 3, 4]
 
 
-def test_a_checkpoint_reported_but_not_written_is_an_error_naming_it(tmp_path):
+def test_a_checkpoint_reported_but_not_written_breaks_the_contract_naming_it(tmp_path):
     job = Job(Trial(3, {}, 2, 3), seed=0, save_to=tmp_path / "3.pt")
-    with pytest.raises(FileNotFoundError, match=r"3\.pt for epoch 2 but did not write it"):
+    with pytest.raises(TaskContractError, match=r"3\.pt for epoch 2 but did not write it"):
         list(run_job(_InPlace(write=False), job, "cpu"))
 
 

@@ -61,6 +61,10 @@ def test_the_summary_names_the_metric_and_counts_failures_per_optimizer(flaky_st
     assert {name: int(r[5]) for name, r in per_optimizer.items()} == failed
     assert all(r[1] == "2" and r[6] == "6.00x" for r in per_optimizer.values())
     diverged = sum(e["error"] == "ValueError: the loss diverged" for e in ends)
+    tracebacks = [p.read_text() for p in out.glob("*/seed-*/errors/trial-*.txt")]
+    assert len(tracebacks) == diverged and all(  # each raised trial's, in its run folder
+        t.startswith("Traceback") and t.rstrip().endswith("the loss diverged")
+        for t in tracebacks)
     stopped = [e for e in ends if e["error"].startswith("stopped at epoch")]
     assert diverged > len(stopped) > 0, ends  # both kinds happened in this study
     assert all(re.fullmatch(r"stopped at epoch 1 of (3|9) without an error", e["error"])

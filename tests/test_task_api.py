@@ -289,7 +289,7 @@ def test_the_adapter_times_each_epoch_and_reports_errors_in_one_line():
 
     task = suite.task_from_function(wrong, {"x": [1, 2]}, name="wrong", metric="val_acc",
                                     minimize=False, fidelity=3)
-    with pytest.raises(SuiteError, match="reported accuracy, not the objective 'val_acc'"):
+    with pytest.raises(SuiteError, match="reported accuracy, not its objective 'val_acc'"):
         list(task.train({"x": 1}, epochs=1, seed=0))
 
     def fails(config):

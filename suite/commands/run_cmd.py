@@ -25,7 +25,7 @@ from suite.study import STUDY_NAME, Stopped, StudySpec, parse_seeds
 # crash (a new SLURM allocation) has a new address, so --resume DIR --address ADDR is fine.
 PLAN_FLAGS = ("task", "optimizer", "budget", "seed", "seeds", "scale", "promotion", "workers",
               "devices", "executor", "table", "gpus_per_trial", "trial_timeout", "fuse",
-              "fuse_max", "include_default", "keep_checkpoints")
+              "fuse_max", "include_default", "keep_checkpoints", "on_failure")
 
 
 def add_arguments(run: argparse.ArgumentParser) -> None:
@@ -72,6 +72,9 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
                      help="needed (default): a live run deletes each checkpoint once nothing "
                           "(a retry, a resume, a promotion, the incumbent) can need it, and "
                           "keeps the incumbent's at its end; all: delete none")
+    run.add_argument("--on-failure", choices=["continue", "stop"],
+                     help="continue (default): a failed trial is a result and the study goes "
+                          "on; stop: the first failed trial stops the study (it resumes)")
     run.add_argument("--mlflow", nargs="?", const="", metavar="URI",
                      help="also log the study to MLflow (a run per study, optimizer x seed "
                           "and trial) at URI (default MLFLOW_TRACKING_URI, else MLflow's "
@@ -148,7 +151,8 @@ def _plan_from_args(args: argparse.Namespace):
                       address=args.address, gpus_per_trial=args.gpus_per_trial,
                       trial_timeout=args.trial_timeout, fuse=args.fuse or "off",
                       fuse_max=8 if args.fuse_max is None else args.fuse_max,
-                      keep_checkpoints=args.keep_checkpoints or "needed")
+                      keep_checkpoints=args.keep_checkpoints or "needed",
+                      on_failure=args.on_failure or "continue")
     spec_of(plan, where)  # the whole plan checked before anything runs
     return plan, where
 

@@ -12,7 +12,7 @@ from suite.executors._base import (
     ArrayJob,
     EpochDone,
     TrialEnded,
-    describe_error,
+    ended_by,
     pin_checkpoint,
     test_keyword,
 )
@@ -51,9 +51,8 @@ def run_array(task: Task, array: ArrayJob, device: str, worker: int, conn,
             if not live:
                 break
     except Exception as exc:  # one array, one fate: every member still in it failed
-        error = describe_error(exc)
         for index in sorted(live):
-            conn.send(TrialEnded(ids[index], worker, error))
+            conn.send(ended_by(ids[index], worker, exc))
         return True
     for index in sorted(live):  # stopped short of a target: never silently
         conn.send(TrialEnded(ids[index], worker, "the array stopped before its target"))

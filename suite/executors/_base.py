@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+import traceback as tb
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
+from numbers import Real
 from pathlib import Path
 from typing import Protocol
 
 from suite import timing
+from suite.errors import TaskContractError
 from suite.types import EpochResult, Task, Trial
 
 
@@ -48,12 +51,16 @@ class EpochDone:
 class TrialEnded:
     """A job stopped producing epochs: normally (`error` None), by an exception raised in
     training (`error` set), or because its worker died (`lost`: killed, out of memory, a
-    node gone; the runner retries such a trial once from its last logged epoch)."""
+    node gone; the runner retries such a trial once from its last logged epoch).
+    `traceback` is the exception's full text, kept in the run folder; `contract` says the
+    task broke the Task API's contract (`TaskContractError`): the runner stops the study."""
 
     trial_id: int
     worker: int
     error: str | None = None
     lost: bool = False
+    traceback: str | None = None
+    contract: bool = False
 
 
 Event = EpochDone | TrialEnded
@@ -110,9 +117,49 @@ def run_job(task: Task, job: Job, device: str) -> Iterator[EpochResult]:
                          **test_keyword(task, job.test))
     if not task.capabilities.timer:
         results = _timed(results)
+    expected = job.start_epoch + 1 if job.resume_from is not None else 1
     for result in results:
+        check_result(task, job, result, expected)
+        expected += 1
         if result.epoch > skip:
             yield pin_checkpoint(job, result)
+
+
+def check_result(task: Task, job: Job, result: object, expected: int) -> None:
+    """What the runner cannot repair in a task's epoch, refused as `TaskContractError`: not
+    an `EpochResult`, another epoch than the next one (a resume from epoch k's checkpoint
+    yields k+1 first), the objective missing or not a number, a checkpoint declared and
+    not reported. Messages name types and keys, never a user's values beyond a number."""
+    name = task.info.name
+    if not isinstance(result, EpochResult):
+        raise TaskContractError(f"task {name}'s train yielded a {type(result).__name__}, not "
+                                "a suite.EpochResult")
+    if result.epoch != expected:
+        resumed = (f" (resumed from epoch {job.start_epoch}'s checkpoint)"
+                   if job.resume_from is not None else "")
+        raise TaskContractError(f"task {name}'s train yielded epoch {result.epoch} where "
+                                f"epoch {expected} was next{resumed}")
+    if result.epoch > job.trial.epochs:
+        raise TaskContractError(f"task {name}'s train yielded epoch {result.epoch} past "
+                                f"its target of {job.trial.epochs} epochs")
+    metric = task.info.metric.name
+    if not isinstance(result.metrics, Mapping):
+        raise TaskContractError(f"task {name}'s epoch {result.epoch} metrics are a "
+                                f"{type(result.metrics).__name__}, not a dict")
+    if metric not in result.metrics:
+        reported = ", ".join(map(str, result.metrics)) or "nothing"
+        raise TaskContractError(f"task {name}'s epoch {result.epoch} reports {reported}, "
+                                f"not its objective {metric!r}")
+    for key, value in result.metrics.items():
+        if not isinstance(value, Real) or isinstance(value, bool):
+            raise TaskContractError(f"task {name}'s epoch {result.epoch} reports {key} as a "
+                                    f"{type(value).__name__}, not a number")
+    if (task.capabilities.checkpoints and job.save_to is not None
+            and result.checkpoint is None):
+        raise TaskContractError(
+            f"task {name} declares checkpoints but its epoch {result.epoch} reports none "
+            "(EpochResult.checkpoint): save to save_to each epoch, or declare "
+            "Capabilities(checkpoints=False) so that its promotions retrain and are charged")
 
 
 def test_keyword(task: Task, test: bool) -> dict[str, bool]:
@@ -160,9 +207,19 @@ def pin_checkpoint(job: Job, result: EpochResult) -> EpochResult:
             shutil.copyfile(source, tmp)
             os.replace(tmp, pinned)
     except FileNotFoundError:
-        raise FileNotFoundError(f"the task reported a checkpoint at {source} for epoch "
+        raise TaskContractError(f"the task reported a checkpoint at {source} for epoch "
                                 f"{result.epoch} but did not write it") from None
     return replace(result, checkpoint=pinned)
+
+
+def ended_by(trial_id: int, worker: int, exc: BaseException,
+             text: str | None = None) -> TrialEnded:
+    """The end of a trial whose training raised `exc`: its first line, its whole traceback
+    (`text`, where the exception came from elsewhere, as Ray's remote one), and whether the
+    task broke its contract."""
+    contract = isinstance(exc, TaskContractError)  # its message says it all, in one line
+    return TrialEnded(trial_id, worker, str(exc) if contract else describe_error(exc),
+                      traceback=text or "".join(tb.format_exception(exc)), contract=contract)
 
 
 def describe_error(exc: BaseException) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from collections.abc import Iterator
 
-from suite.executors._base import EpochDone, Event, Job, TrialEnded, describe_error, run_job
+from suite.executors._base import EpochDone, Event, Job, TrialEnded, ended_by, run_job
 from suite.types import EpochResult, Task
 
 
@@ -42,7 +42,7 @@ class InProcessExecutor:
             return TrialEnded(trial_id, worker)
         except Exception as exc:  # a failing trial must never take the run down
             del self._active[trial_id]
-            return TrialEnded(trial_id, worker, describe_error(exc))
+            return ended_by(trial_id, worker, exc)
 
     def cancel(self, trial_id: int, *, force: bool = False) -> None:
         # between epochs is the only place this process can stop a trial, forced or not

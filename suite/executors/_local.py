@@ -37,7 +37,7 @@ from suite.executors._base import (
     Event,
     Job,
     TrialEnded,
-    describe_error,
+    ended_by,
     run_job,
 )
 from suite.executors._occupancy import Busy, Occupancy, WorkerReporter
@@ -77,7 +77,7 @@ def _serve(worker: int, make_task: Callable[[], Task], device: str, threads: int
             continue
         trial_id = job.trial.trial_id
         reporter.job_started()
-        error = None
+        ended = TrialEnded(trial_id, worker)
         try:
             for result in run_job(task, job, device):
                 reporter.handoff()
@@ -85,10 +85,10 @@ def _serve(worker: int, make_task: Callable[[], Task], device: str, threads: int
                 if conn.poll() and conn.recv() == ("cancel", trial_id):
                     break
         except Exception as exc:
-            error = describe_error(exc)
-        conn.send(TrialEnded(trial_id, worker, error))
+            ended = ended_by(trial_id, worker, exc)
+        conn.send(ended)
         reporter.job_ended(members=1)
-        if error is not None:
+        if ended.error is not None:
             _free_memory(torch)
 
 

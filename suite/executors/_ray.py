@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from suite.errors import SuiteError
-from suite.executors._base import EpochDone, Event, Job, TrialEnded, describe_error, run_job
+from suite.executors._base import EpochDone, Event, Job, TrialEnded, ended_by, run_job
 from suite.types import EpochResult, Task
 
 __all__ = ["RayExecutor", "connect"]
@@ -171,9 +171,10 @@ class RayExecutor:
             return TrialEnded(trial_id, i, f"worker died ({_first_line(exc)})",
                               lost=not slot.cancelled)
         except exceptions.RayTaskError as exc:  # training raised: the trial failed
-            cause = getattr(exc, "cause", None)
-            error = describe_error(cause) if cause is not None else _last_line(exc)
-            return self._free(slot, TrialEnded(trial_id, i, error))
+            cause = getattr(exc, "cause", None)  # the exception raised in the actor
+            ended = (ended_by(trial_id, i, cause, text=str(exc)) if cause is not None
+                     else TrialEnded(trial_id, i, _last_line(exc), traceback=str(exc)))
+            return self._free(slot, ended)
         return None if slot.cancelled else EpochDone(trial_id, result, i)
 
     @staticmethod
