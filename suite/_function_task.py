@@ -35,16 +35,14 @@ from numbers import Real
 from pathlib import Path
 from typing import Any
 
-from ConfigSpace import Categorical, ConfigurationSpace, Constant, Float, Integer
-from ConfigSpace.hyperparameters import Hyperparameter
+from ConfigSpace import ConfigurationSpace
 
 from suite.config import validate_config
 from suite.errors import SuiteError, TaskContractError
+from suite.space import Space, search_space
 from suite.types import EpochResult, Fidelity, Metric, Task, TaskInfo
 
 __all__ = ["FunctionTask", "report_epoch", "task_from_function"]
-
-Space = ConfigurationSpace | Mapping[str, Any]
 
 
 def task_from_function(fn: Callable[..., Any], space: Space, *, name: str,
@@ -57,9 +55,7 @@ def task_from_function(fn: Callable[..., Any], space: Space, *, name: str,
     Args:
         fn: the training function: a generator yielding once per epoch, or a function
             calling `suite.report_epoch` once per epoch.
-        space: a ConfigurationSpace, or a dict of ranges: `(low, high)` (floats: uniform;
-            ints: integers), `(low, high, "log")` (log scale), a list (categorical), a
-            single value (constant), or a ConfigSpace hyperparameter.
+        space: a ConfigurationSpace, or a dict of ranges (`suite.search_space`).
         name: the task's name in run metadata and reports.
         metric: the objective, a key of what `fn` reports (a bare number reported is it).
         minimize: the objective's direction.
@@ -81,7 +77,8 @@ def task_from_function(fn: Callable[..., Any], space: Space, *, name: str,
         raise SuiteError(f"fidelity is a suite.Fidelity or the maximum epochs, got {fidelity!r}")
     info = TaskInfo(name=name, description=description or f"{_qualname(fn)} (a function)",
                     metric=Metric(metric, minimize=minimize), fidelity=fidelity)
-    return FunctionTask(fn, _space(space), info, default=default, epochs_key=epochs_key)
+    return FunctionTask(fn, search_space(space), info, default=default,
+                        epochs_key=epochs_key)
 
 
 class FunctionTask(Task):
@@ -229,36 +226,6 @@ def _named_options(fn: Callable[..., Any]) -> set[str] | None:
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
         return None
     return {p.name for p in parameters}
-
-
-def _space(space: Space) -> ConfigurationSpace:
-    if isinstance(space, ConfigurationSpace):
-        return space
-    if not isinstance(space, Mapping) or not space:
-        raise SuiteError("the space is a ConfigurationSpace or a non-empty dict of ranges")
-    cs = ConfigurationSpace()
-    cs.add([_hyperparameter(str(name), value) for name, value in space.items()])
-    return cs
-
-
-def _hyperparameter(name: str, value: Any) -> Hyperparameter:
-    if isinstance(value, Hyperparameter):
-        return value
-    if isinstance(value, list):
-        return Categorical(name, value)
-    if isinstance(value, tuple) and len(value) in (2, 3):
-        low, high, *scale = value
-        log = scale == ["log"]
-        if scale and not log:
-            raise SuiteError(f"hyperparameter {name}: the third item of a range is 'log'")
-        if all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high)):
-            return Integer(name, (low, high), log=log)
-        if all(isinstance(v, Real) and not isinstance(v, bool) for v in (low, high)):
-            return Float(name, (float(low), float(high)), log=log)
-    if isinstance(value, str | int | float) and not isinstance(value, bool):
-        return Constant(name, value)
-    raise SuiteError(f"hyperparameter {name}: {value!r} is not (low, high), (low, high, "
-                     "'log'), a list of choices, a constant or a ConfigSpace hyperparameter")
 
 
 def _seed_everything(seed: int) -> None:

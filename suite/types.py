@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import functools
 import math
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from typing import Any, ClassVar
 from ConfigSpace import ConfigurationSpace
 
 from suite.config import validate_config
+from suite.space import search_space
 
 
 @dataclass(frozen=True)
@@ -163,9 +165,29 @@ class Task(abc.ABC):
     info: ClassVar[TaskInfo]
     capabilities: ClassVar[Capabilities] = Capabilities()
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass's `config_space` may return a dict of ranges (`suite.space`): every
+        caller gets the ConfigurationSpace it describes, seeded as asked."""
+        super().__init_subclass__(**kwargs)
+        method = cls.__dict__.get("config_space")
+        if method is None or getattr(method, "_any_space", False):
+            return
+
+        @functools.wraps(method)
+        def config_space(self, *args: Any, **kw: Any) -> ConfigurationSpace:
+            space = method(self, *args, **kw)
+            if isinstance(space, ConfigurationSpace):
+                return space
+            seed = kw.get("seed", args[0] if args else None)
+            return search_space(space, seed)
+
+        config_space._any_space = True
+        cls.config_space = config_space
+
     @abc.abstractmethod
     def config_space(self, seed: int | None = None) -> ConfigurationSpace:
-        """The search space (ConfigSpace), seeded for sampling."""
+        """The search space, seeded for sampling: a ConfigurationSpace or a dict of ranges
+        (`suite.search_space`: `{"lr": (1e-4, 1e-1, "log"), "layers": [1, 2, 3]}`)."""
 
     def default_config(self) -> dict[str, Any]:
         """The baseline configuration every comparison should include (by default the

@@ -24,6 +24,7 @@ from suite.log import read_meta, read_rows
 from suite.registry import load_task, task_names
 from suite.study import StudySpec, run_study
 
+SPACE = {"lr": (1e-4, 1.0, "log"), "width": (1, 16)}  # my_tasks.SPACE
 FIXTURES = Path(__file__).parent / "fixtures"
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -302,6 +303,27 @@ def test_the_adapter_times_each_epoch_and_reports_errors_in_one_line():
         suite.task_from_function(fails, {"x": {"a": 1}}, name="bad-space")
     with pytest.raises(SuiteError, match="is for a training function"):
         suite.report_epoch(val_loss=1.0)
+
+
+def test_a_class_task_may_write_its_space_as_a_dict_of_ranges(on_path, tmp_path):
+    """One space grammar: what task_from_function takes, a class's config_space returns."""
+    task = load_task("my_tasks:DictSpace")
+    space = task.config_space(seed=3)
+    assert space["lr"].log and (space["width"].lower, space["width"].upper) == (1, 16)
+    assert space == suite.search_space(SPACE) == load_task("my_tasks:from_generator"
+                                                           ).config_space()
+    assert space.sample_configuration() == task.config_space(seed=3).sample_configuration()
+    assert task.default_config() == {"lr": pytest.approx(0.01), "width": 8}
+    outcome, rows = _hyperband("my_tasks:DictSpace", tmp_path, "3x")
+    assert outcome.reason == "budget" and outcome.ledger.totals.epochs == 27
+    assert_every_epoch_once(rows)
+    message = "hyperparameter lr: a range's low 1.0 must be below its high 0.0001"
+    with pytest.raises(SuiteError, match=message):
+        load_task("my_tasks:BadDictSpace")
+    with pytest.raises(SuiteError, match=message):
+        suite.task_from_function(lambda c: None, {"lr": (1.0, 1e-4, "log")}, name="bad")
+    with pytest.raises(SuiteError, match="not a list"):
+        suite.search_space([("lr", (0.0, 1.0))])
 
 
 def test_a_function_task_studied_in_process(on_path, tmp_path):
