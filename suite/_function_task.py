@@ -18,7 +18,15 @@ and `device` it names. The adapter stops it once `epochs` epochs are reported (s
 loop for longer), times each epoch (from asking for it to its report), seeds Python's,
 NumPy's and torch's global generators with the trial's seed, and turns each report into
 an `EpochResult`. A function that reports through `report_epoch` runs in a thread of its
-own, paused between epochs. Such a task keeps no checkpoints: its promotions retrain.
+own, paused between epochs.
+
+Checkpoints, as Ray Tune's function API has them: a task made with `checkpoints=True`
+hands the suite its state with every epoch (`report_epoch(val_loss=..., checkpoint=state)`
+or, from a generator, `yield suite.EpochReport({"val_loss": ...}, checkpoint=state)`); the
+suite saves it as plain data (torch's weights-only format: dicts, lists, numbers, strings,
+tensors) and, when the trial resumes (a promotion, a retry, a resumed study), hands it
+back through `suite.get_checkpoint()` (None when training starts afresh). The function
+continues from the epoch its state holds. Without `checkpoints`, promotions retrain.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from numbers import Real
 from pathlib import Path
 from typing import Any
@@ -38,18 +47,20 @@ from typing import Any
 from ConfigSpace import ConfigurationSpace
 
 from suite.config import validate_config
-from suite.errors import SuiteError, TaskContractError
+from suite.errors import CheckpointError, SuiteError, TaskContractError
 from suite.space import Space, search_space
-from suite.types import EpochResult, Fidelity, Metric, Task, TaskInfo
+from suite.types import Capabilities, EpochResult, Fidelity, Metric, Task, TaskInfo
 
-__all__ = ["FunctionTask", "report_epoch", "task_from_function"]
+__all__ = ["EpochReport", "FunctionTask", "get_checkpoint", "report_epoch",
+           "task_from_function"]
 
 
 def task_from_function(fn: Callable[..., Any], space: Space, *, name: str,
                        metric: str = "val_loss", minimize: bool = True,
                        fidelity: Fidelity | int = 27,
                        default: Mapping[str, Any] | None = None,
-                       epochs_key: str | None = None, description: str = "") -> FunctionTask:
+                       epochs_key: str | None = None, description: str = "",
+                       checkpoints: bool = False) -> FunctionTask:
     """A Task that trains by calling `fn` (see the module docstring for its two forms).
 
     Args:
@@ -64,6 +75,8 @@ def task_from_function(fn: Callable[..., Any], space: Space, *, name: str,
         epochs_key: also put the epoch target into the configuration `fn` gets under this
             key (a Made With ML style `config["num_epochs"]`).
         description: one line for `suite tasks`.
+        checkpoints: `fn` hands its state with every epoch and continues from
+            `suite.get_checkpoint()` (see the module docstring): promotions resume.
 
     Returns:
         A `suite.Task`; bind it to a module-level name and name it `package.module:name`
@@ -78,16 +91,26 @@ def task_from_function(fn: Callable[..., Any], space: Space, *, name: str,
     info = TaskInfo(name=name, description=description or f"{_qualname(fn)} (a function)",
                     metric=Metric(metric, minimize=minimize), fidelity=fidelity)
     return FunctionTask(fn, search_space(space), info, default=default,
-                        epochs_key=epochs_key)
+                        epochs_key=epochs_key, checkpoints=checkpoints)
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    """What a generator training function yields for an epoch when it checkpoints: its
+    metrics (a dict, or the objective alone) and its state, kept apart."""
+
+    metrics: Mapping[str, float] | float
+    checkpoint: Any = None
 
 
 class FunctionTask(Task):
-    """The Task `task_from_function` builds (no optional capabilities)."""
+    """The Task `task_from_function` builds (capability `checkpoints` if asked for)."""
 
     def __init__(self, fn: Callable[..., Any], space: ConfigurationSpace, info: TaskInfo, *,
                  default: Mapping[str, Any] | None = None,
-                 epochs_key: str | None = None) -> None:
+                 epochs_key: str | None = None, checkpoints: bool = False) -> None:
         self.fn, self.info, self._space, self.epochs_key = fn, info, space, epochs_key
+        self.capabilities = Capabilities(checkpoints=bool(checkpoints))
         self._default = validate_config(space, default or {})
         self._generator = inspect.isgeneratorfunction(fn)  # partials and methods too
         self._options = _named_options(fn)
@@ -107,26 +130,56 @@ class FunctionTask(Task):
         max_epochs = self.info.fidelity.max_epochs
         if not 1 <= epochs <= max_epochs:
             raise SuiteError(f"epochs={epochs} is outside 1..{max_epochs}")
-        if resume_from is not None:
+        keeps = self.capabilities.checkpoints
+        if resume_from is not None and not keeps:
             raise SuiteError(f"task {self.info.name} keeps no checkpoints to resume from")
+        done, state = _load_state(resume_from) if resume_from is not None else (0, None)
         _seed_everything(seed)
         if self.epochs_key is not None:
             cfg[self.epochs_key] = epochs
         offered = {"epochs": epochs, "seed": seed, "device": _device(device)}
         kwargs = {k: v for k, v in offered.items() if self._options is None or k in self._options}
         stream = (self.fn(cfg, **kwargs) if self._generator
-                  else _threaded(self.fn, cfg, kwargs))
+                  else _threaded(self.fn, cfg, kwargs, state))
         try:
-            for epoch in range(1, epochs + 1):
+            for epoch in range(done + 1, epochs + 1):
                 start = time.perf_counter()
+                _local.checkpoint = state  # a generator runs in whichever thread asks
                 try:
                     reported = next(stream)
                 except StopIteration:
                     return  # stopped short of the target: the runner says so
                 seconds = time.perf_counter() - start
-                yield EpochResult(epoch, self._metrics(reported, epoch), seconds)
+                metrics, handed = ((reported.metrics, reported.checkpoint)
+                                   if isinstance(reported, EpochReport) else (reported, None))
+                yield EpochResult(epoch, self._metrics(metrics, epoch), seconds,
+                                  self._save(handed, epoch, save_to))
         finally:
             stream.close()
+
+    def _save(self, state: Any, epoch: int, save_to: Path | None) -> Path | None:
+        """The epoch's state saved to `save_to`, where the task keeps checkpoints."""
+        task = self.info.name
+        if not self.capabilities.checkpoints:
+            if state is not None:
+                raise TaskContractError(f"task {task}'s epoch {epoch} hands a checkpoint, but "
+                                        "the task was made without checkpoints=True")
+            return None
+        if save_to is None:  # `suite train` without --save
+            return None
+        if state is None:
+            raise TaskContractError(
+                f"task {task} keeps checkpoints but its epoch {epoch} handed none: "
+                "report_epoch(..., checkpoint=state) or yield "
+                "suite.EpochReport(metrics, checkpoint=state)")
+        try:
+            _save_state(Path(save_to), epoch, state)
+        except Exception as exc:  # its type only: never a user's values
+            raise TaskContractError(
+                f"task {task}'s epoch {epoch} checkpoint (a {type(state).__name__}) cannot be "
+                f"saved as plain data ({type(exc).__name__}): hand dicts, lists, numbers, "
+                "strings and tensors") from None
+        return Path(save_to)
 
     def _metrics(self, reported: Any, epoch: int) -> dict[str, float]:
         name, task = self.info.metric.name, self.info.name
@@ -166,31 +219,38 @@ class _Channel:
         self.stop = False
 
 
-def report_epoch(metrics: Mapping[str, float] | float | None = None, /,
-                 **more: float) -> None:
+def report_epoch(metrics: Mapping[str, float] | float | None = None, /, *,
+                 checkpoint: Any = None, **more: float) -> None:
     """Report one trained epoch from a training function run by `task_from_function`
     (`report_epoch({"val_loss": 0.3})`, `report_epoch(val_loss=0.3)` or the objective
-    alone, `report_epoch(0.3)`); returns when the next epoch is wanted."""
+    alone, `report_epoch(0.3)`), with the state to resume from as `checkpoint` in a task
+    made with `checkpoints=True`; returns when the next epoch is wanted."""
     channel: _Channel | None = getattr(_local, "channel", None)
     if channel is None:
         raise SuiteError("report_epoch() is for a training function run by a task from "
                          "suite.task_from_function")
     if metrics is None or more:
         metrics = {**(dict(metrics) if isinstance(metrics, Mapping) else {}), **more}
-    channel.results.put(("epoch", metrics))
+    channel.results.put(("epoch", EpochReport(metrics, checkpoint)))
     channel.wanted.acquire()
     if channel.stop:
         raise _Stop
 
 
+def get_checkpoint() -> Any:
+    """In a training function of a task made with `checkpoints=True`: the state it handed
+    with the epoch this trial resumes from, or None when it trains from the first epoch."""
+    return getattr(_local, "checkpoint", None)
+
+
 def _threaded(fn: Callable[..., Any], config: dict[str, Any],
-              kwargs: dict[str, Any]) -> Iterator[Any]:
+              kwargs: dict[str, Any], state: Any = None) -> Iterator[Any]:
     """What `fn` reports through `report_epoch`, one epoch per `next`: `fn` runs in its
     own thread, waiting in `report_epoch` until the next epoch is asked for."""
     channel = _Channel()
 
     def run() -> None:
-        _local.channel = channel
+        _local.channel, _local.checkpoint = channel, state
         try:
             fn(config, **kwargs)
             channel.results.put(("done", None))
@@ -226,6 +286,24 @@ def _named_options(fn: Callable[..., Any]) -> set[str] | None:
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
         return None
     return {p.name for p in parameters}
+
+
+def _save_state(path: Path, epoch: int, state: Any) -> None:
+    """`state` in torch's format, read back weights-only (plain data and tensors)."""
+    import torch  # the suite's own dependency; loaded by the task's module already
+
+    torch.save({"epoch": epoch, "state": state}, path)
+
+
+def _load_state(path: Path) -> tuple[int, Any]:
+    import torch
+
+    try:
+        saved = torch.load(path, weights_only=True)
+        return int(saved["epoch"]), saved["state"]
+    except Exception as exc:
+        raise CheckpointError(f"cannot resume from {path}: not a function task's "
+                              f"checkpoint ({type(exc).__name__})") from None
 
 
 def _seed_everything(seed: int) -> None:

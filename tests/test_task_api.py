@@ -326,6 +326,48 @@ def test_a_class_task_may_write_its_space_as_a_dict_of_ranges(on_path, tmp_path)
         suite.search_space([("lr", (0.0, 1.0))])
 
 
+@pytest.mark.parametrize("ref", ["my_tasks:from_generator_checkpointed",
+                                 "my_tasks:from_loop_checkpointed"])
+def test_a_function_task_with_checkpoints_resumes_its_promotions(on_path, tmp_path, ref):
+    """Ray Tune's habit: the state handed with each epoch, handed back on resume; every
+    epoch charged is an epoch trained, and the curves are those of retraining."""
+    import my_tasks
+
+    my_tasks.TRAINED.clear()
+    outcome, rows = _hyperband(ref, tmp_path, "3x")
+    assert read_meta(outcome.directory)["promotion"] == "resume"
+    promoted = [r for r in rows if r["event"] == "start" and r["resumed_checkpoint"]]
+    assert promoted and all(r["start_epoch"] > 0 for r in promoted)
+    assert_every_epoch_once(rows)
+    assert len(my_tasks.TRAINED) == outcome.ledger.totals.epochs == 27
+    again, plain = _hyperband("my_tasks:from_generator", tmp_path / "plain", "3x")
+    curve = {(r["config_id"], r["epoch"]): r["loss"] for r in plain if r["event"] == "epoch"}
+    shared = [(curve[key], r["loss"]) for r in rows if r["event"] == "epoch"
+              and (key := (r["config_id"], r["epoch"])) in curve]
+    assert len(shared) > 9 and all(a == b for a, b in shared)  # resumed == retrained
+
+
+def test_a_function_tasks_checkpoint_errors_are_one_line_without_its_values(on_path,
+                                                                           tmp_path):
+    from suite.errors import TaskContractError
+
+    def handed(state):
+        def train(config):
+            suite.report_epoch(val_loss=1.0, checkpoint=state)
+        return train
+
+    secret = {"weights": "s3cr3t" * 1000, "f": lambda: 0}  # cannot be saved as plain data
+    cases = [(True, secret, r"checkpoint \(a dict\) cannot be saved as plain data"),
+             (True, None, "keeps checkpoints but its epoch 1 handed none"),
+             (False, {"epoch": 1}, "hands a checkpoint, but the task was made without")]
+    for keeps, state, says in cases:
+        task = suite.task_from_function(handed(state), {"x": [1, 2]}, name="t", fidelity=3,
+                                        checkpoints=keeps)
+        with pytest.raises(TaskContractError, match=says) as caught:
+            list(task.train({"x": 1}, epochs=1, seed=0, save_to=tmp_path / "t.pt"))
+        assert "s3cr3t" not in str(caught.value) and len(str(caught.value)) < 200
+
+
 def test_a_function_task_studied_in_process(on_path, tmp_path):
     outcome, rows = _hyperband("my_tasks:from_generator", tmp_path, "3x")
     assert outcome.ledger.totals.epochs == 27 and outcome.reason == "budget"
