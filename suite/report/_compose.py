@@ -18,11 +18,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from suite.errors import SuiteError
 from suite.lock import LOCK_NAME, LockedError, hold_lock
+from suite.report._objective import Objective
 from suite.report._runs import RunSet, load_runs
 from suite.report._sec_analysis import (
     curves_section,
@@ -79,8 +81,9 @@ def build_report(roots: Iterable[Path], out: Path,
             raise SuiteError(f"cannot write the report folder {report.out}: {exc.strerror}"
                              ) from None
         step = _Progress(on_step, sum(_step_count(runs, options) for _, runs in tasks) + 1)
+        shown = shown_names(tasks)
         for task, runs in tasks:
-            _task_report(report, task, runs, step)
+            _task_report(report, task, runs, step, shown[task])
         step("writing report.md")
         write_report(report)
         step.finish()
@@ -130,16 +133,26 @@ def _step_count(runs: RunSet | None, options: ReportOptions) -> int:
     return 1 + (6 if runs is not None else 0) + (2 if options.table_figures else 0)
 
 
-def _task_report(report: Report, task: str, runs: RunSet | None,
-                 step: Callable[[str], None]) -> None:
+def shown_names(tasks: list[tuple[str, RunSet | None]]) -> dict[str, str]:
+    """What a report calls each task (its reference): its `TaskInfo` name, as the runs
+    recorded it; two tasks of one name are told apart by their references."""
+    names = {task: (str(runs.runs["task_name"].iloc[0]) if runs is not None else task)
+             for task, runs in tasks}
+    taken = Counter(names.values())
+    return {task: name if taken[name] == 1 else f"{name} ({task})"
+            for task, name in names.items()}
+
+
+def _task_report(report: Report, ref: str, runs: RunSet | None,
+                 step: Callable[[str], None], task: str) -> None:
     """One task's sections in order, each handed what it reads and returning what the
     later ones need: the anytime section's trials and incumbent trace, the final
-    section's incumbents."""
+    section's incumbents. `ref` finds the task and its table; `task` names it."""
     step(f"{task}: reading")
-    inputs = _task_inputs(report, runs, task)
+    inputs = _task_inputs(report, runs, ref, task)
     describe_inputs(report, inputs, runs)
     if runs is not None:
-        report.context = runs_context(runs)
+        report.context, report.objective = runs_context(runs), Objective.of(runs)
         step(f"{task}: anytime performance")
         anytime = anytime_section(report, runs, inputs)
         step(f"{task}: ranks and statistics")
@@ -273,11 +286,11 @@ def _revision(task: str) -> int | None:
         return None
 
 
-def _task_inputs(report: Report, runs: RunSet | None, task: str) -> TaskInputs:
+def _task_inputs(report: Report, runs: RunSet | None, ref: str, task: str) -> TaskInputs:
     """The task's heading, and its table when that can serve (complete)."""
-    table, path = _task_table(report, runs, task)
+    table, path = _task_table(report, runs, ref)
     report.text(f"## {task}")
-    incomplete = require_complete(table, path, _revision(task)) if table is not None else None
+    incomplete = require_complete(table, path, _revision(ref)) if table is not None else None
     if incomplete:
         report.note(incomplete)
         table = None

@@ -60,10 +60,12 @@ def axis_label(axis: str) -> str:
 class RunSet:
     """Rows of every run (`suite.log.read_runs`) and one row of metadata per run.
 
-    `runs` columns: run, task, optimizer, seed, budget, space_dims (d of the task's space,
-    None in a meta written before it was kept), unit_axis (the budget axis of the
-    run's own unit), metric, minimize, max_epochs, simulated, table, table_sha256, scale,
-    format (the log format of the suite that began the run: `suite.records.FORMAT`).
+    `runs` columns: run, task (its reference), task_name (its `TaskInfo` name, the
+    reference in a meta written before it was kept), optimizer, seed, budget, space_dims
+    (d of the task's space, None in a meta written before it was kept), unit_axis (the
+    budget axis of the run's own unit), metric, minimize, max_epochs, simulated, table,
+    table_sha256, scale, format (the log format of the suite that began the run:
+    `suite.records.FORMAT`).
     """
 
     rows: pd.DataFrame
@@ -99,7 +101,8 @@ def load_runs(roots: Path | Iterable[Path]) -> RunSet:
     metas = []
     for run in rows["run"].unique():
         meta = read_run_meta(Path(run))
-        metas.append({"run": run, "task": meta.task, "optimizer": meta.optimizer,
+        metas.append({"run": run, "task": meta.task, "task_name": meta.task_name or meta.task,
+                      "optimizer": meta.optimizer,
                       "seed": meta.seed, "budget": meta.budget,
                       "space_dims": meta.space_dims,
                       "unit_axis": _UNIT_AXIS[parse_budget(meta.budget).unit.value],

@@ -137,11 +137,16 @@ def curves_section(report: Report, runs: RunSet, task: str, results: pd.DataFram
     frame, hps = _hp_frame(results)
     report.text("### Learning curves and trials")
     report.data(f"{task}-run-curves", curves.drop(columns=["run"]))
+    objective = report.objective
     report.figure(f"{task}-run-curves", lambda ax: F.plot_learning_curves(
-        curves, ax[0, 0], label="curve"), f"{task}: learning curves of the top "
+        curves.assign(loss=objective.shown(curves["loss"])), ax[0, 0], label="curve",
+        ylabel=objective.name), f"{task}: learning curves of the top "
         f"{report.options.top} configurations the runs trained", width=7.5)
     trials = frame[["optimizer", "seed", "trial_id", "epoch", "loss", *hps]]
     report.data(f"{task}-trials", trials)
-    report.figure(f"{task}-parallel", lambda ax: F.plot_parallel(trials, hps, ax[0, 0]),
-                  f"{task}: every completed trial ({len(trials)}); the best 5% coloured by "
-                  "loss, the rest grey", dpi=100, width=8.0, height=4.0)
+    # the loss axis (lower is better: the best trials are the lowest), named as the task's
+    axis = objective.name if objective.minimize else f"−{objective.name}"
+    report.figure(f"{task}-parallel", lambda ax: F.plot_parallel(
+        trials.rename(columns={"loss": axis}), hps, ax[0, 0], value=axis),
+        f"{task}: every completed trial ({len(trials)}); the best 5% coloured by {axis}, "
+        "the rest grey", dpi=100, width=8.0, height=4.0)

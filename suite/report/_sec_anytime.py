@@ -97,21 +97,23 @@ def anytime_section(report: Report, runs: RunSet, inputs: TaskInputs) -> Anytime
                                      runs.runs, table)
     axes = [unit] if unit == "device_seconds" else [unit, "device_seconds"]
     values = ["loss", "regret"] if table is not None else ["loss"]
-    frame = _summaries(trace, axes, values, o)
-    rec_frame = _summaries(recommended, axes,
-                           ["value", "regret"] if table is not None else ["value"], o)
+    objective = report.objective  # the summaries in the task's values (regret: as is)
+    frame = _in_task_words(_summaries(trace, axes, values, o), objective)
+    rec_frame = _in_task_words(_summaries(recommended, axes, ["value", "regret"] if table
+                                          is not None else ["value"], o), objective)
     report.text("### Anytime performance")
     report.data(f"{task}-incumbent-traces", trace.drop(columns=["run"]))
     report.data(f"{task}-anytime", frame)
     report.data(f"{task}-recommended-traces", recommended.drop(columns=["run"]))
     report.data(f"{task}-recommended-anytime", rec_frame)
-    _recommended_text(report, recommended, table)
+    _recommended_text(report, recommended, table, objective)
     primary = table is not None and bool(runs.runs["simulated"].any())
     if primary:
-        report.text(*[f"- {t}" for t in _anytime_sentences(rec_frame, unit, o.aggregate,
-                                                                _REC_LABELS)])
+        report.text(*[f"- {t}" for t in _anytime_sentences(
+            rec_frame, unit, o.aggregate, _labels(objective, recommended=True))])
     _anytime_text(report, runs, table)
-    report.text(*[f"- {t}" for t in _anytime_sentences(frame, unit, o.aggregate)])
+    report.text(*[f"- {t}" for t in _anytime_sentences(frame, unit, o.aggregate,
+                                                        _labels(objective))])
     _anytime_figures(report, task, frame, rec_frame, axes, primary=primary)
     return Anytime(results, trace, unit, recommended)
 
@@ -148,7 +150,15 @@ def _summaries(trace: pd.DataFrame, axes: list[str], values: list[str], o) -> pd
     return pd.concat(summaries, ignore_index=True)
 
 
-def _recommended_text(report: Report, recommended: pd.DataFrame, table) -> None:
+def _in_task_words(frame: pd.DataFrame, objective) -> pd.DataFrame:
+    """The summaries of `loss` and `value` as the task reported them (regret is as is)."""
+    mine = frame["value"].isin(["loss", "value"])
+    if objective.minimize or not mine.any():
+        return frame
+    return pd.concat([objective.shown_band(frame[mine]), frame[~mine]]).sort_index()
+
+
+def _recommended_text(report: Report, recommended: pd.DataFrame, table, objective) -> None:
     """What the recommendation's curves show, and where a run's value is not known."""
     steps = recommended[~recommended["end"]]
     fallback = sorted(steps.loc[steps["rule"] != "optimizer", "optimizer"].unique())
@@ -158,7 +168,7 @@ def _recommended_text(report: Report, recommended: pd.DataFrame, table) -> None:
             "Hyperband and BOHB: the best loss at the maximum budget), else the stated rule "
             "(grid, random, ASHA: the most epochs, then the lowest loss), as logged by the "
             "runner whenever it changed (docs/reports.md). Its value is its full-fidelity "
-            "validation loss: ")
+            f"{objective.words}: ")
     if table is not None:
         ref = full_fidelity_reference(table)
         text += (f"on a replay, the mean over the table's {table.seeds} training seeds of its "
@@ -175,7 +185,7 @@ def _recommended_text(report: Report, recommended: pd.DataFrame, table) -> None:
                  "from the log.")
     report.text(text)
 def _anytime_sentences(frame: pd.DataFrame, unit: str, how: str,
-                       labels: dict[str, str] | None = None) -> list[str]:
+                       labels: dict[str, str]) -> list[str]:
     """Each optimizer's aggregate at a tenth of the budget and at its end, from the data."""
     out = []
     for value in ("value", "loss", "regret"):
@@ -190,7 +200,7 @@ def _anytime_sentences(frame: pd.DataFrame, unit: str, how: str,
             early = at.get(tenth, np.nan)
             cells.append(f"{name} {'–' if pd.isna(early) else f'{early:.4g}'} → "
                          f"{at.iloc[-1]:.4g}")
-        label = (labels or _LABELS)[value]
+        label = labels[value]
         lead = ("One seed each:" if part["seeds"].max() == 1 else
                 how.upper() if how == "iqm" else how.capitalize())
         out.append(f"{lead} {label} at "
@@ -200,11 +210,12 @@ def _anytime_sentences(frame: pd.DataFrame, unit: str, how: str,
 
 
 def _anytime_text(report: Report, runs: RunSet, table) -> None:
-    o = report.options
+    o, objective = report.options, report.objective
     seeds = runs.runs.groupby("optimizer")["seed"].nunique()
     how = {"iqm": "interquartile mean (IQM)", "median": "median", "mean": "mean"}[o.aggregate]
     text = (f"The observed incumbent (it mixes fidelities) is the runner's: among completed "
-            f"trials, the most epochs, then the lowest loss; a curve can rise when the first "
+            f"trials, the most epochs, then the {objective.best} {objective.name}; a "
+            f"curve can rise when the first "
             f"trial at a higher fidelity completes worse. Lines are the {how} over seeds at "
             f"each budget point")
     if seeds.min() >= 2:
@@ -223,17 +234,21 @@ def _anytime_text(report: Report, runs: RunSet, table) -> None:
     report.text(text)
 
 
-_LABELS = {"loss": "incumbent validation loss", "regret": "normalized regret",
-           "value": "recommended config's full-fidelity loss"}
+def _labels(objective, *, recommended: bool = False) -> dict[str, str]:
+    """Each plotted value's label, the objective in the task's words."""
+    return {"loss": f"incumbent {objective.words}",
+            "value": f"recommended config's full-fidelity {objective.words}",
+            "regret": "recommended config's regret" if recommended else "normalized regret"}
+
+
 _LINTHRESH = 0.1  # regret below which the recommendation's regret axis is linear
-_REC_LABELS = {**_LABELS, "regret": "recommended config's regret"}
 
 
 def _anytime_figure(report: Report, frame: pd.DataFrame, task: str, name: str, value: str,
                     axes: list[str], *, view: str = "") -> None:
     """One anytime figure; `view` "recommended" (the recommendation's value and regret),
     "observed" (the observed incumbent, beside a recommended one) or "" (it alone)."""
-    label = (_REC_LABELS if view == "recommended" else _LABELS)[value]
+    label = _labels(report.objective, recommended=view == "recommended")[value]
     log_y = value == "regret" and view != "recommended"  # a recommendation's can be 0
 
     def draw(ax) -> None:
@@ -298,7 +313,8 @@ def final_section(report: Report, runs: RunSet, task: str,
         return None
     finals = final_incumbents(trace)
     report.text("### Ranks and the final budget")
-    table, what = _final_budget_table(finals, anytime.recommended)
+    objective = report.objective
+    table, what = _final_budget_table(finals, anytime.recommended, objective)
     observed = finals
     recommended = anytime.statistics is not trace
     if recommended:  # ranks and tests read what the table shows first
@@ -317,8 +333,10 @@ def final_section(report: Report, runs: RunSet, task: str,
             "ranks last)")
     what_final = ("recommended configuration's full-fidelity" if recommended else
                   "incumbent")
-    report.figure(f"{task}-final", lambda ax: F.plot_final(finals, ax[0, 0]),
-                  f"{task}: final {what_final} loss, every seed")
+    report.figure(f"{task}-final", lambda ax: F.plot_final(
+        finals.assign(loss=objective.shown(finals["loss"])), ax[0, 0],
+        ylabel=f"final {objective.name}"),
+        f"{task}: final {what_final} {objective.words}, every seed")
     _statistics(report, finals, task)
     return observed
 
@@ -337,8 +355,8 @@ def statistics_trace(anytime: Anytime) -> pd.DataFrame:
     return rec.assign(loss=rec["value"])
 
 
-def _final_budget_table(finals: pd.DataFrame,
-                        recommended: pd.DataFrame | None) -> tuple[pd.DataFrame, str]:
+def _final_budget_table(finals: pd.DataFrame, recommended: pd.DataFrame | None,
+                        objective) -> tuple[pd.DataFrame, str]:
     """The final-budget table and what it shows. For replays (every run's recommendation
     valued from the table): the recommended configuration's full-fidelity value, with
     the observed incumbent's IQM (and median regret) as columns; otherwise the observed
@@ -357,15 +375,25 @@ def _final_budget_table(finals: pd.DataFrame,
                 ["optimizer", "median"]]
         for name, part in extra.items():
             table = table.merge(part.set_axis(["optimizer", name], axis=1), on="optimizer")
-        return table, ("recommended configuration's full-fidelity validation loss (table "
-                       "mean over its training seeds; the observed incumbent's IQM beside "
-                       "it, its regret against the lowest loss anywhere in the table, as "
-                       "above; the ranks and tests below read the recommended value too)")
+        return _final_in_task_words(table, objective), (
+            f"recommended configuration's full-fidelity {objective.words} (table mean over "
+            "its training seeds; the observed incumbent's IQM beside it, its regret against "
+            "the lowest loss anywhere in the table, as above; the ranks and tests below read "
+            "the recommended value too)")
     table = final_table(finals, "loss")
     if "regret" in finals:
         table = table.merge(final_table(finals, "regret")[["optimizer", "median"]].rename(
             columns={"median": "median_regret"}), on="optimizer")
-    return table, "observed incumbent validation loss"
+    return _final_in_task_words(table, objective), f"observed incumbent {objective.words}"
+
+
+def _final_in_task_words(table: pd.DataFrame, objective) -> pd.DataFrame:
+    """The final table's values as the task reported them: for a maximized objective
+    each location (mean, median, IQM) negated and `best` its maximum."""
+    if objective.minimize:
+        return table
+    columns = [c for c in ("mean", "median", "iqm", "best", "observed_iqm") if c in table]
+    return table.assign(**{c: -table[c] for c in columns})
 
 
 def _final_md(table: pd.DataFrame) -> pd.DataFrame:

@@ -7,6 +7,7 @@ import pandas as pd
 
 from suite.budget import Budget, parse_budget
 from suite.errors import SuiteError
+from suite.report._objective import Objective
 from suite.report._pairs import pair_differences, performance_profile
 from suite.report._runs import _UNIT_AXIS, RunSet, on_grid
 from suite.report._style import optimizer_colors
@@ -45,21 +46,30 @@ def pairs_section(report: Report, runs: RunSet, task: str, trace: pd.DataFrame,
         return None
     names = {p.amount: str(p) for p in points}
     table.insert(0, "point", table["budget"].map(names))
+    objective = report.objective if value == "loss" else Objective()  # regret: as is
+    if not objective.minimize:  # the difference in the task's values; P(A better) stays
+        table = table.assign(diff=-table["diff"], diff_low=-table["diff_high"],
+                             diff_high=-table["diff_low"])
+    shown, higher = (objective.name, not objective.minimize) if value == "loss" else (
+        value, False)
+    better = "higher" if higher else "lower"
     report.text(f"### Pairs at {', '.join(names.values())}",
                 f"Each pair's difference of interquartile means of the final "
-                f"{value} (A − B; negative: A lower; for a replay the recommended "
-                f"configuration's full-fidelity loss, as in the table above), and the "
-                f"probability of improvement "
-                f"P(A < B), the chance that a run of A ends lower than a run of B "
+                f"{shown} (A − B; {'positive' if higher else 'negative'}: A {better}; for a "
+                f"replay the recommended configuration's full-fidelity value, as in the "
+                f"table above), and the probability of improvement "
+                f"P(A {'>' if higher else '<'} B), the chance that a run of A ends {better} "
+                f"than a run of B "
                 f"(rliable's metric; ties count half), each with a 95% percentile "
                 f"bootstrap interval, seeds of A and B resampled apart (stratified, "
                 f"{max(report.options.resamples, 2000)} resamples). A pair is *not "
-                f"resolved* where the difference's interval covers 0 or P(A < B)'s "
+                f"resolved* where the difference's interval covers 0 or "
+                f"P(A {'>' if higher else '<'} B)'s "
                 f"covers 0.5: these seeds do not say which is better; and where a seed of "
                 f"either optimizer has no value at the point (seeds A and B count those "
                 f"with one): the comparison would leave out exactly those seeds.")
     report.data(f"{task}-pairs", table)
-    report.text(md_table(_shown(table)))
+    report.text(md_table(_shown(table, higher)))
     open_pairs = (~table["resolved"]).sum()
     report.text(f"{open_pairs} of {len(table)} pair-points are not resolved.")
     _profile(report, task, trace, unit, points[-1])
@@ -75,7 +85,9 @@ def _profile(report: Report, task: str, trace: pd.DataFrame, unit: str, point: B
     if profile.empty or profile["seeds"].min() < 2:
         return
     report.data(f"{task}-profile", profile)
-    label = {"regret": "normalized regret", "loss": "incumbent validation loss"}[value]
+    objective = report.objective  # the profile counts runs at most τ: of the loss
+    label = {"regret": "normalized regret", "loss": f"incumbent {objective.name}" if
+             objective.minimize else f"incumbent −{objective.name}"}[value]
 
     def draw(ax) -> None:
         from rliable import plot_utils
@@ -86,7 +98,7 @@ def _profile(report: Report, task: str, trace: pd.DataFrame, unit: str, point: B
             performance_profile_cis={o: (g["low"].to_numpy(), g["high"].to_numpy())
                                      for o, g in by.items()},
             ax=ax[0, 0], colors=optimizer_colors(by), xlabel=f"{label} τ",
-            ylabel=f"fraction of runs with {value} ≤ τ", labelsize="medium",
+            ylabel=f"fraction of runs with {label.split()[-1]} ≤ τ", labelsize="medium",
             ticklabelsize="small")
         ax[0, 0].legend(fontsize="small", frameon=False)
     report.figure(f"{task}-profile", draw,
@@ -94,17 +106,21 @@ def _profile(report: Report, task: str, trace: pd.DataFrame, unit: str, point: B
                   f"whose {label} is at most τ, with a 95% bootstrap band over seeds")
 
 
-def _shown(table: pd.DataFrame) -> pd.DataFrame:
-    """The pairs as the report shows them: intervals in brackets, a verdict per row."""
+def _shown(table: pd.DataFrame, higher: bool = False) -> pd.DataFrame:
+    """The pairs as the report shows them: intervals in brackets, a verdict per row
+    (`higher`: the objective is maximized, and its differences are the task's)."""
     def verdict(row) -> str:
         if not row.resolved:
             return "not resolved"
+        if higher:
+            return f"{row.a} higher" if row.diff > 0 else f"{row.b} higher"
         return f"{row.a} lower" if row.diff < 0 else f"{row.b} lower"
 
     return pd.DataFrame({
         "budget": table["point"], "A": table["a"], "B": table["b"],
         "IQM A − IQM B [95%]": [f"{r.diff:+.4f} [{r.diff_low:+.4f}, {r.diff_high:+.4f}]"
                                 for r in table.itertuples()],
-        "P(A < B) [95%]": [f"{r.p_a_better:.2f} [{r.p_low:.2f}, {r.p_high:.2f}]"
+        f"P(A {'>' if higher else '<'} B) [95%]": [
+            f"{r.p_a_better:.2f} [{r.p_low:.2f}, {r.p_high:.2f}]"
                            for r in table.itertuples()],
         "verdict": [verdict(r) for r in table.itertuples()]})

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from suite.report._objective import Objective
 from suite.report._style import FORMATS, figure_title, new_figure, save_figure
 from suite.tables import Table
 
@@ -74,6 +75,7 @@ class Report:
         self.tables: dict[str, object] = {}  # path → Table (or None: unreadable), read once
         # what the figures drawn now come from (e.g. "replay, 20 seeds"), for their titles
         self.context = ""
+        self.objective = Objective()  # the task's, set per task (`_compose`)
 
     def text(self, *blocks: str) -> None:
         """Paragraphs, tables or list items; list items stay one list."""
