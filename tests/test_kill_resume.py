@@ -1,0 +1,117 @@
+"""A user's PyTorch job (tests/fixtures/user_mlp.py: complete state saved *in place* with
+`torch.save(state, save_to)`), studied on 2 workers, its `suite run` SIGKILLed at random
+moments several times and each time resumed with `--resume` from another working folder:
+every epoch of every trial is logged exactly once, `suite report` accepts the final log,
+and each configuration's curve is bit for bit the one it trains without interruption.
+Slow (a study of about a minute): CI lists it; the Ray twin runs under `-m ray`."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from logcheck import assert_every_epoch_once
+
+from suite.log import read_rows
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).parent / "fixtures"
+KILLS = 3
+
+
+def _env() -> dict[str, str]:
+    path = os.pathsep.join([str(ROOT), str(FIXTURES), os.environ.get("PYTHONPATH", "")])
+    return dict(os.environ, PYTHONPATH=path, USER_MLP_PACE="0.05")
+
+
+def _suite(*args: str, cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "suite.cli", *args], cwd=cwd, env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _epochs(log: Path) -> int:
+    if not log.exists():
+        return 0
+    return sum('"event": "epoch"' in line for line in log.read_text().splitlines())
+
+
+def _reference(config: dict, seed: int, epochs: int, threads: int) -> list[float]:
+    """The configuration trained without interruption, in this process, with the
+    workers' threads."""
+    import torch
+    from user_mlp import MLP
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return [r.metrics["val_mse"] for r in MLP().train(config, epochs=epochs, seed=seed)]
+    finally:
+        torch.set_num_threads(before)
+
+
+def _kill_and_resume(tmp_path: Path, executor: str) -> tuple[Path, list[dict], int]:
+    out = tmp_path / "study"
+    plan = ["run", "--task", "user_mlp:MLP", "--optimizer", "hyperband", "--budget", "4x",
+            "--workers", "2", "--executor", executor, "--out", str(out)]
+    log = out / "hyperband" / "seed-0" / "log.jsonl"
+    moments = random.Random(29)
+    kills = 0
+    for attempt in range(KILLS + 1):
+        where = tmp_path / f"cwd-{attempt}"  # each resume from another working folder
+        where.mkdir()
+        driver = _suite(*(plan if attempt == 0 else ["run", "--resume", str(out)]), cwd=where)
+        if attempt == KILLS:
+            _, err = driver.communicate(timeout=600)
+            assert driver.returncode == 0, err
+            break
+        logged = _epochs(log)
+        deadline = time.monotonic() + 300
+        while driver.poll() is None and _epochs(log) <= logged + 2:  # it trained on
+            assert time.monotonic() < deadline, "no epoch logged"
+            time.sleep(0.01)
+        time.sleep(moments.uniform(0.0, 1.0))  # then a random moment, mid-epoch or not
+        if driver.poll() is None:
+            os.kill(driver.pid, signal.SIGKILL)  # the driver alone: its workers follow
+            kills += 1
+        driver.wait()
+    return out, read_rows(log.parent), kills
+
+
+@pytest.mark.slow
+def test_a_users_in_place_checkpoints_survive_repeated_sigkills_and_resumes(tmp_path,
+                                                                            monkeypatch):
+    monkeypatch.syspath_prepend(str(FIXTURES))
+    out, rows, kills = _kill_and_resume(tmp_path, "local")
+    _check(tmp_path, out, rows, kills, threads=max(1, (os.cpu_count() or 1) // 2))
+
+
+def _check(tmp_path: Path, out: Path, rows: list[dict], kills: int, threads: int) -> None:
+    assert kills >= 2, "killed mid-study several times"
+    assert rows[-1]["event"] == "finish" and rows[-1]["reason"] == "budget"
+    assert_every_epoch_once(rows)
+    epochs = [r for r in rows if r["event"] == "epoch"]
+    assert len(epochs) == rows[-1]["ledger"]["epochs"] == 4 * 9, "each epoch charged once"
+    resumed = [r for r in rows if r["event"] == "start" and r["resumed_checkpoint"]]
+    assert resumed, "promotions resumed from checkpoints"
+
+    report = subprocess.run([sys.executable, "-m", "suite.cli", "report", str(out),
+                             "--no-pdf", "--out", str(tmp_path / "report")], env=_env(),
+                            capture_output=True, text=True, timeout=300)
+    assert report.returncode == 0, report.stderr  # it reads (and checks) the log
+
+    seeds = {r["config_id"]: r["seed"] for r in rows if r["event"] == "start"}
+    configs = {r["config_id"]: r["config"] for r in rows if r["event"] == "start"}
+    for config_id, config in configs.items():  # its trials' epochs, promotions included
+        curve = {e["epoch"]: e["metrics"]["val_mse"] for e in epochs
+                 if e["config_id"] == config_id}
+        if curve:
+            whole = _reference(config, seeds[config_id], max(curve), threads)
+            np.testing.assert_array_equal(  # bit for bit (a diverged NaN is equal to NaN)
+                [curve[e] for e in sorted(curve)], [whole[e - 1] for e in sorted(curve)])
