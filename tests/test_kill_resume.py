@@ -7,6 +7,7 @@ Slow (a study of about a minute): CI lists it; the Ray twin runs under `-m ray`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -62,7 +63,7 @@ def _kill_and_resume(tmp_path: Path, executor: str) -> tuple[Path, list[dict], i
             "--workers", "2", "--executor", executor, "--out", str(out)]
     log = out / "hyperband" / "seed-0" / "log.jsonl"
     moments = random.Random(29)
-    kills = 0
+    kills, leftovers = 0, []
     for attempt in range(KILLS + 1):
         where = tmp_path / f"cwd-{attempt}"  # each resume from another working folder
         where.mkdir()
@@ -77,11 +78,59 @@ def _kill_and_resume(tmp_path: Path, executor: str) -> tuple[Path, list[dict], i
             assert time.monotonic() < deadline, "no epoch logged"
             time.sleep(0.01)
         time.sleep(moments.uniform(0.0, 1.0))  # then a random moment, mid-epoch or not
+        family = _descendants(driver.pid)
         if driver.poll() is None:
             os.kill(driver.pid, signal.SIGKILL)  # the driver alone: its workers follow
             kills += 1
         driver.wait()
+        _trainers_die(family, log.parent)
+        leftovers += family
+    for pid in leftovers:  # a local Ray instance's agents outlive it: not writers, but
+        with contextlib.suppress(ProcessLookupError):  # not left on the machine either
+            os.kill(pid, signal.SIGKILL)
     return out, read_rows(log.parent), kills
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        for task in Path(f"/proc/{todo.pop()}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                children = [int(c) for c in (task / "children").read_text().split()]
+                found += children
+                todo += children
+    return found
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state in ("Z", "X")  # dead, not yet reaped by whoever adopted it
+
+
+def _trainers_die(family: list[int], run: Path) -> None:
+    """The processes that train (local workers: `spawn_main`; Ray actors: `ray::_Trial`)
+    are gone within seconds of their driver's SIGKILL, by PID, and nothing in the run
+    folder changes after that."""
+    trainers = [p for p in family if b"spawn_main" in _cmdline(p) or
+                _cmdline(p).startswith(b"ray::_Trial")]
+    deadline = time.monotonic() + 15
+    while not all(map(_gone, trainers)):
+        assert time.monotonic() < deadline, [p for p in trainers if not _gone(p)]
+        time.sleep(0.05)
+    before = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
+    time.sleep(0.5)
+    after = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
+    assert after == before, "a killed study's process wrote on"
 
 
 @pytest.mark.slow
@@ -90,6 +139,16 @@ def test_a_users_in_place_checkpoints_survive_repeated_sigkills_and_resumes(tmp_
     monkeypatch.syspath_prepend(str(FIXTURES))
     out, rows, kills = _kill_and_resume(tmp_path, "local")
     _check(tmp_path, out, rows, kills, threads=max(1, (os.cpu_count() or 1) // 2))
+
+
+@pytest.mark.ray
+def test_a_users_in_place_checkpoints_survive_repeated_sigkills_on_ray(tmp_path, monkeypatch):
+    """Ray fate-shares an actor with its owner: a SIGKILLed driver's actors are killed by
+    Ray (with a local instance its GCS and raylet exit within a second, the actors with
+    them), so none trains on into the resumed study."""
+    monkeypatch.syspath_prepend(str(FIXTURES))
+    out, rows, kills = _kill_and_resume(tmp_path, "ray")
+    _check(tmp_path, out, rows, kills, threads=1)  # an actor: one CPU, one thread
 
 
 def _check(tmp_path: Path, out: Path, rows: list[dict], kills: int, threads: int) -> None:
