@@ -191,7 +191,8 @@ def _print_summary(console: Console, spec: StudySpec, out: Path, outcomes, *,
     are few runs, the failures; then the command that makes the report."""
     unit = parse_budget(spec.budget).unit
     asked = f", asked as {spec.budget_spelling}" if spec.budget_spelling else ""
-    console.print(f"\n[bold]{spec.task}[/] budget {spec.budget} ({UNIT_NAMES[unit]}{asked}), "
+    name = _task_name(outcomes, spec.task)
+    console.print(f"\n[bold]{name}[/] budget {spec.budget} ({UNIT_NAMES[unit]}{asked}), "
                   f"promotion {spec.promotion}: {out}", soft_wrap=True)
     if spec.table is not None:
         console.print(f"replayed from {spec.table} on {spec.workers} simulated worker(s)",
@@ -273,7 +274,17 @@ def _print_failures(console: Console, outcomes, failures: dict) -> None:
     error, count = errors.most_common(1)[0]
     console.print(f"[bold]failed trials: {failed} of {trials}[/]; the most frequent error "
                   f"({count} trial{'s' if count > 1 else ''}): {error}")
-    console.print("each failed trial's error is in its run's log.jsonl (event end)")
+    console.print("each failed trial's error is in its run's log.jsonl (event end), the "
+                  "traceback of one that raised in its errors/trial-<id>.txt")
+
+
+def _task_name(outcomes, ref: str) -> str:
+    """The task as its runs recorded it (`TaskInfo.name`), and the reference where they
+    differ: `flaky (my_tasks:Flaky)`."""
+    from suite.log import read_run_meta
+
+    name = read_run_meta(outcomes[0].directory).task_name if outcomes else None
+    return ref if name in (None, ref) else f"{name} ({ref})"
 
 
 def _short(value) -> str:
