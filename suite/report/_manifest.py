@@ -54,7 +54,8 @@ __all__ = ["DEFAULT_ENTRIES", "load_manifest", "rebuild_manifest", "check_manife
            "options_from_dict", "options_to_dict"]
 
 _TREE_FILES = ("meta.json", "log.jsonl", "study.json")
-_RENDERER = ("matplotlib", "seaborn", "numpy", "pandas", "scipy", "optuna")
+# fonttools subsets the fonts a PDF embeds: another version, other PDF bytes
+_RENDERER = ("matplotlib", "seaborn", "numpy", "pandas", "scipy", "optuna", "fonttools")
 _TC_TABLE = "results/tables/text_classifier.parquet"
 
 DEFAULT_ENTRIES: list[dict[str, Any]] = [
