@@ -36,6 +36,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import os
 import shlex
 import tempfile
 from collections.abc import Callable, Iterable
@@ -248,15 +249,19 @@ def _hashes(paths: Iterable[Path], root: Path | None = None) -> dict[str, str]:
 
 def rebuild_manifest(manifest: dict, path: Path, names: Iterable[str] | None = None, *,
                      run_study: RunStudy | None = None, on_message: Message = _quiet) -> dict:
-    """Rebuild the selected entries' figures and data, record their hashes, write `path`.
+    """Rebuild the selected entries' figures and data, record their hashes, write `path`
+    (atomically; the other entries as `path` holds them when written, so a long rebuild
+    never undoes one that finished meanwhile).
 
     Args:
         run_study: runs an entry's study when its runs are missing or unfinished; without
             it such entries are skipped with a message.
     """
+    rebuilt = {}
     for entry in _selected(manifest, names):
         if not _ensure_study(entry, run_study, on_message):
             continue
+        rebuilt[entry["name"]] = entry
         on_message(f"{entry['name']}: building {entry['report']['out']}")
         result = build_entry(entry)
         study_out = _study_out(entry)
@@ -268,10 +273,18 @@ def rebuild_manifest(manifest: dict, path: Path, names: Iterable[str] | None = N
         entry["notes"] = list(result.notes)
         for note in result.notes:
             on_message(f"  note: {note}")
-    manifest["renderer"] = renderer_versions()
     path = Path(path)
+    if path.exists():  # a study can take most of an hour: what others wrote since stays
+        on_disk = json.loads(path.read_text(encoding="utf-8"))
+        names_on_disk = {e["name"] for e in on_disk.get("figures", [])}
+        on_disk["figures"] = [rebuilt.get(e["name"], e) for e in on_disk.get("figures", [])]
+        on_disk["figures"] += [e for e in manifest["figures"] if e["name"] not in names_on_disk]
+        manifest = on_disk
+    manifest["renderer"] = renderer_versions()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
     return manifest
 
 

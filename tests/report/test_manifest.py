@@ -160,3 +160,26 @@ def test_a_table_named_absolutely_is_reported_as_the_repository_names_it(tmp_pat
     assert local_path("results/t.parquet") == "results/t.parquet"
     assert local_path("/elsewhere/t.parquet") == "/elsewhere/t.parquet"
     assert local_path(None) is None
+
+
+def test_a_long_rebuild_keeps_what_another_wrote_meanwhile(tmp_path, monkeypatch):
+    """`suite figures --only A` running for most of an hour (its study) must not write back
+    the B it read at its start over the B another `suite figures` rebuilt meanwhile."""
+    import suite.report._manifest as m
+
+    path = tmp_path / "manifest.json"
+    entries = [{"name": n, "report": {"roots": [], "out": str(tmp_path / n)}} for n in "AB"]
+    path.write_text(json.dumps({"figures": entries}))
+    manifest = load_manifest(path)  # what the long rebuild of A read at its start
+
+    def built(entry, **_):
+        out = tmp_path / entry["name"]
+        out.mkdir(exist_ok=True)
+        (out / "report.md").write_text(entry["name"])
+        return m.ReportResult(out=out, data=[out / "report.md"])
+
+    monkeypatch.setattr(m, "build_entry", built)
+    rebuild_manifest(load_manifest(path), path, ["B"])  # another, meanwhile
+    after = rebuild_manifest(manifest, path, ["A"])
+    assert [("data" in e) for e in after["figures"]] == [True, True]
+    assert json.loads(path.read_text()) == after
