@@ -90,21 +90,29 @@ def plot_anytime_panels(summary: pd.DataFrame, axes, *, xlabel: str = "budget",
     return axes
 
 
+def ranks_size(optimizers: int) -> dict[str, float]:
+    """The rank figure's size: an axis tall enough for a tick and a legend entry per rank."""
+    return {"width": 4.2 if optimizers <= 7 else 5.4, "height": max(2.6, 0.9 + 0.2 * optimizers)}
+
+
 def plot_ranks(ranks: pd.DataFrame, ax=None, *, xlabel: str = "budget"):
-    """Average rank (1 = best) per optimizer over `budget` (log x)."""
+    """Average rank (1 = best) per optimizer over `budget` (log x); the legend lists the
+    optimizers in their final rank order, the best first."""
     ax = _axes(ax)
     colors = optimizer_colors(ranks["optimizer"])
-    for name in colors:
+    last = ranks.sort_values("budget").groupby("optimizer")["rank"].last()
+    for name in sorted(colors, key=lambda n: (last.get(n, np.inf), n)):
         group = ranks[ranks["optimizer"] == name].sort_values("budget")
         ax.plot(group["budget"], group["rank"], drawstyle="steps-post", color=colors[name],
-                label=name, lw=1.4)
+                label=f"{name} ({last[name]:.1f})", lw=1.4)
     k = ranks["optimizer"].nunique()
     ax.set_xscale("log")
     ax.set_ylim(k + 0.3, 0.7)  # best rank on top
-    ax.set_yticks(range(1, k + 1))
+    ax.set_yticks(range(1, k + 1, 1 if k <= 8 else 2))
     ax.set_xlabel(xlabel)
     ax.set_ylabel("average rank (1 = best)")
-    ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0),
+              fontsize="small", title="final rank", title_fontsize="small")
     return ax
 
 
@@ -142,21 +150,39 @@ def plot_cd_diagram(ranks: pd.DataFrame, cd: float, groups: Sequence[Sequence[st
     return ax
 
 
+def final_size(optimizers: int) -> dict[str, float]:
+    """The final figure's size: a row per optimizer, tall enough that every label reads."""
+    return {"width": 4.2, "height": max(2.2, 0.95 + 0.24 * optimizers)}
+
+
 def plot_final(finals: pd.DataFrame, ax=None, *, value: str = "loss",
-               ylabel: str = "final incumbent loss"):
-    """Box plot of the final `value` per optimizer with every seed as a point."""
+               xlabel: str = "final incumbent loss", lower_is_better: bool = True):
+    """Horizontal boxes of the final `value`, one labelled row per optimizer, sorted by
+    their median (the best on top), every seed a point; the best and random's rows in
+    bold where more than a handful are drawn."""
     ax = _axes(ax)
     colors = optimizer_colors(finals["optimizer"])
-    order = list(colors)
+    medians = finals.groupby("optimizer")[value].median()
+    order = sorted(colors, key=lambda n: (medians.get(n, np.nan) * (1 if lower_is_better
+                                                                    else -1), n))
+    order = [n for n in order if np.isfinite(medians.get(n, np.nan))] + [
+        n for n in order if not np.isfinite(medians.get(n, np.nan))]
+    rows = list(range(len(order)))[::-1]  # the best on top
     data = [finals.loc[finals["optimizer"] == n, value].to_numpy(dtype=float) for n in order]
-    boxes = ax.boxplot(data, positions=range(len(order)), widths=0.6, showfliers=False,
-                       patch_artist=True, medianprops={"color": "black"})
+    boxes = ax.boxplot([d[np.isfinite(d)] for d in data], positions=rows, widths=0.6,
+                       orientation="horizontal", showfliers=False, patch_artist=True,
+                       medianprops={"color": "black"})
     for patch, name in zip(boxes["boxes"], order, strict=True):
         patch.set(facecolor=colors[name], alpha=0.35)
-    for i, (name, values) in enumerate(zip(order, data, strict=True)):
-        ax.scatter(np.full(len(values), i), values, color=colors[name], s=9, zorder=3)
-    ax.set_xticks(range(len(order)), order)
-    ax.set_ylabel(ylabel)
+    for row, name, values in zip(rows, order, data, strict=True):
+        ax.scatter(values, np.full(len(values), row), color=colors[name], s=7, zorder=3)
+    ax.set_yticks(rows, order)
+    if len(order) > 5:
+        for label in ax.get_yticklabels():
+            if label.get_text() in (order[0], "random"):
+                label.set_fontweight("bold")
+    ax.set_ylim(-0.7, len(order) - 0.3)
+    ax.set_xlabel(xlabel)
     return ax
 
 

@@ -32,7 +32,7 @@ from suite.report._stats import (
     wilcoxon_holm,
 )
 from suite.report._table import full_fidelity_reference, table_reference
-from suite.report._writer import Report, TaskInputs, md_table
+from suite.report._writer import Report, TaskInputs, figure_title_text, md_table
 
 _N_WARNING = ("N counts seeds of one task. Seeds are repeated measurements of one problem, "
               "not independent data sets: the test and its critical difference describe "
@@ -330,13 +330,18 @@ def final_section(report: Report, runs: RunSet, task: str,
         report.figure(f"{task}-ranks", lambda ax: F.plot_ranks(
             ranks, ax[0, 0], xlabel=f"budget spent ({axis_label(unit)})"),
             f"{task}: average rank over budget (ranked within each seed; no incumbent yet "
-            "ranks last)")
+            "ranks last)", title=figure_title_text(f"{task}: average rank", report.context),
+            **F.ranks_size(
+                ranks["optimizer"].nunique()))
     what_final = ("recommended configuration's full-fidelity" if recommended else
                   "incumbent")
     report.figure(f"{task}-final", lambda ax: F.plot_final(
         finals.assign(loss=objective.shown(finals["loss"])), ax[0, 0],
-        ylabel=f"final {objective.name}"),
-        f"{task}: final {what_final} {objective.words}, every seed")
+        xlabel=f"final {objective.name}", lower_is_better=objective.minimize),
+        f"{task}: final {what_final} {objective.words}, every seed (sorted by median, the "
+        "best on top)", title=figure_title_text(f"{task}: final {objective.name}",
+                                                 report.context),
+        **F.final_size(finals["optimizer"].nunique()))
     _statistics(report, finals, task)
     return observed
 

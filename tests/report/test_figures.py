@@ -91,8 +91,12 @@ def test_ranks_and_cd_diagram(ax):
 def test_final_and_test_vs_val(ax):
     finals = pd.DataFrame({"optimizer": ["a", "a", "b", "b"], "loss": [0.3, 0.4, 0.5, 0.6],
                            "seed": [0, 1, 0, 1]})
-    plot_final(finals, ax)
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"]
+    plot_final(finals, ax)  # a row per optimizer, the best (lowest median) on top
+    labels = sorted(ax.get_yticklabels(), key=lambda t: -t.get_position()[1])
+    assert [t.get_text() for t in labels] == ["a", "b"]
+    plot_final(finals, ax, lower_is_better=False)  # a maximized objective: the highest
+    labels = sorted(ax.get_yticklabels(), key=lambda t: -t.get_position()[1])
+    assert [t.get_text() for t in labels] == ["b", "a"]
     fig, axes = new_figure()
     plot_test_vs_val(finals.assign(val=finals["loss"], test=finals["loss"] + 0.1), axes[0, 0])
     assert len(axes[0, 0].collections) == 2

@@ -1,0 +1,74 @@
+"""Figures a reader can read: rendered for 3 and for 14 optimizers, no two texts overlap,
+none is cut off or too small at a paper column's width, no legend hides data
+(`suite.report._legibility`, from matplotlib's rendered bounding boxes). A few seconds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from suite.report import _figures as F
+from suite.report._legibility import legibility_problems
+from suite.report._style import _KNOWN, figure_title, new_figure, plt
+from suite.report._writer import figure_title_text
+
+
+def _finals(k: int) -> pd.DataFrame:
+    rng = np.random.default_rng(k)
+    return pd.DataFrame([{"optimizer": name, "seed": s, "loss": 0.33 + 0.01 * i
+                          + 0.005 * rng.standard_normal()}
+                         for i, name in enumerate(_KNOWN[:k]) for s in range(20)])
+
+
+def _ranks(k: int) -> pd.DataFrame:
+    budgets = np.geomspace(0.5, 60, 30)
+    rng = np.random.default_rng(k)
+    return pd.DataFrame([{"optimizer": name, "budget": b,
+                          "rank": float(np.clip(1 + (i + rng.normal()) % k, 1, k))}
+                         for i, name in enumerate(_KNOWN[:k]) for b in budgets])
+
+
+def _render(draw, size: dict, title: str) -> list[str]:
+    fig, axes = new_figure(**size)
+    try:
+        draw(axes[0, 0])
+        figure_title(fig, figure_title_text(title, "replay, 20 seeds"))
+        fig.tight_layout()
+        return legibility_problems(fig, title)
+    finally:
+        plt.close(fig)
+
+
+@pytest.mark.parametrize("k", [3, 14])
+def test_the_final_and_rank_figures_read_for_3_and_14_optimizers(k):
+    finals, ranks = _finals(k), _ranks(k)
+    assert _render(lambda ax: F.plot_final(finals, ax, xlabel="final val_loss"),
+                   F.final_size(k), "text_classifier: final val_loss") == []
+    assert _render(lambda ax: F.plot_ranks(ranks, ax, xlabel="budget spent (x)"),
+                   F.ranks_size(k), "text_classifier: average rank") == []
+
+
+def test_the_check_sees_what_the_old_figures_showed():
+    """Fourteen names under vertical boxes at 4.2 in (the committed final figure), and a
+    rank axis of 3 in with a tick per rank and a legend over the lines: what a reader
+    could not read, the check reports."""
+    finals = _finals(14)
+
+    def old_final(ax):
+        names = list(dict.fromkeys(finals["optimizer"]))
+        ax.boxplot([finals.loc[finals["optimizer"] == n, "loss"] for n in names],
+                   positions=range(14))
+        ax.set_xticks(range(14), names)
+
+    problems = _render(old_final, {"width": 4.2, "height": 3.0}, "t: final")
+    assert any("'grid' overlaps 'random'" in p for p in problems), problems
+
+    def old_ranks(ax):
+        F.plot_ranks(_ranks(14), ax)
+        ax.set_yticks(range(1, 15))
+        ax.legend(loc="center")  # over the lines
+
+    problems = _render(old_ranks, {"width": 4.2, "height": 3.0}, "t: ranks")
+    assert any("overlaps" in p for p in problems), problems
+    assert any("hides" in p for p in problems), problems
