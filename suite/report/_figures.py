@@ -13,11 +13,12 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from matplotlib.collections import LineCollection
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from suite.report._style import new_figure, optimizer_colors
 
-__all__ = ["plot_anytime", "plot_ranks", "plot_cd_diagram", "plot_final", "plot_test_vs_val",
+__all__ = ["plot_anytime", "plot_anytime_panels", "plot_ranks", "plot_profile", "cd_size",
+           "plot_at_budgets", "plot_cd_diagram", "plot_final", "plot_test_vs_val",
            "plot_importance", "plot_literature", "plot_trial_importance",
            "plot_fidelity_correlation", "plot_learning_curves", "plot_parallel", "symlog_y"]
 
@@ -26,67 +27,129 @@ def _axes(ax):
     return ax if ax is not None else new_figure()[1][0, 0]
 
 
+CROWDED = 7  # more optimizers than this on one axis: the leaders in colour, the rest grey
+LEADERS = 3  # how many lead, besides the baseline (random)
+
+
+def result_order(frame: pd.DataFrame, value: str = "center", *,
+                 lower_is_better: bool = True) -> list[str]:
+    """The optimizers of `frame` ordered by their `value` at the largest `budget` each
+    reached, the best first (ties and missing values by name, missing last)."""
+    last = frame.sort_values("budget").groupby("optimizer")[value].last()
+    sign = 1 if lower_is_better else -1
+    return sorted(frame["optimizer"].unique(), key=lambda n: (
+        not np.isfinite(last.get(n, np.nan)), sign * last.get(n, 0.0), n))
+
+
+def emphasized(order: Sequence[str]) -> list[str]:
+    """Of optimizers in result order, those drawn in colour: all of a handful; of more, the
+    leaders and the baseline (random)."""
+    if len(order) <= CROWDED:
+        return list(order)
+    return list(order[:LEADERS]) + [n for n in order[LEADERS:] if n == "random"]
+
+
+def log_axis(axis) -> None:
+    """A log axis labelled in plain numbers (0.5, 1, 10, not 10^0); where it spans little
+    more than a decade, its 2s and 5s labelled too (else the minor ticks stay unlabelled)."""
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+
+    def minor(v, _):
+        lo, hi = sorted(axis.get_view_interval())
+        few = lo > 0 and hi / lo <= 15
+        return f"{v:g}" if few and f"{v:.0e}"[0] in "25" else ""
+
+    axis.set_minor_formatter(FuncFormatter(minor))
+
+
 def plot_anytime(summary: pd.DataFrame, ax=None, *, xlabel: str = "budget",
-                 ylabel: str = "incumbent loss", log_y: bool = False, legend: bool = True):
+                 ylabel: str = "incumbent loss", log_y: bool = False, legend: bool = True,
+                 lower_is_better: bool = True):
     """Step lines of `center` per optimizer over `budget` (log x), with `low`..`high` bands
-    where present (`suite.report.anytime_summary` output); the legend outside, right."""
+    where present (`suite.report.anytime_summary` output); the legend outside, right, in
+    result order (the best first). Beyond `CROWDED` optimizers only the leaders and random
+    are coloured, with their bands; the rest are thin grey lines under one legend entry."""
     ax = _axes(ax)
     colors = optimizer_colors(summary["optimizer"])
-    for name in colors:  # the canonical order: legends agree across figures
+    order = result_order(summary, lower_is_better=lower_is_better)
+    shown = emphasized(order)
+    others = [n for n in order if n not in shown]
+    for name in others:
+        group = summary[summary["optimizer"] == name].sort_values("budget")
+        ax.plot(group["budget"], group["center"], drawstyle="steps-post", color="0.75",
+                lw=0.8, zorder=1, label=f"the other {len(others)}" if name == others[0]
+                else "_")
+    for z, name in enumerate(reversed(shown)):  # the best drawn last, on top
         group = summary[summary["optimizer"] == name].sort_values("budget")
         seeds = int(group["seeds"].iloc[0]) if "seeds" in group else 0
         ax.plot(group["budget"], group["center"], drawstyle="steps-post", color=colors[name],
-                label=f"{name} (n={seeds})" if seeds else name, lw=1.4)
+                label=f"{name} (n={seeds})" if seeds else name, lw=1.5, zorder=3 + z)
         if group["low"].notna().any():
             ax.fill_between(group["budget"], group["low"], group["high"], step="post",
-                            color=colors[name], alpha=0.18, lw=0)
+                            color=colors[name], alpha=0.18, lw=0, zorder=2)
     ax.set_xscale("log")
+    log_axis(ax.xaxis)
     if log_y:
         ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.yaxis.set_minor_formatter(FuncFormatter(
-            lambda v, _: f"{v:g}" if f"{v:g}"[0] in "25" else ""))
+        log_axis(ax.yaxis)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if legend:
-        ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        handles, labels = ax.get_legend_handles_labels()
+        rank = {n: i for i, n in enumerate(order)}
+        pairs = sorted(zip(labels, handles, strict=True), key=lambda p: rank.get(
+            p[0].split(" (n=")[0], len(order)))
+        ax.legend([h for _, h in pairs], [label for label, _ in pairs], frameon=False,
+                  loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return ax
 
 
+def panel_grid(optimizers: int, columns: int = 4) -> dict:
+    """The small multiples' layout for `new_figure`: `columns` panels a row, each small
+    enough that the figure shrunk to a paper column keeps its 8-point text readable."""
+    rows = -(-optimizers // columns)
+    return {"ncols": columns, "nrows": rows, "width": 1.55, "height": 1.3,
+            "sharex": True, "sharey": True}
+
+
 def plot_anytime_panels(summary: pd.DataFrame, axes, *, xlabel: str = "budget",
-                        ylabel: str = "incumbent loss", log_y: bool = False):
-    """Small multiples of `plot_anytime`: one panel per optimizer (the canonical order,
-    row by row over `axes`, a 2-D array), its curve and band in its colour over every other
-    optimizer's curve in light grey, so a dozen curves stay readable. Unused panels are
-    hidden. All panels share their axes' limits."""
+                        ylabel: str = "incumbent loss", log_y: bool = False,
+                        lower_is_better: bool = True):
+    """Small multiples of `plot_anytime`: one panel per optimizer in result order (the
+    best first, row by row over `axes`, a 2-D array), its curve and band in its colour over
+    every other optimizer's curve in light grey. Unused panels are hidden; all share their
+    axes' limits, one x and one y label for the figure."""
     colors = optimizer_colors(summary["optimizer"])
+    order = result_order(summary, lower_is_better=lower_is_better)
     groups = {name: summary[summary["optimizer"] == name].sort_values("budget")
-              for name in colors}
+              for name in order}
     flat = list(axes.flat)
     for ax, (name, group) in zip(flat, groups.items(), strict=False):  # more panels
         for other, rest in groups.items():
             if other != name:
                 ax.plot(rest["budget"], rest["center"], drawstyle="steps-post",
-                        color="0.78", lw=0.7, zorder=1)
+                        color="0.8", lw=0.6, zorder=1)
         ax.plot(group["budget"], group["center"], drawstyle="steps-post", color=colors[name],
-                lw=1.6, zorder=3)
+                lw=1.5, zorder=3)
         if group["low"].notna().any():
             ax.fill_between(group["budget"], group["low"], group["high"], step="post",
-                            color=colors[name], alpha=0.22, lw=0, zorder=2)
-        seeds = int(group["seeds"].iloc[0]) if "seeds" in group else 0
-        ax.set_title(f"{name} (n={seeds})" if seeds else name, color=colors[name])
+                            color=colors[name], alpha=0.25, lw=0, zorder=2)
+        ax.set_title(name, fontsize=8, pad=2)  # black: a pale tone reads badly as text
         ax.set_xscale("log")
+        log_axis(ax.xaxis)
         if log_y:
             ax.set_yscale("log")
+            log_axis(ax.yaxis)
+        ax.tick_params(labelsize=8)
     for ax in flat[len(groups):]:
         ax.set_visible(False)
     columns = axes.shape[1]
     for i, ax in enumerate(flat[:len(groups)]):
-        if i % columns == 0:
-            ax.set_ylabel(ylabel)
         if i >= len(groups) - columns:  # the bottom panel of each column
-            ax.set_xlabel(xlabel)
             ax.xaxis.set_tick_params(labelbottom=True)  # shared x hides all but the last row's
+    fig = flat[0].figure
+    fig.supxlabel(xlabel, fontsize=9)
+    fig.supylabel(ylabel, fontsize=9)
     return axes
 
 
@@ -97,57 +160,156 @@ def ranks_size(optimizers: int) -> dict[str, float]:
 
 def plot_ranks(ranks: pd.DataFrame, ax=None, *, xlabel: str = "budget"):
     """Average rank (1 = best) per optimizer over `budget` (log x); the legend lists the
-    optimizers in their final rank order, the best first."""
+    optimizers in their final rank order, the best first. Beyond `CROWDED` optimizers the
+    leaders and random are drawn bold, the rest thin and lighter, each in its colour."""
     ax = _axes(ax)
     colors = optimizer_colors(ranks["optimizer"])
     last = ranks.sort_values("budget").groupby("optimizer")["rank"].last()
-    for name in sorted(colors, key=lambda n: (last.get(n, np.inf), n)):
+    order = sorted(colors, key=lambda n: (last.get(n, np.inf), n))
+    strong = emphasized(order)
+    for z, name in enumerate(reversed(order)):  # the best drawn last, on top
         group = ranks[ranks["optimizer"] == name].sort_values("budget")
         ax.plot(group["budget"], group["rank"], drawstyle="steps-post", color=colors[name],
-                label=f"{name} ({last[name]:.1f})", lw=1.4)
+                label=f"{name} ({last[name]:.1f})", zorder=2 + z,
+                **({"lw": 1.8} if name in strong else {"lw": 0.9, "alpha": 0.55}))
     k = ranks["optimizer"].nunique()
     ax.set_xscale("log")
+    log_axis(ax.xaxis)
     ax.set_ylim(k + 0.3, 0.7)  # best rank on top
     ax.set_yticks(range(1, k + 1, 1 if k <= 8 else 2))
     ax.set_xlabel(xlabel)
     ax.set_ylabel("average rank (1 = best)")
-    ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0),
-              fontsize="small", title="final rank", title_fontsize="small")
+    handles, labels = ax.get_legend_handles_labels()  # drawn worst first: listed best first
+    ax.legend(handles[::-1], labels[::-1], frameon=False, loc="upper left",
+              bbox_to_anchor=(1.0, 1.0), fontsize="small", title="final rank",
+              title_fontsize="small")
     return ax
+
+
+# The CD diagram's vertical layout, in inches (its y axis is scaled 1 unit = 1 inch)
+_CD_TOP, _CD_LEVEL, _CD_BAR = 0.5, 0.2, 0.09
+
+
+def _cd_bottom(optimizers: int, groups: int) -> float:
+    levels = (optimizers + 1) // 2
+    return 0.12 + _CD_BAR * groups + _CD_LEVEL * (levels - 1) + 0.12
+
+
+def cd_size(optimizers: int, groups: int = 0) -> dict[str, float]:
+    """The CD diagram's size: a label level per optimizer on each side, a bar per group."""
+    return {"width": 6.0, "height": _CD_TOP + _cd_bottom(optimizers, groups) + 0.6}  # + title
 
 
 def plot_cd_diagram(ranks: pd.DataFrame, cd: float, groups: Sequence[Sequence[str]] = (),
                     ax=None):
     """Critical-difference diagram (Demšar 2006): average ranks on a scale, best left,
     the Nemenyi critical difference as a bar, and thick bars joining optimizers whose
-    ranks differ by less than it. `ranks` has columns optimizer and rank."""
+    ranks differ by less than it (`suite.report.cliques`), each bar on its own level
+    above the names. `ranks` has columns optimizer and rank; sized by `cd_size`."""
     ax = _axes(ax)
     ranks = ranks.sort_values(["rank", "optimizer"]).reset_index(drop=True)
     k = len(ranks)
     low, high = 1, max(k, int(np.ceil(ranks["rank"].max())))
+    first = 0.12 + _CD_BAR * len(groups)  # the first label level, below the group bars
+    half = (k + 1) // 2
     ax.set_xlim(low - 0.3, high + 0.3)
-    ax.set_ylim(-(0.6 * ((k + 1) // 2) + 0.4), 1.6)
+    ax.set_ylim(-_cd_bottom(k, len(groups)), _CD_TOP)
     ax.axis("off")
     ax.hlines(0, low, high, color="black", lw=1)
     for r in range(low, high + 1):
-        ax.vlines(r, 0, 0.12, color="black", lw=1)
-        ax.text(r, 0.22, str(r), ha="center", va="bottom")
-    ax.hlines(1.1, low, low + cd, color="black", lw=1.5)
-    ax.text(low + cd / 2, 1.25, f"CD = {cd:.2f}", ha="center", va="bottom")
-    half = (k + 1) // 2
+        ax.vlines(r, 0, 0.05, color="black", lw=1)
+        ax.text(r, 0.07, str(r), ha="center", va="bottom")
+    ax.hlines(0.36, low, low + cd, color="black", lw=1.5)
+    ax.text(low + cd / 2, 0.38, f"CD = {cd:.2f}", ha="center", va="bottom")
     for i, rec in enumerate(ranks.itertuples()):
         left = i < half
-        level = -(i + 1) if left else -(k - i)
+        level = -(first + _CD_LEVEL * (i if left else k - 1 - i))
         x_text = low - 0.25 if left else high + 0.25
-        ax.plot([rec.rank, rec.rank, x_text], [0, level * 0.6, level * 0.6], color="black",
-                lw=0.8)
-        ax.text(x_text, level * 0.6, f"{rec.optimizer} ({rec.rank:.2f})",
+        ax.plot([rec.rank, rec.rank, x_text], [0, level, level], color="black", lw=0.8)
+        ax.text(x_text, level, f"{rec.optimizer} ({rec.rank:.2f})",
                 ha="right" if left else "left", va="center")
     position = dict(zip(ranks["optimizer"], ranks["rank"], strict=True))
     for j, group in enumerate(groups):
         xs = [position[n] for n in group]
-        ax.hlines(-0.25 - 0.2 * j, min(xs) - 0.03, max(xs) + 0.03, color="black", lw=3)
+        ax.hlines(-0.07 - _CD_BAR * j, min(xs) - 0.03, max(xs) + 0.03, color="black", lw=3)
     return ax
+
+
+def plot_profile(profile: pd.DataFrame, ax=None, *, xlabel: str = "τ",
+                 ylabel: str = "fraction of runs ≤ τ"):
+    """Performance profiles (rliable's `create_performance_profile` output: optimizer,
+    tau, fraction, low, high): the share of runs at most τ, with its band; the legend
+    outside, right, the optimizer with the largest area (mostly the best) first. Beyond
+    `CROWDED` optimizers the leaders and random in colour, the rest thin grey lines."""
+    ax = _axes(ax)
+    colors = optimizer_colors(profile["optimizer"])
+    area = profile.groupby("optimizer")["fraction"].mean()
+    order = sorted(colors, key=lambda n: (-area.get(n, 0.0), n))
+    shown = emphasized(order)
+    others = [n for n in order if n not in shown]
+    for name in others:
+        group = profile[profile["optimizer"] == name]
+        ax.plot(group["tau"], group["fraction"], color="0.75", lw=0.8, zorder=1,
+                label=f"the other {len(others)}" if name == others[0] else "_")
+    for z, name in enumerate(reversed(shown)):
+        group = profile[profile["optimizer"] == name]
+        ax.plot(group["tau"], group["fraction"], color=colors[name], lw=1.5, zorder=3 + z,
+                label=name)
+        ax.fill_between(group["tau"], group["low"], group["high"], color=colors[name],
+                        alpha=0.18, lw=0, zorder=2)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    handles, labels = ax.get_legend_handles_labels()
+    rank = {n: i for i, n in enumerate(order)}
+    pairs = sorted(zip(labels, handles, strict=True), key=lambda p: rank.get(p[0], len(order)))
+    ax.legend([h for _, h in pairs], [label for label, _ in pairs], frameon=False,
+              loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return ax
+
+
+def at_budgets_size(optimizers: int, points: int) -> dict:
+    """The interval figure's layout for `new_figure`: a panel per budget point, a row per
+    optimizer."""
+    return {"ncols": points, "nrows": 1, "width": 1.6 if points > 1 else 3.0,
+            "height": max(2.0, 0.9 + 0.22 * optimizers), "sharey": True}
+
+
+def plot_at_budgets(frame: pd.DataFrame, axes, *, xlabel: str = "IQM",
+                    lower_is_better: bool = True):
+    """rliable's interval estimates: a panel per budget point (`point`, in the order
+    given), a row per optimizer sorted by its `center` at the last point (the best on
+    top), the point estimate and its `low`..`high` interval in the optimizer's colour;
+    the best and random's labels in bold beyond five."""
+    colors = optimizer_colors(frame["optimizer"])
+    points = list(dict.fromkeys(frame["point"]))
+    last = frame[frame["point"] == points[-1]].set_index("optimizer")["center"]
+    sign = 1 if lower_is_better else -1
+    order = sorted(colors, key=lambda n: (not np.isfinite(last.get(n, np.nan)),
+                                          sign * last.get(n, 0.0), n))
+    rows = {n: len(order) - 1 - i for i, n in enumerate(order)}  # the best on top
+    flat = list(axes.flat)
+    for ax, point in zip(flat, points, strict=True):
+        part = frame[frame["point"] == point]
+        for rec in part.itertuples():
+            y, c = rows[rec.optimizer], colors[rec.optimizer]
+            ax.hlines(y, rec.low, rec.high, color=c, lw=3.0, alpha=0.55)
+            ax.plot([rec.center], [y], marker="|", color="black", markersize=9, mew=1.5)
+        ax.set_title(f"at {point}", fontsize=9)
+        ax.grid(axis="x", color="0.9", lw=0.6)
+        ax.xaxis.set_major_locator(MaxNLocator(3))
+    first = flat[0]
+    if len(flat) > 1:
+        first.figure.supxlabel(xlabel, fontsize=9)
+    else:
+        first.set_xlabel(xlabel)
+    first.set_yticks([rows[n] for n in order], order)
+    first.set_ylim(-0.7, len(order) - 0.3)
+    if len(order) > 5:
+        for label in first.get_yticklabels():
+            if label.get_text() in (order[0], "random"):
+                label.set_fontweight("bold")
+    return axes
 
 
 def final_size(optimizers: int) -> dict[str, float]:
@@ -328,7 +490,7 @@ def plot_learning_curves(curves: pd.DataFrame, ax=None, *, label: str = "rank",
 
     Curves with the same points (several runs that trained the same configuration on a
     table read the same curve) are drawn once, thicker, under the first one's label, and
-    its legend entry says how many runs share it; one shared by several optimizers is drawn
+    its legend entry says how many runs share it (×n); one shared by several optimizers is drawn
     in a neutral colour. Curves of one colour differ in line style, so each legend entry
     names one line."""
     ax = _axes(ax)
@@ -352,7 +514,7 @@ def plot_learning_curves(curves: pd.DataFrame, ax=None, *, label: str = "rank",
     ax.set_xscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
-    ax.legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return ax
 
 
@@ -391,7 +553,9 @@ def _curve_label(key, label: str, sharing: list) -> str:
         return f"{label}s {', '.join(str(k) for k, _ in sharing)} (identical curves)"
     counts = pd.Series([o for _, o in sharing if o is not None]).value_counts(sort=False)
     by = ", ".join(f"{o} {n}" for o, n in sorted(counts.items()))
-    return f"{text}: {len(sharing)} runs share it" + (f" ({by})" if counts.size > 1 else "")
+    if counts.size > 2:  # a legend entry stays one short line
+        by = f"{counts.size} optimizers"
+    return f"{text} ×{len(sharing)}" + (f" ({by})" if counts.size > 1 else "")
 
 
 def _sequential(n: int) -> list:
@@ -478,7 +642,7 @@ def _parallel_axes(ax, columns: Sequence[str], ticks) -> None:
     ax.set_xlim(-0.2, len(columns) - 0.5)
     ax.set_ylim(-0.06, 1.06)
     ax.set_xticks(range(len(columns)), [c.removeprefix("config.") for c in columns],
-                  rotation=25, ha="right", fontsize=9)
+                  rotation=90, fontsize=9)
     ax.set_yticks([])
     ax.spines["left"].set_visible(False)
 

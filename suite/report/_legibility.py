@@ -22,7 +22,7 @@ _SLACK = 1.0  # pixels two boxes may share (antialiased edges touch)
 def legibility_problems(fig, name: str = "figure") -> list[str]:
     """Every problem a reader would see in `fig` as saved (`bbox_inches="tight"`: the
     canvas is the figure's tight box), each one line naming the texts."""
-    fig.canvas.draw()
+    fig.draw_without_rendering()  # lays every text out as a save would, no pixels
     renderer = fig.canvas.get_renderer()
     texts = [(t, t.get_window_extent(renderer)) for t in _texts(fig)]
     problems = []
@@ -59,7 +59,8 @@ def _texts(fig) -> list[Text]:
     undrawn = set()
     for ax in fig.axes:
         for axis in (ax.xaxis, ax.yaxis):
-            drawn = set(axis._update_ticks())  # the ticks within the view (matplotlib's own)
+            # the ticks within the view (matplotlib's own choice); none where the axis is off
+            drawn = set(axis._update_ticks()) if ax.axison and axis.get_visible() else set()
             for tick in axis.get_major_ticks() + axis.get_minor_ticks():
                 if tick not in drawn:
                     undrawn.update((tick.label1, tick.label2))

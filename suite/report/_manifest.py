@@ -83,7 +83,7 @@ Message = Callable[[str], None]
 RunStudy = Callable[[str, Path], None]  # (the study's `suite run` line, its --out folder)
 Convert = Callable[[dict[str, Any]], dict[str, Any]]  # an old `command` entry → `report`
 
-_OPTION_FIELDS = {f.name for f in dataclasses.fields(ReportOptions)} - {"render"}
+_OPTION_FIELDS = {f.name for f in dataclasses.fields(ReportOptions)} - {"render", "check_figures"}
 
 
 def _quiet(_: str) -> None:

@@ -22,7 +22,7 @@ from suite.report._table import (
     top_curves,
     top_overlap,
 )
-from suite.report._writer import Report, TaskInputs, md_table
+from suite.report._writer import Report, TaskInputs, figure_title_text, md_table
 
 
 def _hp_frame(results: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -141,7 +141,10 @@ def curves_section(report: Report, runs: RunSet, task: str, results: pd.DataFram
     report.figure(f"{task}-run-curves", lambda ax: F.plot_learning_curves(
         curves.assign(loss=objective.shown(curves["loss"])), ax[0, 0], label="curve",
         ylabel=objective.name), f"{task}: learning curves of the top "
-        f"{report.options.top} configurations the runs trained", width=7.5)
+        f"{report.options.top} configurations the runs trained (a curve several runs "
+        "trained alike drawn once, thicker: ×n runs)",
+        title=figure_title_text(f"{task}: the runs' best learning curves", report.context),
+        width=3.6)
     trials = frame[["optimizer", "seed", "trial_id", "epoch", "loss", *hps]]
     report.data(f"{task}-trials", trials)
     # the loss axis (lower is better: the best trials are the lowest), named as the task's
@@ -149,4 +152,5 @@ def curves_section(report: Report, runs: RunSet, task: str, results: pd.DataFram
     report.figure(f"{task}-parallel", lambda ax: F.plot_parallel(
         trials.rename(columns={"loss": axis}), hps, ax[0, 0], value=axis),
         f"{task}: every completed trial ({len(trials)}); the best 5% coloured by {axis}, "
-        "the rest grey", dpi=100, width=8.0, height=4.0)
+        "the rest grey", title=figure_title_text(f"{task}: every trial", report.context),
+        dpi=100, width=6.2, height=3.6)

@@ -25,9 +25,9 @@ from suite.report._runs import (
 )
 from suite.report._stats import (
     anytime_summary,
+    cliques,
     final_table,
     friedman,
-    quiet,
     ranks_over_budget,
     wilcoxon_holm,
 )
@@ -246,58 +246,66 @@ _LINTHRESH = 0.1  # regret below which the recommendation's regret axis is linea
 
 def _anytime_figure(report: Report, frame: pd.DataFrame, task: str, name: str, value: str,
                     axes: list[str], *, view: str = "") -> None:
-    """One anytime figure; `view` "recommended" (the recommendation's value and regret),
+    """One anytime figure, a panel per budget axis stacked (the run's unit, then
+    device-seconds); `view` "recommended" (the recommendation's value and regret),
     "observed" (the observed incumbent, beside a recommended one) or "" (it alone)."""
     label = _labels(report.objective, recommended=view == "recommended")[value]
+    axis_words = {"loss": f"incumbent {report.objective.name}",  # the title says whose
+                  "regret": "normalized regret",
+                  "value": f"{report.objective.name} at full fidelity"}[value]
     log_y = value == "regret" and view != "recommended"  # a recommendation's can be 0
+    lower = value == "regret" or report.objective.minimize  # as `_in_task_words` shows it
 
     def draw(ax) -> None:
         for i, axis in enumerate(axes):
             part = frame[(frame["axis"] == axis) & (frame["value"] == value)]
             if log_y:
                 part = part[part["center"] > 0]
-            F.plot_anytime(part, ax[0, i], xlabel=f"budget spent ({axis_label(axis)})",
-                           ylabel=label, log_y=log_y, legend=i == len(axes) - 1)
+            F.plot_anytime(part, ax[i, 0], xlabel=f"budget spent ({axis_label(axis)})",
+                           ylabel=axis_words, log_y=log_y, legend=i == 0,
+                           lower_is_better=lower)
             if value == "regret" and not log_y:
                 # 0 (the table's best configuration) is a value a recommendation reaches:
                 # linear near it, logarithmic above, so the early large regrets do not
                 # flatten the differences at the end
-                F.symlog_y(ax[0, i], _LINTHRESH)
+                F.symlog_y(ax[i, 0], _LINTHRESH)
+    what = label if view != "observed" else f"observed incumbent's {label}"
+    title = figure_title_text(f"{task}: {what}", report.context)
     caption = f"{task}: {label} against budget spent"
     optimizers = frame.loc[frame["value"] == value, "optimizer"].nunique()
-    if optimizers > CROWDED:  # beside the overlay, one panel per optimizer on the first axis
+    if optimizers > F.CROWDED and view != "observed":  # one panel per optimizer beside
+        # the overlay (the first budget axis; not for the observed incumbent beside it)
         _anytime_panels(report, frame, f"{name}-panels", value, axes[0], label, log_y,
-                        f"{caption}, one panel per optimizer (the others in grey)")
+                        f"{caption}, one panel per optimizer (the best first; the others in "
+                        "grey)", title=figure_title_text(f"{task}: {what}, each optimizer",
+                                                         report.context))
     if view == "recommended":
         caption += (" (the configuration the optimizer would return if stopped there; not "
                     "monotone where a recommendation changes to a worse configuration)")
     elif view == "observed":
         caption = f"{task}: observed incumbent (mixes fidelities): {label} against budget spent"
-    report.figure(name, draw, caption, ncols=len(axes))
-
-
-# More optimizers than this on one anytime figure overlap past reading: the report adds
-# small multiples (one panel per optimizer) beside the overlay.
-CROWDED = 7
-PANEL_COLUMNS = 4
+    if optimizers > F.CROWDED:
+        caption += (f"; the {F.LEADERS} leaders at the end of the budget and random in "
+                    "colour with their bands, the others grey")
+    report.figure(name, draw, caption, title=title, nrows=len(axes), width=4.4, height=2.3)
 
 
 def _anytime_panels(report: Report, frame: pd.DataFrame, name: str, value: str, axis: str,
-                    label: str, log_y: bool, caption: str) -> None:
+                    label: str, log_y: bool, caption: str, title: str) -> None:
     part = frame[(frame["axis"] == axis) & (frame["value"] == value)]
     if log_y:
         part = part[part["center"] > 0]
-    rows = -(-part["optimizer"].nunique() // PANEL_COLUMNS)
+    lower = value == "regret" or report.objective.minimize
 
     def draw(ax) -> None:
-        F.plot_anytime_panels(part, ax, xlabel=f"budget ({axis_label(axis)})", ylabel=label,
-                              log_y=log_y)
+        F.plot_anytime_panels(part, ax, xlabel=f"budget spent ({axis_label(axis)})",
+                              ylabel=label, log_y=log_y, lower_is_better=lower)
         if value == "regret" and not log_y:
             for panel in ax.flat:
                 F.symlog_y(panel, _LINTHRESH)
 
-    report.figure(name, draw, caption, ncols=PANEL_COLUMNS, nrows=rows, width=3.0,
-                  height=2.4, sharex=True, sharey=True)
+    report.figure(name, draw, caption, title=title,
+                  **F.panel_grid(part["optimizer"].nunique()))
 
 
 def final_section(report: Report, runs: RunSet, task: str,
@@ -445,15 +453,9 @@ def _statistics(report: Report, finals: pd.DataFrame, task: str) -> None:
                 + ("; ".join(f"{p.a} vs {p.b} (p = {p.p_holm:.3g})"
                              for p in wilcoxon.itertuples()) or "none") + f".{extra}",
                 md_table(pairs))
-    report.figure(f"{task}-cd", lambda ax: _cd_diagram(test, ax[0, 0]),
-                  f"{task}: critical-difference diagram (autorank; Nemenyi, N = {test['n']} "
-                  "seeds; bars join optimizers closer than CD)", width=6.0, height=2.4)
-
-
-def _cd_diagram(test: dict, ax) -> None:
-    """autorank's Demšar diagram, drawn whether or not the Friedman test rejects (the text
-    says when it does not)."""
-    from autorank import plot_stats
-
-    with quiet():
-        plot_stats(test["autorank"], allow_insignificant=True, ax=ax)
+    groups = cliques(test["ranks"], cd)
+    report.figure(f"{task}-cd", lambda ax: F.plot_cd_diagram(ranks, cd, groups, ax[0, 0]),
+                  f"{task}: critical-difference diagram (Nemenyi, N = {test['n']} seeds; "
+                  "average ranks, the best left; bars join optimizers closer than CD)",
+                  title=figure_title_text(f"{task}: critical difference", report.context),
+                  **F.cd_size(len(ranks), len(groups)))

@@ -7,11 +7,12 @@ import pandas as pd
 
 from suite.budget import Budget, parse_budget
 from suite.errors import SuiteError
+from suite.report import _figures as F
 from suite.report._objective import Objective
 from suite.report._pairs import pair_differences, performance_profile
 from suite.report._runs import _UNIT_AXIS, RunSet, on_grid
-from suite.report._style import optimizer_colors
-from suite.report._writer import Report, md_table
+from suite.report._stats import anytime_summary
+from suite.report._writer import Report, figure_title_text, md_table
 
 __all__ = ["pairs_section", "pair_points"]
 
@@ -72,8 +73,38 @@ def pairs_section(report: Report, runs: RunSet, task: str, trace: pd.DataFrame,
     report.text(md_table(_shown(table, higher)))
     open_pairs = (~table["resolved"]).sum()
     report.text(f"{open_pairs} of {len(table)} pair-points are not resolved.")
+    _at_budgets(report, runs, task, trace, unit)
     _profile(report, task, trace, unit, points[-1])
     return table
+
+
+def _at_budgets(report: Report, runs: RunSet, task: str, trace: pd.DataFrame, unit: str
+                ) -> None:
+    """Each optimizer's IQM at a tenth, half and all of the budget (or at `--pairs-at`)
+    with its 95% bootstrap interval over seeds: which method wins, by how much, how sure."""
+    value = "regret" if "regret" in trace else "loss"
+    points = pair_points(runs, report.options.pairs_at)
+    if not report.options.pairs_at:
+        points = [Budget(points[-1].amount / 10, points[-1].unit), *points]
+    resamples = max(report.options.resamples, 2000)
+    at = on_grid(trace, unit, np.array([p.amount for p in points]), value, carry=True)
+    summary = anytime_summary(at, value, "iqm", resamples)
+    if summary.empty or summary["seeds"].min() < 2:
+        return
+    objective = report.objective if value == "loss" else Objective()  # regret: as is
+    summary = objective.shown_band(summary)
+    names = {p.amount: str(p) for p in points}
+    summary.insert(0, "point", summary["budget"].map(names))
+    summary = summary.sort_values("budget", kind="stable")
+    report.data(f"{task}-iqm", summary)
+    what = ("normalized regret" if value == "regret" else objective.name)
+    report.figure(f"{task}-iqm", lambda ax: F.plot_at_budgets(
+        summary, ax, xlabel=f"IQM {what}", lower_is_better=objective.minimize),
+        f"{task}: interquartile mean of the final {what} at {', '.join(names.values())} "
+        f"of the budget, each optimizer's 95% percentile bootstrap interval over its seeds "
+        f"({resamples} resamples); sorted by the last (the best on top)",
+        title=figure_title_text(f"{task}: IQM {what} by budget", report.context),
+        **F.at_budgets_size(summary["optimizer"].nunique(), summary["point"].nunique()))
 
 
 def _profile(report: Report, task: str, trace: pd.DataFrame, unit: str, point: Budget
@@ -89,21 +120,13 @@ def _profile(report: Report, task: str, trace: pd.DataFrame, unit: str, point: B
     label = {"regret": "normalized regret", "loss": f"incumbent {objective.name}" if
              objective.minimize else f"incumbent −{objective.name}"}[value]
 
-    def draw(ax) -> None:
-        from rliable import plot_utils
-
-        by = dict(list(profile.groupby("optimizer", sort=True)))
-        plot_utils.plot_performance_profiles(
-            {o: g["fraction"].to_numpy() for o, g in by.items()}, profile["tau"].unique(),
-            performance_profile_cis={o: (g["low"].to_numpy(), g["high"].to_numpy())
-                                     for o, g in by.items()},
-            ax=ax[0, 0], colors=optimizer_colors(by), xlabel=f"{label} τ",
-            ylabel=f"fraction of runs with {label.split()[-1]} ≤ τ", labelsize="medium",
-            ticklabelsize="small")
-        ax[0, 0].legend(fontsize="small", frameon=False)
-    report.figure(f"{task}-profile", draw,
-                  f"{task}: performance profile at {point} (rliable): the share of runs "
-                  f"whose {label} is at most τ, with a 95% bootstrap band over seeds")
+    report.figure(f"{task}-profile", lambda ax: F.plot_profile(
+        profile, ax[0, 0], xlabel=f"{label} τ",
+        ylabel="share of runs ≤ τ"),
+        f"{task}: performance profile at {point} (rliable): the share of runs "
+        f"whose {label} is at most τ, with a 95% bootstrap band over seeds",
+        title=figure_title_text(f"{task}: performance profile at {point}", report.context),
+        width=3.4, height=2.6)
 
 
 def _shown(table: pd.DataFrame, higher: bool = False) -> pd.DataFrame:

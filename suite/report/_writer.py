@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from suite.report._objective import Objective
-from suite.report._style import FORMATS, figure_title, new_figure, save_figure
+from suite.report._style import FORMATS, figure_title, new_figure, plt, save_figure
 from suite.tables import Table
 
 _GZIP_ABOVE = 256 * 1024  # data files larger than this are stored gzipped (mtime 0)
@@ -39,6 +39,9 @@ class ReportOptions:
     min_trials: int = 10
     pairs_at: tuple[str, ...] | None = None  # budgets of the pairs table (None: B/2 and B)
     pdf: bool = True  # False: PNG figures only (a PDF's embedded fonts cost more than its PNG)
+    # True: each figure read as a reader would (`ReportResult.legibility`), saved only
+    # with `render`
+    check_figures: bool = False
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -53,6 +56,9 @@ class ReportResult:
     data: list[Path] = field(default_factory=list)
     inputs: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # what a reader could not read, one line each (`ReportOptions.check_figures`)
+    legibility: list[str] = field(default_factory=list)
+    checked: list[str] = field(default_factory=list)  # the figures read so
 
 
 @dataclass(frozen=True)
@@ -109,14 +115,22 @@ class Report:
         followed by `context` (what it was made from): the PNG alone says what it is.
         """
         name = file_stem(name)
-        if self.options.render:
+        if self.options.render or self.options.check_figures:
             fig, axes = new_figure(**size)
             draw(axes)
             figure_title(fig, title or figure_title_text(caption, self.context))
             fig.tight_layout()
-            formats = FORMATS if self.options.pdf else ("png",)
-            self.result.figures += save_figure(fig, self.out / "figures" / name, formats,
-                                               dpi=dpi)
+            if self.options.check_figures:
+                from suite.report._legibility import legibility_problems
+
+                self.result.legibility += legibility_problems(fig, name)
+                self.result.checked.append(name)
+            if self.options.render:
+                formats = FORMATS if self.options.pdf else ("png",)
+                self.result.figures += save_figure(fig, self.out / "figures" / name,
+                                                   formats, dpi=dpi)
+            else:
+                plt.close(fig)
         self.text(f"![{caption}](figures/{name}.png)", f"*{caption}*")
 
 

@@ -46,7 +46,23 @@ def test_anytime_draws_a_line_and_a_band_per_optimizer(ax):
     plot_anytime(_summary(), ax, xlabel="epochs", log_y=True)
     assert len(ax.lines) == 2 and len(ax.collections) == 2
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["random (n=3)", "bohb (n=3)"]
+    # in result order: bohb ends lower
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["bohb (n=3)", "random (n=3)"]
+
+
+def test_anytime_of_many_colours_the_leaders_and_random_and_greys_the_rest(ax):
+    from suite.report._style import _KNOWN
+
+    budget = np.geomspace(0.1, 10, 6)
+    summary = pd.concat([pd.DataFrame({"optimizer": name, "budget": budget,
+                                       "center": 1 / (budget + k), "low": 0.9 / (budget + k),
+                                       "high": 1.1 / (budget + k), "seeds": 3})
+                         for k, name in enumerate(_KNOWN, start=1)])  # gp ends lowest
+    plot_anytime(summary, ax)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "gp (n=3)", "hyperopt (n=3)", "dehb (n=3)", "random (n=3)", "the other 10"]
+    assert len(ax.collections) == 4, "bands for the coloured four only"
+    assert sum(line.get_color() == "0.75" for line in ax.lines) == 10
 
 
 def test_anytime_without_bands_draws_lines_only(ax):
@@ -66,13 +82,27 @@ def test_anytime_panels_give_each_optimizer_a_panel_over_the_others_in_grey():
     fig, axes = new_figure(ncols=4, nrows=2, sharex=True, sharey=True)
     plot_anytime_panels(summary, axes, xlabel="epochs")
     shown = [ax for ax in axes.flat if ax.get_visible()]
-    assert [ax.get_title() for ax in shown] == [f"{n} (n=3)" for n in names]
+    assert [ax.get_title() for ax in shown] == names[::-1], "the best (lowest) first"
     assert not axes[1, 1].get_visible() and len(shown) == 5
     for ax in shown:  # its own curve last, in colour, over the four others in grey
         assert len(ax.lines) == 5 and ax.lines[-1].get_color() != ax.lines[0].get_color()
-    # the bottom panel of each column says what its x axis is
-    assert [ax.get_xlabel() for ax in axes[0, 1:]] == ["epochs"] * 3
-    assert axes[1, 0].get_xlabel() == "epochs" and axes[0, 0].get_xlabel() == ""
+    assert fig._supxlabel.get_text() == "epochs", "one x label for the figure"
+    # the bottom panel of each column shows its x tick labels
+    assert axes[0, 1].xaxis.get_tick_params()["labelbottom"]
+    matplotlib.pyplot.close(fig)
+
+
+def test_iqm_at_budgets_sorts_rows_by_the_last_point():
+    from suite.report._figures import plot_at_budgets
+
+    frame = pd.DataFrame({"optimizer": ["a", "b", "a", "b"], "point": ["5x", "5x", "10x", "10x"],
+                          "center": [0.2, 0.5, 0.4, 0.3], "low": [0.1, 0.4, 0.3, 0.2],
+                          "high": [0.3, 0.6, 0.5, 0.4]})
+    fig, axes = new_figure(ncols=2)
+    plot_at_budgets(frame, axes, xlabel="IQM regret")
+    labels = sorted(axes[0, 0].get_yticklabels(), key=lambda t: -t.get_position()[1])
+    assert [t.get_text() for t in labels] == ["b", "a"], "b is lower at 10x: on top"
+    assert [ax.get_title() for ax in axes.flat] == ["at 5x", "at 10x"]
     matplotlib.pyplot.close(fig)
 
 
@@ -169,7 +199,7 @@ def test_run_curves_draw_each_distinct_curve_once_and_say_who_shares_it(ax):
     plot_learning_curves(curves, ax, label="curve")
     assert len(ax.lines) == 2
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert labels == ["random s0 c0: 3 runs share it (bohb 1, random 2)", "bohb s1 c4"]
+    assert labels == ["random s0 c0 ×3 (bohb 1, random 2)", "bohb s1 c4"]
     assert ax.lines[0].get_linewidth() > ax.lines[1].get_linewidth()  # shared: thicker
 
 
@@ -180,7 +210,7 @@ def test_curves_differing_in_one_point_are_both_drawn(ax):
                        ignore_index=True)
     plot_learning_curves(curves, ax, label="curve")
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert labels == ["random s0 c0", "random s1 c0: 2 runs share it"]
+    assert labels == ["random s0 c0", "random s1 c0 ×2"]
 
 
 def test_each_run_curve_is_told_apart_by_colour_or_line_style(ax):

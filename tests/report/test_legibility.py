@@ -1,17 +1,20 @@
 """Figures a reader can read: rendered for 3 and for 14 optimizers, no two texts overlap,
 none is cut off or too small at a paper column's width, no legend hides data
-(`suite.report._legibility`, from matplotlib's rendered bounding boxes). A few seconds."""
+(`suite.report._legibility`, from matplotlib's rendered bounding boxes): the final and
+rank figures alone, then every figure of a toy report."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic import write_synthetic_study, write_synthetic_table
 
 from suite.report import _figures as F
+from suite.report._compose import build_report
 from suite.report._legibility import legibility_problems
 from suite.report._style import _KNOWN, figure_title, new_figure, plt
-from suite.report._writer import figure_title_text
+from suite.report._writer import ReportOptions, figure_title_text
 
 
 def _finals(k: int) -> pd.DataFrame:
@@ -72,3 +75,24 @@ def test_the_check_sees_what_the_old_figures_showed():
     problems = _render(old_ranks, {"width": 4.2, "height": 3.0}, "t: ranks")
     assert any("overlaps" in p for p in problems), problems
     assert any("hides" in p for p in problems), problems
+
+
+_EVERY = {"anytime", "regret", "anytime-observed", "regret-observed", "ranks", "final", "cd", "iqm",
+          "profile", "fanova", "ped-anova", "grid-importance", "literature", "fidelity",
+          "top-curves", "run-curves", "parallel"}
+
+
+@pytest.mark.parametrize("k", [3, 14])
+def test_every_figure_of_a_report_reads_for_3_and_14_optimizers(tmp_path, k):
+    """A replay report of k optimizers on a toy table, every figure drawn and read as a
+    reader would (not saved: the check reads the figure as `save_figure` would write it)."""
+    table = write_synthetic_table(tmp_path / "toy.parquet")
+    study = write_synthetic_study(tmp_path / "study", optimizers=_KNOWN[:k], seeds=range(5),
+                                  table=str(table))
+    result = build_report([study], tmp_path / "report", ReportOptions(
+        resamples=50, points=40, render=False, check_figures=True))
+    names = {n.removeprefix("toy-") for n in result.checked}
+    assert _EVERY <= names, sorted(_EVERY - names)
+    assert ("regret-panels" in names) == (k > 7), "small multiples beside a crowded overlay"
+    assert result.legibility == []
+    assert not (tmp_path / "report" / "figures").exists(), "checked, not written"
