@@ -23,7 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--check", action="store_true",
                         help="rebuild in a scratch folder and compare the SHA-256 of the "
                              "inputs, data (and figures, under the manifest's renderer "
-                             "versions) with the manifest; write nothing")
+                             "versions) with the manifest, and read every figure for "
+                             "overlapping, cut-off or too small text and legends over data; "
+                             "write nothing")
     parser.add_argument("--run-studies", action="store_true",
                         help="run an entry's study command (`suite run …`) when its runs "
                              "are missing (replays: minutes on a CPU)")

@@ -64,15 +64,16 @@ def log_axis(axis) -> None:
 
 def plot_anytime(summary: pd.DataFrame, ax=None, *, xlabel: str = "budget",
                  ylabel: str = "incumbent loss", log_y: bool = False, legend: bool = True,
-                 lower_is_better: bool = True):
+                 lower_is_better: bool = True, highlight: Sequence[str] | None = None):
     """Step lines of `center` per optimizer over `budget` (log x), with `low`..`high` bands
     where present (`suite.report.anytime_summary` output); the legend outside, right, in
     result order (the best first). Beyond `CROWDED` optimizers only the leaders and random
-    are coloured, with their bands; the rest are thin grey lines under one legend entry."""
+    are coloured, with their bands; the rest are thin grey lines under one legend entry.
+    `highlight` names those coloured instead (the same in each panel of a figure)."""
     ax = _axes(ax)
     colors = optimizer_colors(summary["optimizer"])
     order = result_order(summary, lower_is_better=lower_is_better)
-    shown = emphasized(order)
+    shown = emphasized(order) if highlight is None else [n for n in order if n in highlight]
     others = [n for n in order if n not in shown]
     for name in others:
         group = summary[summary["optimizer"] == name].sort_values("budget")
@@ -666,8 +667,25 @@ def _scale(series: pd.Series) -> tuple[np.ndarray, tuple[list[float], list[str]]
     levels = np.unique(values.to_numpy(dtype=float))
     tick_values = (list(levels) if len(levels) <= _FEW_LEVELS else [lo, hi]) if hi > lo \
         else [lo]
-    return pos, ([float((f(t) - f(lo)) / span) for t in tick_values],
-                 [f"{t:.3g}" for t in tick_values])
+    return pos, _thin([float((f(t) - f(lo)) / span) for t in tick_values],
+                      [f"{t:.3g}" for t in tick_values])
+
+
+_TICK_GAP = 0.07  # of an axis's height: closer labels would print over each other
+
+
+def _thin(positions: list[float], labels: list[str]) -> tuple[list[float], list[str]]:
+    """Every label at least `_TICK_GAP` from the next (on a log scale 7, 8, 9 and 10 crowd
+    together): the lowest and the highest kept, those between where they fit."""
+    if len(positions) < 3:
+        return positions, labels
+    keep = [0]
+    for i in range(1, len(positions) - 1):
+        if positions[i] - positions[keep[-1]] >= _TICK_GAP and \
+                positions[-1] - positions[i] >= _TICK_GAP:
+            keep.append(i)
+    keep.append(len(positions) - 1)
+    return [positions[i] for i in keep], [labels[i] for i in keep]
 
 
 def symlog_y(ax, linthresh: float, bottom: float | None = 0.0):

@@ -188,11 +188,12 @@ def report_entry(roots: Iterable[Path | str], out: Path | str,
 
 
 def build_entry(entry: dict[str, Any], *, out: Path | None = None,
-                render: bool = True) -> ReportResult:
-    """Build an entry's report (into `out` instead of its own folder if given)."""
+                render: bool = True, check_figures: bool = False) -> ReportResult:
+    """Build an entry's report (into `out` instead of its own folder if given); with
+    `check_figures`, each figure read for what a reader could not read."""
     report = entry["report"]
     options = dataclasses.replace(options_from_dict(report.get("options", {})),
-                                  render=render)
+                                  render=render, check_figures=check_figures)
     target = Path(out) if out is not None else Path(report["out"])
     return build_report([Path(d) for d in report["roots"]], target, options)
 
@@ -293,9 +294,10 @@ def check_manifest(manifest: dict, names: Iterable[str] | None = None, *,
                    on_message: Message = _quiet) -> list[str]:
     """Problems found: committed inputs that no longer hash as recorded, and data that a
     rebuild (into a scratch folder) does not reproduce byte for byte; with `figures`, also
-    PNG/PDF files, when this machine has the renderer versions the manifest records.
-    Rebuilds go to `scratch` (a temporary folder by default). Entries whose study runs
-    are missing are skipped with a message."""
+    PNG/PDF files, when this machine has the renderer versions the manifest records; and
+    every figure a reader could not read (`suite.report._legibility`). Rebuilds go to
+    `scratch` (a temporary folder by default). Entries whose study runs are missing are
+    skipped with a message."""
     same_renderer = renderer_versions() == manifest.get("renderer")
     if figures and not same_renderer:
         on_message("figure files not compared: the renderer versions differ from the "
@@ -314,9 +316,11 @@ def check_manifest(manifest: dict, names: Iterable[str] | None = None, *,
         if not _ensure_study(entry, None, on_message):
             continue
         with tempfile.TemporaryDirectory(dir=scratch) as folder:
-            result = build_entry(entry, out=Path(folder), render=figures)
+            result = build_entry(entry, out=Path(folder), render=figures,
+                                 check_figures=True)
             rebuilt = {"data": _hashes(result.data, result.out),
                        "figures": _hashes(result.figures, result.out)}
+        problems += [f"{entry['name']}: {p}" for p in result.legibility]
         for kind in ("data", "figures") if figures else ("data",):
             for key in sorted(set(rebuilt[kind]) | set(entry.get(kind, {}))):
                 if rebuilt[kind].get(key) != entry.get(kind, {}).get(key):

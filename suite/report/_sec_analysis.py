@@ -126,7 +126,9 @@ def fidelity_section(report: Report, inputs: TaskInputs) -> None:
     report.text(md_table(curves.drop_duplicates("rank")[["rank", "config_index", "config"]]))
     report.figure(f"{task}-top-curves", lambda ax: F.plot_learning_curves(curves, ax[0, 0]),
                   f"{task}: learning curves of the table's top {report.options.top} "
-                  "configurations (seed mean, band = seed range)", width=5.0)
+                  "configurations (seed mean, band = seed range)",
+                  title=figure_title_text(f"{task}: the table's top {report.options.top} "
+                                          "learning curves", report.context), width=5.0)
 
 
 def curves_section(report: Report, runs: RunSet, task: str, results: pd.DataFrame) -> None:

@@ -257,19 +257,24 @@ def _anytime_figure(report: Report, frame: pd.DataFrame, task: str, name: str, v
     lower = value == "regret" or report.objective.minimize  # as `_in_task_words` shows it
 
     def draw(ax) -> None:
+        leaders = None  # those of the first axis (the run's unit) in every panel
         for i, axis in enumerate(axes):
             part = frame[(frame["axis"] == axis) & (frame["value"] == value)]
             if log_y:
                 part = part[part["center"] > 0]
+            if leaders is None:
+                leaders = F.emphasized(F.result_order(part, lower_is_better=lower))
             F.plot_anytime(part, ax[i, 0], xlabel=f"budget spent ({axis_label(axis)})",
                            ylabel=axis_words, log_y=log_y, legend=i == 0,
-                           lower_is_better=lower)
+                           lower_is_better=lower, highlight=leaders)
             if value == "regret" and not log_y:
                 # 0 (the table's best configuration) is a value a recommendation reaches:
                 # linear near it, logarithmic above, so the early large regrets do not
                 # flatten the differences at the end
                 F.symlog_y(ax[i, 0], _LINTHRESH)
-    what = label if view != "observed" else f"observed incumbent's {label}"
+    what = label if view != "observed" else (
+        f"observed {label}" if label.startswith("incumbent") else
+        f"observed incumbent's {label}")
     title = figure_title_text(f"{task}: {what}", report.context)
     caption = f"{task}: {label} against budget spent"
     optimizers = frame.loc[frame["value"] == value, "optimizer"].nunique()

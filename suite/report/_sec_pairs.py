@@ -100,9 +100,11 @@ def _at_budgets(report: Report, runs: RunSet, task: str, trace: pd.DataFrame, un
     what = ("normalized regret" if value == "regret" else objective.name)
     report.figure(f"{task}-iqm", lambda ax: F.plot_at_budgets(
         summary, ax, xlabel=f"IQM {what}", lower_is_better=objective.minimize),
-        f"{task}: interquartile mean of the final {what} at {', '.join(names.values())} "
-        f"of the budget, each optimizer's 95% percentile bootstrap interval over its seeds "
-        f"({resamples} resamples); sorted by the last (the best on top)",
+        f"{task}: each optimizer's interquartile mean {what} at {', '.join(names.values())}"
+        f" (for a replay, of the recommended configuration's full-fidelity value, as in the "
+        f"final table) with its 95% percentile bootstrap interval over seeds ({resamples} "
+        f"resamples), sorted by the last point, the best on top; no row where a seed has no "
+        f"value yet",
         title=figure_title_text(f"{task}: IQM {what} by budget", report.context),
         **F.at_budgets_size(summary["optimizer"].nunique(), summary["point"].nunique()))
 

@@ -29,7 +29,8 @@ def test_report_from_replayed_runs_with_their_table(tmp_path, capsys, monkeypatc
                      "Spearman", "interquartile mean"):
         assert expected in text, expected
     figures = {p.name for p in (out / "figures").iterdir()}
-    for name in ("anytime", "regret", "ranks", "final", "cd", "fanova", "ped-anova",
+    for name in ("anytime", "regret", "ranks", "final", "cd", "iqm", "profile", "fanova",
+                 "ped-anova",
                  "grid-importance", "literature", "fidelity", "top-curves", "run-curves",
                  "parallel"):
         assert {f"toy-{name}.png", f"toy-{name}.pdf"} <= figures, name
@@ -38,7 +39,8 @@ def test_report_from_replayed_runs_with_their_table(tmp_path, capsys, monkeypatc
     assert "report.md" in capsys.readouterr().out
     assert len(titles) == len(figures) // 2 and all(t.startswith("toy · ") for t in titles)
     assert sum("replay, 5 seeds" in t for t in titles) >= 6  # anytime, ranks, final, cd, ...
-    assert any(t.endswith("against budget spent (replay, 5 seeds)") for t in titles)
+    assert "toy · recommended config's regret (replay, 5 seeds)" in titles
+    assert max(map(len, titles)) <= 80, "short titles: the details are in the captions"
     assert sum("recorded table" in t for t in titles) >= 3  # fidelity, top curves, fANOVA
 
 
