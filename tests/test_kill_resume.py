@@ -3,7 +3,7 @@
 moments several times and each time resumed with `--resume` from another working folder:
 every epoch of every trial is logged exactly once, `suite report` accepts the final log,
 and each configuration's curve is bit for bit the one it trains without interruption.
-Slow (a study of about a minute): CI lists it; the Ray twin runs under `-m ray`."""
+Slow (a study of about a minute): CI lists it; the Ray twin (one kill) runs under `-m ray`."""
 
 from __future__ import annotations
 
@@ -57,18 +57,19 @@ def _reference(config: dict, seed: int, epochs: int, threads: int) -> list[float
         torch.set_num_threads(before)
 
 
-def _kill_and_resume(tmp_path: Path, executor: str) -> tuple[Path, list[dict], int]:
+def _kill_and_resume(tmp_path: Path, executor: str, times: int = KILLS
+                     ) -> tuple[Path, list[dict], int]:
     out = tmp_path / "study"
     plan = ["run", "--task", "user_mlp:MLP", "--optimizer", "hyperband", "--budget", "4x",
             "--workers", "2", "--executor", executor, "--out", str(out)]
     log = out / "hyperband" / "seed-0" / "log.jsonl"
     moments = random.Random(29)
     kills, leftovers = 0, []
-    for attempt in range(KILLS + 1):
+    for attempt in range(times + 1):
         where = tmp_path / f"cwd-{attempt}"  # each resume from another working folder
         where.mkdir()
         driver = _suite(*(plan if attempt == 0 else ["run", "--resume", str(out)]), cwd=where)
-        if attempt == KILLS:
+        if attempt == times:
             _, err = driver.communicate(timeout=600)
             assert driver.returncode == 0, err
             break
@@ -145,14 +146,17 @@ def test_a_users_in_place_checkpoints_survive_repeated_sigkills_and_resumes(tmp_
 def test_a_users_in_place_checkpoints_survive_repeated_sigkills_on_ray(tmp_path, monkeypatch):
     """Ray fate-shares an actor with its owner: a SIGKILLed driver's actors are killed by
     Ray (with a local instance its GCS and raylet exit within a second, the actors with
-    them), so none trains on into the resumed study."""
+    them), so none trains on into the resumed study. One kill: what repeated kills add
+    (resumes of resumes, checkpoints of promoted trials) the local test above shows, and
+    each kill here costs a Ray instance's start (about 40 s of CI's 2 cores)."""
     monkeypatch.syspath_prepend(str(FIXTURES))
-    out, rows, kills = _kill_and_resume(tmp_path, "ray")
-    _check(tmp_path, out, rows, kills, threads=1)  # an actor: one CPU, one thread
+    out, rows, kills = _kill_and_resume(tmp_path, "ray", times=1)
+    _check(tmp_path, out, rows, kills, threads=1, least=1)  # an actor: one thread
 
 
-def _check(tmp_path: Path, out: Path, rows: list[dict], kills: int, threads: int) -> None:
-    assert kills >= 2, "killed mid-study several times"
+def _check(tmp_path: Path, out: Path, rows: list[dict], kills: int, threads: int,
+           least: int = 2) -> None:
+    assert kills >= least, "killed mid-study (several times where asked)"
     assert rows[-1]["event"] == "finish" and rows[-1]["reason"] == "budget"
     assert_every_epoch_once(rows)
     epochs = [r for r in rows if r["event"] == "epoch"]

@@ -94,5 +94,7 @@ def test_every_figure_of_a_report_reads_for_3_and_14_optimizers(tmp_path, k):
     names = {n.removeprefix("toy-") for n in result.checked}
     assert _EVERY <= names, sorted(_EVERY - names)
     assert ("regret-panels" in names) == (k > 7), "small multiples beside a crowded overlay"
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert ("one panel per optimizer" in text) == (k > 7)
     assert result.legibility == []
     assert not (tmp_path / "report" / "figures").exists(), "checked, not written"

@@ -45,16 +45,6 @@ def test_report_from_replayed_runs_with_their_table(tmp_path, capsys, monkeypatc
 
 
 @pytest.mark.slow  # CI runs it: .ci/run, "slow tests CI runs"
-def test_more_optimizers_than_an_overlay_can_show_get_a_panel_each(tmp_path):
-    names = [f"opt{i}" for i in range(8)]
-    study = write_synthetic_study(tmp_path / "study", optimizers=names, seeds=range(2))
-    out = tmp_path / "report"
-    assert _report(study, "--out", out, "--bootstrap", "50") == 0
-    assert (out / "figures" / "toy-anytime-panels.png").is_file()
-    assert "one panel per optimizer" in (out / "report.md").read_text()
-
-
-@pytest.mark.slow  # CI runs it: .ci/run, "slow tests CI runs"
 def test_report_data_is_byte_identical_across_builds(tmp_path):
     study = write_synthetic_study(tmp_path / "study", optimizers=("good", "bad"), seeds=[0, 1])
     for out in ("a", "b"):
