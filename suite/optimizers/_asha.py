@@ -26,7 +26,7 @@ from typing import Any
 from ConfigSpace import ConfigurationSpace
 
 from suite.optimizers._spaces import DefaultFirstSampler
-from suite.optimizers.base import HighestFidelityBest, TrialBook, loss_or_inf
+from suite.optimizers.base import BookedOptimizer, loss_or_inf
 from suite.types import Fidelity, Trial, TrialResult
 
 __all__ = ["ASHA", "asha_rungs"]
@@ -58,7 +58,7 @@ class _Rung:
         return None
 
 
-class ASHA:
+class ASHA(BookedOptimizer):
     """Asynchronous successive halving over epochs (see the module docstring)."""
 
     name = "asha"
@@ -66,18 +66,13 @@ class ASHA:
     def __init__(self, *, space: ConfigurationSpace, fidelity: Fidelity, seed: int,
                  default_config: Mapping[str, Any] | None = None,
                  max_full_trials: int | None = None) -> None:
+        super().__init__()
         self._sampler = DefaultFirstSampler(space, seed, default_config)
         self._eta = fidelity.eta
         self.rungs = asha_rungs(fidelity)
         self._state = [_Rung() for _ in self.rungs]
         self._configs: list[dict[str, Any]] = []  # lineage -> configuration
         self._asked: dict[int, tuple[int, int]] = {}  # trial_id -> (lineage, rung)
-        self._book = TrialBook()
-        self._best = HighestFidelityBest()
-
-    @property
-    def finished(self) -> bool:
-        return False
 
     def ask(self) -> Trial | None:
         for k in reversed(range(len(self.rungs) - 1)):
@@ -89,11 +84,10 @@ class ASHA:
         return self._new_trial(len(self._configs) - 1, 0, None)
 
     def tell(self, result: TrialResult) -> None:
-        trial = self._book.settle(result)
+        trial = self._settle(result)
         lineage, k = self._asked.pop(trial.trial_id)
         self._state[k].results[lineage] = loss_or_inf(result)
         self._state[k].trials[lineage] = trial.trial_id
-        self._best.offer(result)
 
     def resumable(self) -> list[int]:
         """Every result below the top rung not yet promoted and not failed: ASHA may
@@ -101,9 +95,6 @@ class ASHA:
         return [rung.trials[lineage] for rung in self._state[:-1]
                 for lineage, loss in rung.results.items()
                 if lineage not in rung.promoted and loss < float("inf")]
-
-    def recommend(self) -> int | None:
-        return self._best.trial_id
 
     def _new_trial(self, lineage: int, rung: int, resume_from: int | None) -> Trial:
         trial = self._book.new_trial(self._configs[lineage], self.rungs[rung], lineage,

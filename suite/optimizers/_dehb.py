@@ -35,7 +35,7 @@ from ConfigSpace import Configuration, ConfigurationSpace
 
 from suite.errors import SuiteError
 from suite.optimizers._spaces import checked_default, plain_config, seeded_copy
-from suite.optimizers.base import TrialBook, is_failure, penalized_loss
+from suite.optimizers.base import BookedOptimizer, is_failure, penalized_loss
 from suite.types import Fidelity, Trial, TrialResult
 
 __all__ = ["DEHBOptimizer", "build_dehb"]
@@ -62,7 +62,7 @@ def build_dehb(space: ConfigurationSpace, fidelity: Fidelity, seed: int, f: Any 
     return dehb
 
 
-class DEHBOptimizer:
+class DEHBOptimizer(BookedOptimizer):
     """DEHB through ask/tell (see the module docstring). `max_full_trials` is unused."""
 
     name = "dehb"
@@ -70,6 +70,7 @@ class DEHBOptimizer:
     def __init__(self, *, space: ConfigurationSpace, fidelity: Fidelity, seed: int,
                  default_config: Mapping[str, Any] | None = None,
                  max_full_trials: int | None = None) -> None:
+        super().__init__()
         self._space = seeded_copy(space, seed)
         self._fidelity = fidelity
         self._dehb = build_dehb(self._space, fidelity, seed)
@@ -77,11 +78,6 @@ class DEHBOptimizer:
         self._jobs: dict[int, dict] = {}  # trial id -> DEHB's job
         self._completed: dict[int, list[tuple[int, int]]] = {}  # config_id -> [(trial, epochs)]
         self._incumbent: int | None = None
-        self._book = TrialBook()
-
-    @property
-    def finished(self) -> bool:
-        return False
 
     def ask(self) -> Trial | None:
         with warnings.catch_warnings():
@@ -100,7 +96,7 @@ class DEHBOptimizer:
         return trial
 
     def tell(self, result: TrialResult) -> None:
-        trial = self._book.settle(result)
+        trial = self._settle(result)
         job = self._jobs.pop(trial.trial_id)
         best = self._dehb.inc_score
         with warnings.catch_warnings():

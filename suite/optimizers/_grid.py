@@ -19,15 +19,15 @@ from ConfigSpace.util import generate_grid
 
 from suite.errors import SuiteError
 from suite.optimizers._spaces import checked_default, is_active, plain_config
-from suite.optimizers.base import HighestFidelityBest, TrialBook, config_key
-from suite.types import Fidelity, Trial, TrialResult
+from suite.optimizers.base import FullFidelitySearch, config_key
+from suite.types import Fidelity, Trial
 
 __all__ = ["GridSearch", "grid_steps"]
 
 DEFAULT_STEPS = 3  # per numeric hyperparameter when the budget gives no hint
 
 
-class GridSearch:
+class GridSearch(FullFidelitySearch):
     """Every point of a grid once, at full fidelity, in an order shuffled by the seed.
 
     The resolution is `grid_steps(space, max_full_trials)` points per numeric hyperparameter;
@@ -42,6 +42,7 @@ class GridSearch:
     def __init__(self, *, space: ConfigurationSpace, fidelity: Fidelity, seed: int,
                  default_config: Mapping[str, Any] | None = None,
                  max_full_trials: int | None = None) -> None:
+        super().__init__()
         self._epochs = fidelity.max_epochs
         self.steps = grid_steps(space, max_full_trials)
         points = _grid(space, self.steps)
@@ -51,8 +52,6 @@ class GridSearch:
         if default is not None:
             queue = [default] + [p for p in queue if p != default]
         self._queue = deque(queue)
-        self._book = TrialBook()
-        self._best = HighestFidelityBest()
 
     @property
     def finished(self) -> bool:
@@ -63,18 +62,6 @@ class GridSearch:
             return None
         config = self._queue.popleft()
         return self._book.new_trial(config, self._epochs, config_key(config))
-
-    def tell(self, result: TrialResult) -> None:
-        self._book.settle(result)  # the grid is fixed: results change nothing
-        self._best.offer(result)
-
-    def resumable(self) -> tuple[int, ...]:
-        """Never any: every trial trains from scratch (checkpoint retention:
-        `suite._retention`)."""
-        return ()
-
-    def recommend(self) -> int | None:
-        return self._best.trial_id
 
 
 MAX_GRID_POINTS = 10_000

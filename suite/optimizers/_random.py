@@ -8,13 +8,13 @@ from typing import Any
 from ConfigSpace import ConfigurationSpace
 
 from suite.optimizers._spaces import DefaultFirstSampler
-from suite.optimizers.base import HighestFidelityBest, TrialBook, config_key
-from suite.types import Fidelity, Trial, TrialResult
+from suite.optimizers.base import FullFidelitySearch, config_key
+from suite.types import Fidelity, Trial
 
 __all__ = ["RandomSearch"]
 
 
-class RandomSearch:
+class RandomSearch(FullFidelitySearch):
     """Independent samples from the space's own prior (uniform unless the task says otherwise).
 
     `max_full_trials` is unused: random search needs no resolution. Recommendation (no
@@ -27,27 +27,10 @@ class RandomSearch:
     def __init__(self, *, space: ConfigurationSpace, fidelity: Fidelity, seed: int,
                  default_config: Mapping[str, Any] | None = None,
                  max_full_trials: int | None = None) -> None:
+        super().__init__()
         self._sampler = DefaultFirstSampler(space, seed, default_config)
         self._epochs = fidelity.max_epochs
-        self._book = TrialBook()
-        self._best = HighestFidelityBest()
-
-    @property
-    def finished(self) -> bool:
-        return False
 
     def ask(self) -> Trial | None:
         config = self._sampler.sample()
         return self._book.new_trial(config, self._epochs, config_key(config))
-
-    def tell(self, result: TrialResult) -> None:
-        self._book.settle(result)
-        self._best.offer(result)
-
-    def resumable(self) -> tuple[int, ...]:
-        """Never any: every trial trains from scratch (checkpoint retention:
-        `suite._retention`)."""
-        return ()
-
-    def recommend(self) -> int | None:
-        return self._best.trial_id

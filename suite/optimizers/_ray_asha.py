@@ -47,7 +47,7 @@ from ConfigSpace import ConfigurationSpace
 
 from suite.errors import SuiteError
 from suite.optimizers._spaces import DefaultFirstSampler
-from suite.optimizers.base import HighestFidelityBest, TrialBook, is_failure
+from suite.optimizers.base import BookedOptimizer, is_failure
 from suite.types import Fidelity, Trial, TrialResult
 
 __all__ = ["RayASHA"]
@@ -83,7 +83,7 @@ def import_scheduler() -> type:
     return AsyncHyperBandScheduler
 
 
-class RayASHA:
+class RayASHA(BookedOptimizer):
     """Ray Tune's `AsyncHyperBandScheduler` deciding chains of suite trials (module docstring)."""
 
     name = "ray-asha"
@@ -91,6 +91,7 @@ class RayASHA:
     def __init__(self, *, space: ConfigurationSpace, fidelity: Fidelity, seed: int,
                  default_config: Mapping[str, Any] | None = None,
                  max_full_trials: int | None = None) -> None:
+        super().__init__()
         self._scheduler = import_scheduler()(
             time_attr=TIME_ATTR, metric="loss", mode="min", max_t=fidelity.max_epochs,
             grace_period=fidelity.min_epochs, reduction_factor=fidelity.eta)
@@ -100,12 +101,6 @@ class RayASHA:
         self._chains: list[_Chain] = []  # lineage -> chain
         self._continuing: deque[int] = deque()  # lineages Ray continued, in decision order
         self._asked: dict[int, int] = {}  # trial_id -> lineage
-        self._book = TrialBook()
-        self._best = HighestFidelityBest()
-
-    @property
-    def finished(self) -> bool:
-        return False
 
     def ask(self) -> Trial | None:
         lineage = self._continuing.popleft() if self._continuing else self._start()
@@ -116,10 +111,9 @@ class RayASHA:
         return trial
 
     def tell(self, result: TrialResult) -> None:
-        trial = self._book.settle(result)
+        trial = self._settle(result)
         lineage = self._asked.pop(trial.trial_id)
         chain = self._chains[lineage]
-        self._best.offer(result)
         if is_failure(result):
             self._scheduler.on_trial_error(None, chain.tune_trial)
             return
@@ -135,9 +129,6 @@ class RayASHA:
         """The last trial of each chain Ray continued and not yet asked again; a chain Ray
         stopped is never continued (`suite._retention`)."""
         return [self._chains[lineage].last_trial_id for lineage in self._continuing]
-
-    def recommend(self) -> int | None:
-        return self._best.trial_id
 
     def _start(self) -> int:
         """A new configuration, added to Ray's scheduler as a new Tune trial."""

@@ -17,6 +17,8 @@ from suite.types import Status, Trial, TrialResult
 
 __all__ = [
     "FAILED_LOSS_PENALTY",
+    "BookedOptimizer",
+    "FullFidelitySearch",
     "HighestFidelityBest",
     "Optimizer",
     "Recommending",
@@ -133,3 +135,42 @@ class TrialBook:
         if trial is None:
             raise ValueError(f"trial {result.trial.trial_id} was not asked or was already told")
         return trial
+
+
+class BookedOptimizer:
+    """What the optimizers the suite drives itself share (grid, random, ASHA, Ray's ASHA,
+    DEHB): trial ids from a `TrialBook`, never finished unless a subclass says so, and the
+    recommendation by the stated rule (`HighestFidelityBest`) unless a subclass keeps its
+    library's. A subclass's `tell` starts with `_settle(result)`."""
+
+    name = "?"
+
+    def __init__(self) -> None:
+        self._book = TrialBook()
+        self._best = HighestFidelityBest()
+
+    @property
+    def finished(self) -> bool:
+        return False
+
+    def recommend(self) -> int | None:
+        return self._best.trial_id
+
+    def _settle(self, result: TrialResult) -> Trial:
+        """The told trial, off the pending set, its result offered to the stated rule."""
+        trial = self._book.settle(result)
+        self._best.offer(result)
+        return trial
+
+
+class FullFidelitySearch(BookedOptimizer):
+    """Every trial at full fidelity and from scratch (grid, random): a result changes
+    nothing but the recommendation."""
+
+    def tell(self, result: TrialResult) -> None:
+        self._settle(result)
+
+    def resumable(self) -> tuple[int, ...]:
+        """Never any: every trial trains from scratch (checkpoint retention:
+        `suite._retention`)."""
+        return ()
