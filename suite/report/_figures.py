@@ -31,14 +31,42 @@ CROWDED = 7  # more optimizers than this on one axis: the leaders in colour, the
 LEADERS = 3  # how many lead, besides the baseline (random)
 
 
+def _best_first(names, score: pd.Series, lower_is_better: bool = True) -> list[str]:
+    """`names` ordered by `score` (indexed by name), the best first; ties by name, names
+    without a finite score last."""
+    sign = 1 if lower_is_better else -1
+
+    def key(n):
+        v = float(score.get(n, np.nan))
+        return (not np.isfinite(v), sign * v if np.isfinite(v) else 0.0, n)
+
+    return sorted(names, key=key)
+
+
 def result_order(frame: pd.DataFrame, value: str = "center", *,
                  lower_is_better: bool = True) -> list[str]:
     """The optimizers of `frame` ordered by their `value` at the largest `budget` each
     reached, the best first (ties and missing values by name, missing last)."""
     last = frame.sort_values("budget").groupby("optimizer")[value].last()
-    sign = 1 if lower_is_better else -1
-    return sorted(frame["optimizer"].unique(), key=lambda n: (
-        not np.isfinite(last.get(n, np.nan)), sign * last.get(n, 0.0), n))
+    return _best_first(frame["optimizer"].unique(), last, lower_is_better)
+
+
+def _legend_in_order(ax, order: Sequence[str]) -> None:
+    """The legend outside, right, its entries in `order` (an entry names its optimizer
+    first, as `name (n=20)`); others (the grey "the other k") last."""
+    rank = {n: i for i, n in enumerate(order)}
+    pairs = sorted(zip(*ax.get_legend_handles_labels()[::-1], strict=True),
+                   key=lambda p: rank.get(p[0].split(" (n=")[0], len(order)))
+    ax.legend([h for _, h in pairs], [label for label, _ in pairs], frameon=False,
+              loc="upper left", bbox_to_anchor=(1.0, 1.0))
+
+
+def _bold_best_and_random(ax, order: Sequence[str]) -> None:
+    """Beyond five rows, the best's and random's y tick labels in bold."""
+    if len(order) > 5:
+        for label in ax.get_yticklabels():
+            if label.get_text() in (order[0], "random"):
+                label.set_fontweight("bold")
 
 
 def emphasized(order: Sequence[str]) -> list[str]:
@@ -96,12 +124,7 @@ def plot_anytime(summary: pd.DataFrame, ax=None, *, xlabel: str = "budget",
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if legend:
-        handles, labels = ax.get_legend_handles_labels()
-        rank = {n: i for i, n in enumerate(order)}
-        pairs = sorted(zip(labels, handles, strict=True), key=lambda p: rank.get(
-            p[0].split(" (n=")[0], len(order)))
-        ax.legend([h for _, h in pairs], [label for label, _ in pairs], frameon=False,
-                  loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        _legend_in_order(ax, order)
     return ax
 
 
@@ -261,11 +284,7 @@ def plot_profile(profile: pd.DataFrame, ax=None, *, xlabel: str = "τ",
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    handles, labels = ax.get_legend_handles_labels()
-    rank = {n: i for i, n in enumerate(order)}
-    pairs = sorted(zip(labels, handles, strict=True), key=lambda p: rank.get(p[0], len(order)))
-    ax.legend([h for _, h in pairs], [label for label, _ in pairs], frameon=False,
-              loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    _legend_in_order(ax, order)
     return ax
 
 
@@ -285,9 +304,7 @@ def plot_at_budgets(frame: pd.DataFrame, axes, *, xlabel: str = "IQM",
     colors = optimizer_colors(frame["optimizer"])
     points = list(dict.fromkeys(frame["point"]))
     last = frame[frame["point"] == points[-1]].set_index("optimizer")["center"]
-    sign = 1 if lower_is_better else -1
-    order = sorted(colors, key=lambda n: (not np.isfinite(last.get(n, np.nan)),
-                                          sign * last.get(n, 0.0), n))
+    order = _best_first(colors, last, lower_is_better)
     rows = {n: len(order) - 1 - i for i, n in enumerate(order)}  # the best on top
     flat = list(axes.flat)
     for ax, point in zip(flat, points, strict=True):
@@ -306,10 +323,7 @@ def plot_at_budgets(frame: pd.DataFrame, axes, *, xlabel: str = "IQM",
         first.set_xlabel(xlabel)
     first.set_yticks([rows[n] for n in order], order)
     first.set_ylim(-0.7, len(order) - 0.3)
-    if len(order) > 5:
-        for label in first.get_yticklabels():
-            if label.get_text() in (order[0], "random"):
-                label.set_fontweight("bold")
+    _bold_best_and_random(first, order)
     return axes
 
 
@@ -325,11 +339,7 @@ def plot_final(finals: pd.DataFrame, ax=None, *, value: str = "loss",
     bold where more than a handful are drawn."""
     ax = _axes(ax)
     colors = optimizer_colors(finals["optimizer"])
-    medians = finals.groupby("optimizer")[value].median()
-    order = sorted(colors, key=lambda n: (medians.get(n, np.nan) * (1 if lower_is_better
-                                                                    else -1), n))
-    order = [n for n in order if np.isfinite(medians.get(n, np.nan))] + [
-        n for n in order if not np.isfinite(medians.get(n, np.nan))]
+    order = _best_first(colors, finals.groupby("optimizer")[value].median(), lower_is_better)
     rows = list(range(len(order)))[::-1]  # the best on top
     data = [finals.loc[finals["optimizer"] == n, value].to_numpy(dtype=float) for n in order]
     boxes = ax.boxplot([d[np.isfinite(d)] for d in data], positions=rows, widths=0.6,
@@ -340,10 +350,7 @@ def plot_final(finals: pd.DataFrame, ax=None, *, value: str = "loss",
     for row, name, values in zip(rows, order, data, strict=True):
         ax.scatter(values, np.full(len(values), row), color=colors[name], s=7, zorder=3)
     ax.set_yticks(rows, order)
-    if len(order) > 5:
-        for label in ax.get_yticklabels():
-            if label.get_text() in (order[0], "random"):
-                label.set_fontweight("bold")
+    _bold_best_and_random(ax, order)
     ax.set_ylim(-0.7, len(order) - 0.3)
     ax.set_xlabel(xlabel)
     return ax
