@@ -40,9 +40,10 @@ from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from suite.plan import KEEP_CHECKPOINTS
+
 __all__ = ["KEEP_CHECKPOINTS", "Resumable", "needed_names", "sweep"]
 
-KEEP_CHECKPOINTS = ("needed", "all")
 
 _NAME = re.compile(r"^(\d+)(?:\.e\d+)?\.pt$")  # T.pt or T.ek.pt
 

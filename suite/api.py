@@ -2,7 +2,8 @@
 
 What to run (`Plan`: task, optimizers, seeds, budget, baseline, promotion) and where to run
 it (`Placement`: executor, workers, devices, table, Ray address, trial timeout, fusing) are
-two small objects; together they make the `StudySpec` that `study.json` records, so a study
+two small objects (`suite.plan`, where every setting is defined once); together they
+make the `StudySpec` that `study.json` records, so a study
 started here resumes from the CLI and the other way round. `suite run` is a thin layer
 over `start` and `resume` below.
 
@@ -15,59 +16,16 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, fields, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from suite._main_guard import check_main_guard
 from suite.errors import SuiteError
+from suite.plan import Placement, Plan
 
 __all__ = ["Plan", "Placement", "Study", "run", "start", "resume", "open_study"]
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What a study runs: every optimizer × seed on one task and budget.
-
-    `task` is a reference (`NAME` or `package.module:Object`); `budget` is `600s`
-    (device-seconds), `300e` (epochs) or `20x` (full-fidelity equivalents).
-    """
-
-    task: str
-    optimizers: tuple[str, ...]
-    budget: str
-    seeds: tuple[int, ...] = (0,)
-    include_default: bool = False
-    promotion: str = "resume"
-    scale: str | None = None
-
-
-@dataclass(frozen=True)
-class Placement:
-    """Where a study runs: `local` subprocess workers by default (one, on `auto`).
-
-    `table` replays a recorded table on the simulated executor; `address` and
-    `gpus_per_trial` are the Ray executor's; `trial_timeout` is wall seconds per attempt.
-    `keep_checkpoints`: `needed` (default) deletes, as a live run goes, every checkpoint
-    nothing can need any more (a retry, a resume, a promotion, the incumbent:
-    `suite._retention`) and keeps only the incumbent's at the end; `all` deletes none.
-    `on_failure`: `continue` (default; a failed trial is a result, as with Optuna's
-    `catch`) or `stop` (the first failed trial stops the study, as Ray Tune's
-    `fail_fast`; it resumes).
-    """
-
-    executor: str | None = None
-    workers: int = 1
-    devices: tuple[str, ...] = ("auto",)
-    table: str | None = None
-    address: str | None = None
-    gpus_per_trial: float | None = None
-    trial_timeout: float | None = None
-    fuse: str = "off"
-    fuse_max: int = 8
-    keep_checkpoints: str = "needed"
-    on_failure: str = "continue"
 
 
 def spec_of(plan: Plan, where: Placement):
@@ -86,10 +44,9 @@ def split(spec) -> tuple[Plan, Placement]:
 
 def run(task: Any, optimizers: str | Iterable[str], budget: str,
         seeds: int | str | Iterable[int] = 0, out: str | Path | None = None, *,
-        include_default: bool = False, promotion: str = "resume", scale: str | None = None,
         where: Placement | None = None, resume: bool = False,
         stop: threading.Event | None = None, jobs: int | None = None,
-        mlflow: str | bool | None = None) -> Study:
+        mlflow: str | bool | None = None, **plan: Any) -> Study:
     """Benchmark `optimizers` on `task` under one budget ledger, into the folder `out`.
 
     Args:
@@ -109,6 +66,8 @@ def run(task: Any, optimizers: str | Iterable[str], budget: str,
         mlflow: also log the study to MLflow: a tracking URI, or True for
             `MLFLOW_TRACKING_URI`, else MLflow's default (`suite.mlflow_export`; needs
             the `mlflow` extra). It never stops the study: a failure is one line on stderr.
+        plan: the `Plan`'s other settings (`suite.plan`): `include_default=True`,
+            `promotion="retrain"`, `scale="tiny"`.
 
     Returns:
         The finished `Study`.
@@ -121,14 +80,17 @@ def run(task: Any, optimizers: str | Iterable[str], budget: str,
 
     check_main_guard("suite.run")
     names = optimizers.split(",") if isinstance(optimizers, str) else list(optimizers)
-    plan = Plan(task=reference_of(task), optimizers=tuple(o.strip() for o in names if o.strip()),
-                budget=budget, seeds=_seeds(seeds), include_default=include_default,
-                promotion=promotion, scale=scale)
+    unknown = sorted(set(plan) - {f.name for f in fields(Plan)})
+    if unknown:
+        raise SuiteError(f"suite.run got an unknown setting {unknown[0]!r}; a Plan's are "
+                         f"{', '.join(f.name for f in fields(Plan))}")
+    what = Plan(**{**plan, "task": reference_of(task), "budget": budget, "seeds": _seeds(seeds),
+                   "optimizers": tuple(o.strip() for o in names if o.strip())})
     where = where or Placement()
     if resume and out is not None and _holds_study(Path(out)):
-        _check_same_plan(Path(out), plan)
+        _check_same_plan(Path(out), what)
         return _continue(Path(out), None, stop, None, jobs, mlflow)
-    return start(plan, where, out, stop=stop, jobs=jobs, mlflow=mlflow)
+    return start(what, where, out, stop=stop, jobs=jobs, mlflow=mlflow)
 
 
 def start(plan: Plan, where: Placement, out: str | Path | None = None, *,

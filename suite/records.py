@@ -25,6 +25,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from suite.budget import Budget, Ledger, Totals
+from suite.plan import RunSettings, decode
 from suite.types import Status, Trial
 
 __all__ = ["FORMAT", "Event", "RowError", "StartRow", "EpochRow", "EndRow", "RetryRow",
@@ -547,61 +548,32 @@ class LogInvariants:
 
 # --- meta.json -------------------------------------------------------------------------
 
-_OPT_NUM = (int, float, _NONE)
-_META_TYPES: dict[str, tuple[type, ...]] = {
-    "task": (str, _NONE), "optimizer": (str, _NONE), "seed": _INT, "budget": (str, _NONE),
-    "scale": (str, _NONE), "promotion": _STR, "include_default": (bool,), "workers": _INT,
-    "devices": (list,), "executor": (str, _NONE), "address": (str, _NONE),
-    "gpus_per_trial": _OPT_NUM, "trial_timeout": _OPT_NUM, "fuse": _STR, "fuse_max": _INT,
-    "metric": _STR, "minimize": (bool,), "max_epochs": _INT, "environment": _DICT,
-    "simulated": (bool,), "table": (str, _NONE), "table_sha256": (str, _NONE),
-    "fixed": _DICT, "default_config": (dict, _NONE), "table_provenance": _DICT, "v": _INT,
-    "budget_spelling": (str, _NONE), "space_dims": (int, _NONE), "task_revision": _INT,
-    "task_name": (str, _NONE), "min_epochs": (int, _NONE), "eta": (int, _NONE),
-    "keep_checkpoints": _STR, "on_failure": _STR,
-}
 _REPLAY_KEYS = ("table", "table_sha256", "fixed", "default_config", "table_provenance")
 
 
 @dataclass(frozen=True)
-class RunMeta:
-    """A run's `meta.json`: what ran (task, optimizer, seed, budget), how (the study's
-    settings, the environment) and, for a replay, which table. A key missing from an
-    older file takes the default here, the setting that runs had before the key existed.
-    Keys this version does not know are kept in `extra` and written back as they were;
-    the format (`v`) is checked when read and stamped when written; `format` is the one
-    the file was written in (1: no `v`), i.e. the suite that began the run."""
+class RunMeta(RunSettings):
+    """A run's `meta.json`: what ran (task, optimizer, seed, budget), how (its study's
+    settings, `suite.plan.RunSettings`, and the environment) and, for a replay, which
+    table. A key missing from an older file takes the default, the setting that runs had
+    before the key existed. Keys this version does not know are kept in `extra` and
+    written back as they were; the format (`v`) is checked when read and stamped when
+    written; `format` is the one the file was written in (1: no `v`), i.e. the suite that
+    began the run."""
 
-    task: str | None = None  # its reference, as the plan names it
     task_name: str | None = None  # TaskInfo.name (None: written before it was kept)
     optimizer: str | None = None
     seed: int = 0
-    budget: str | None = None
-    budget_spelling: str | None = None  # as asked (`1carps`) where `budget` was resolved
     space_dims: int | None = None  # d of the task's space (None: written before it was kept)
-    scale: str | None = None
     task_revision: int = 1  # TaskInfo.revision (1: written before revisions were kept)
-    promotion: str = "resume"
-    include_default: bool = False
-    workers: int = 1
-    devices: tuple[str, ...] = ("auto",)
-    executor: str | None = None
-    address: str | None = None
-    gpus_per_trial: float | None = None
-    trial_timeout: float | None = None
-    fuse: str = "off"
-    fuse_max: int = 8
     metric: str = "val_loss"
     minimize: bool = True
     max_epochs: int = 0
     min_epochs: int | None = None  # the fidelity's (None: written before they were kept)
     eta: int | None = None
-    keep_checkpoints: str = "needed"
-    on_failure: str = "continue"
     environment: Mapping[str, Any] = field(default_factory=dict)
     simulated: bool = False
-    # a replay's (written only when `simulated`)
-    table: str | None = None
+    # a replay's (written only when `simulated`, with the setting `table`)
     table_sha256: str | None = None
     fixed: Mapping[str, Any] = field(default_factory=dict)
     default_config: Mapping[str, Any] | None = None
@@ -614,7 +586,7 @@ class RunMeta:
         for f in fields(self):
             if f.name not in ("extra", "format") and (self.simulated or f.name not in _REPLAY_KEYS):
                 value = getattr(self, f.name)
-                out[f.name] = list(value) if f.name == "devices" else value
+                out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
 
     @classmethod
@@ -623,17 +595,13 @@ class RunMeta:
         if type(data) is not dict:
             raise RowError(f"bad meta (a JSON {type(data).__name__}, not an object); it was "
                            "edited or damaged")
-        known, extra = {}, {}
-        for key, value in data.items():
-            types = _META_TYPES.get(key)
-            if types is None:
-                extra[key] = value
-            elif type(value) not in types:
-                expected = " or ".join("null" if t is _NONE else t.__name__ for t in types)
-                raise RowError(f"bad meta ({key!r} is {type(value).__name__}, not "
-                               f"{expected}); it was edited or damaged")
-            else:
-                known[key] = tuple(value) if key == "devices" else value
-        version = known.pop("v", 1)
+        try:
+            known, extra = decode(cls, data, skip=("extra", "format"))
+        except ValueError as exc:
+            raise RowError(f"bad meta ({exc}); it was edited or damaged") from None
+        version = extra.pop("v", 1)
+        if type(version) is not int:
+            raise RowError(f"bad meta ('v' is {type(version).__name__}, not int); it was "
+                           "edited or damaged")
         _check_version(version, "meta")
         return cls(**known, extra=extra, format=version)

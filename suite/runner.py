@@ -73,6 +73,7 @@ from suite.errors import SuiteError
 from suite.executors import EpochDone, Executor, Job, TrialEnded
 from suite.executors._base import snapshot_path
 from suite.log import RunLog
+from suite.plan import ON_FAILURE, PROMOTION_POLICIES
 from suite.records import EndRow, EpochRow, FinishRow, RecommendRow, RetryRow, Row, StartRow
 from suite.types import Metric, Status, Trial, TrialResult
 
@@ -80,8 +81,6 @@ __all__ = ["Runner", "RunState", "ActiveTrial", "Incumbent", "training_seed",
            "PROMOTION_POLICIES", "KEEP_CHECKPOINTS", "ON_FAILURE", "FAILING_STREAK",
            "RunHalted", "FailingTrials", "TrialFailed", "ContractViolation"]
 
-PROMOTION_POLICIES = ("resume", "retrain")
-ON_FAILURE = ("continue", "stop")  # what a failed trial does to its run
 ERRORS = "errors"  # in a run folder: each failed trial's traceback, trial-<id>.txt
 STOPPED = "stopped"  # what `Runner.run` returns when `stop` was set: no finish row
 STOP_POLL = 0.2  # seconds: the longest wait before the runner looks at `stop` again

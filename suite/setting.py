@@ -18,6 +18,7 @@ from suite.budget import resolve_budget, space_dims
 from suite.config import to_plain
 from suite.env import environment
 from suite.errors import SuiteError
+from suite.plan import settings_of
 from suite.registry import accepts_scale, load_task
 from suite.spec import StudySpec
 from suite.tables import Table, TableError, read_table
@@ -81,16 +82,8 @@ def _resolved_budget(spec: StudySpec, dims: int) -> StudySpec:
 
 def _common_meta(spec: StudySpec, task: Task, metric: Metric,
                  fidelity: Fidelity) -> dict[str, Any]:
-    return {"task": spec.task, "task_name": task.info.name, "budget": spec.budget,
-            "budget_spelling": spec.budget_spelling,
-            "space_dims": space_dims(task.config_space()), "scale": spec.scale,
-            "task_revision": task.info.revision,
-            "promotion": spec.promotion, "include_default": spec.include_default,
-            "workers": spec.workers, "devices": list(spec.devices),
-            "executor": spec.executor, "address": spec.address,
-            "gpus_per_trial": spec.gpus_per_trial, "trial_timeout": spec.trial_timeout,
-            "fuse": spec.fuse, "fuse_max": spec.fuse_max,
-            "keep_checkpoints": spec.keep_checkpoints, "on_failure": spec.on_failure,
+    return {**settings_of(spec), "task_name": task.info.name,
+            "space_dims": space_dims(task.config_space()), "task_revision": task.info.revision,
             "metric": metric.name, "minimize": metric.minimize,
             "min_epochs": fidelity.min_epochs, "max_epochs": fidelity.max_epochs,
             "eta": fidelity.eta, "environment": environment()}
@@ -110,7 +103,7 @@ def _replay_setting(spec: StudySpec) -> tuple[StudySpec, Setting]:
     if metric.name not in table.metrics:
         raise TableError(f"table {spec.table} does not record the objective {metric.name!r}")
     default = _grid_default(table, task.default_config()) if spec.include_default else None
-    meta = {**_common_meta(spec, task, metric, fidelity), "simulated": True, "table": spec.table,
+    meta = {**_common_meta(spec, task, metric, fidelity), "simulated": True,
             "table_sha256": digest, "fixed": table.meta.get("fixed", {}),
             "default_config": default,
             "table_provenance": {k: v for k, v in table.meta.items() if k != "space"}}

@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
 import threading
 import time
@@ -48,10 +47,11 @@ from suite.library_log import LIBRARY_LOG, to_library_log
 from suite.lock import LOCK_NAME, LockedError, hold_lock
 from suite.log import LOG_NAME, META_NAME, LogError, RunLog, read_log, read_run_meta, write_atomic
 from suite.mlflow_export import following
+from suite.plan import parse_seeds
 from suite.records import EpochRow, FinishRow, Row
 from suite.runner import STOP_POLL, STOPPED, RunHalted, Runner, RunState
 from suite.setting import Setting, study_setting
-from suite.spec import StudySpec, check_runs, check_seeds
+from suite.spec import StudySpec
 
 __all__ = ["StudySpec", "RunOutcome", "parse_seeds", "run_study", "load_study", "STUDY_NAME",
            "Stopped"]
@@ -69,29 +69,6 @@ class RunOutcome:
     reason: str
     state: RunState = field(repr=False)
     ledger: Ledger = field(repr=False)
-
-
-_SEEDS = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
-
-
-def parse_seeds(text: str) -> tuple[int, ...]:
-    """`3`, `0-4` or `0,2,5-7` → a tuple of seeds in the given order, without repeats.
-
-    Ranges are bounded (seeds in 0..MAX_SEED, at most MAX_RUNS of them) before any is
-    made: `0-100000000000` is refused at once, not after filling the memory."""
-    text = text.replace(" ", "")
-    if not _SEEDS.match(text):
-        raise SuiteError(f"malformed seeds {text!r}: expected e.g. 0, 0-4 or 0,2,5-7")
-    ranges = []
-    for part in text.split(","):
-        low, _, high = part.partition("-")
-        lo, hi = int(low), int(high or low)
-        if hi < lo:
-            raise SuiteError(f"malformed seed range {part!r}: the end is below the start")
-        check_seeds((hi,))
-        ranges.append(range(lo, hi + 1))
-    check_runs(sum(map(len, ranges)))  # a run per seed at least: no more seeds than runs
-    return tuple(dict.fromkeys(s for r in ranges for s in r))  # ordered, without repeats
 
 
 def load_study(out: Path) -> StudySpec:

@@ -9,10 +9,9 @@ from suite.errors import SuiteError
 from suite.executors._fusing import FusingExecutor
 from suite.executors._inprocess import InProcessExecutor
 from suite.executors._local import LocalExecutor
+from suite.plan import FUSE_MODES, MAX_FUSE
 from suite.registry import load_task
 from suite.types import Task
-
-FUSE_MODES = ("off", "auto")
 
 
 def training_executor(kind: str, task: Task, *, ref: str, scale: str | None, workers: int,
@@ -43,7 +42,6 @@ def training_executor(kind: str, task: Task, *, ref: str, scale: str | None, wor
                          share_devices=share_devices)
 
 
-MAX_FUSE = 256  # members per fused array (docs/reliability.md, "Bad input")
 
 
 def check_fuse(kind: str | None, task: Task | None, fuse: str, fuse_max: int) -> None:
