@@ -10,7 +10,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["environment", "git_sha", "cpu_model", "cpu_isa", "machine_line"]
+__all__ = ["environment", "git_sha", "cpu_model", "cpu_isa", "machine_line", "worker_threads",
+           "training_provenance"]
 
 PACKAGES = ("hpo-suite", "torch", "numpy", "ConfigSpace", "scikit-learn", "optuna", "smac",
             "hpbandster")
@@ -63,6 +64,27 @@ def cpu_isa() -> list[str]:
     info = _cpuinfo()
     flags = set((info.get("flags") or info.get("Features") or "").split())
     return [f for f in ISA_FLAGS if f in flags]
+
+
+def worker_threads(executor: str | None, workers: int) -> int:
+    """torch's threads in each worker: the local executor's subprocesses share the cores;
+    in this process, torch's own count (the cores, until it is imported)."""
+    if executor in (None, "local"):
+        return max(1, (os.cpu_count() or 1) // workers)
+    torch = sys.modules.get("torch")
+    return torch.get_num_threads() if torch is not None else os.cpu_count() or 1
+
+
+def training_provenance(executor: str | None, workers: int) -> dict:
+    """What decides the rounding of a training on the CPU, and so whether two trainings
+    of one configuration and seed are bit-equal: the CPU, its ISA, torch's version and
+    each worker's threads (a table records it; `suite run --space table` compares it)."""
+    try:
+        torch = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        torch = None
+    return {"cpu_model": cpu_model(), "cpu_isa": cpu_isa(), "torch": torch,
+            "threads_per_worker": worker_threads(executor, workers)}
 
 
 def machine_line() -> str:

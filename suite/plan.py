@@ -140,7 +140,9 @@ class Plan:
     """What a study runs: every optimizer × seed on one task and budget.
 
     `task` is a reference (`NAME` or `package.module:Object`); `budget` is `600s`
-    (device-seconds), `300e` (epochs) or `20x` (full-fidelity equivalents).
+    (device-seconds), `300e` (epochs) or `20x` (full-fidelity equivalents). `space`, the
+    path of a recorded table, makes a live study search that table's grid and train what
+    the table recorded (`suite.setting`): what its replay would ask, trained for real.
     """
 
     task: str = setting(help="NAME (suite tasks lists them) or package.module:Object")
@@ -161,6 +163,11 @@ class Plan:
                              choices=PROMOTION_POLICIES)
     scale: str | None = setting(None, help="a built-in task's size", cli={"choices": ("tiny",
                                                                                       "full")})
+    space: str | None = setting(
+        None, cli={"nargs": "+", "metavar": ("table", "PATH")},
+        help="table [PATH]: train live on the grid a recorded table holds (its fixed values "
+             "too), each trial with the seed a replay reads, to compare live with replayed "
+             "runs (default PATH results/tables/<task>.parquet); default: the task's space")
 
 
 @dataclass(frozen=True)

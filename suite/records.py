@@ -573,7 +573,8 @@ class RunMeta(RunSettings):
     eta: int | None = None
     environment: Mapping[str, Any] = field(default_factory=dict)
     simulated: bool = False
-    # a replay's (written only when `simulated`, with the setting `table`)
+    # a replay's, with the setting `table` (written only when `simulated`), and but for
+    # `table` a live run's on a table's grid (`space`)
     table_sha256: str | None = None
     fixed: Mapping[str, Any] = field(default_factory=dict)
     default_config: Mapping[str, Any] | None = None
@@ -584,7 +585,8 @@ class RunMeta(RunSettings):
     def to_json(self) -> dict[str, Any]:
         out = {**self.extra, "v": FORMAT}
         for f in fields(self):
-            if f.name not in ("extra", "format") and (self.simulated or f.name not in _REPLAY_KEYS):
+            if f.name not in ("extra", "format") and (f.name not in _REPLAY_KEYS or self.simulated
+                                                      or (self.space and f.name != "table")):
                 value = getattr(self, f.name)
                 out[f.name] = list(value) if isinstance(value, tuple) else value
         return out

@@ -63,7 +63,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -162,7 +162,7 @@ class Runner:
                  state: RunState | None = None,
                  on_row: Callable[[Mapping[str, Any], Runner], None] | None = None,
                  stop: threading.Event | None = None, keep_checkpoints: str = "needed",
-                 on_failure: str = "continue") -> None:
+                 on_failure: str = "continue", grid=None) -> None:
         self.optimizer, self.executor, self.ledger, self.log = optimizer, executor, ledger, log
         self.trial_timeout = trial_timeout  # wall seconds per attempt; None: no limit
         self.metric, self.seed, self.promotion, self.on_row = metric, seed, promotion, on_row
@@ -177,6 +177,7 @@ class Runner:
             raise SuiteError(f"unknown on_failure {on_failure!r}; choose "
                              f"{' or '.join(ON_FAILURE)}")
         self.on_failure = on_failure
+        self.grid = grid  # a live run on a table's grid: `suite.setting.GridTraining`
         self._deleted: set[str] = set()  # checkpoint names this runner deleted
         self.state = state or RunState()
         self.stop = stop
@@ -255,8 +256,11 @@ class Runner:
     def _submit(self, trial: Trial, *, resume_ckpt: Path | None, start_epoch: int,
                 log_start: bool) -> None:
         save_to = self.checkpoints / f"{trial.trial_id}.pt" if self.checkpoints else None
-        job = Job(trial, training_seed(self.seed, trial.config_id), save_to, resume_ckpt,
-                  start_epoch)
+        trained, seed = trial, training_seed(self.seed, trial.config_id)
+        if self.grid is not None:  # what the table recorded: its fixed values, its seed
+            trained, seed = replace(trial, config=self.grid.config(trial.config)), \
+                self.grid.seed(seed)
+        job = Job(trained, seed, save_to, resume_ckpt, start_epoch)
         deadline = (time.monotonic() + self.trial_timeout if self.trial_timeout is not None
                     else None)
         self.state.active[trial.trial_id] = ActiveTrial(trial, start_epoch, start_epoch,

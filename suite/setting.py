@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from suite.budget import resolve_budget, space_dims
-from suite.config import to_plain
-from suite.env import environment
+from suite.config import to_plain, validate_config
+from suite.env import environment, training_provenance
 from suite.errors import SuiteError
 from suite.plan import settings_of
 from suite.registry import accepts_scale, load_task
@@ -38,11 +38,39 @@ class Setting:
     meta: dict[str, Any]  # run metadata common to every run (computed once: git, torch)
     table: Table | None = None  # what a replay reads
     seconds_per_epoch: float | None = None  # known to a replay: the grid-size hint uses it
+    grid: GridTraining | None = None  # a live run on a table's grid (`--space table`)
+
+    @property
+    def space_table(self) -> Table | None:
+        """The table whose grid the optimizers search (a replay's, or a live run's with
+        `--space table`), or None: the task's own space."""
+        return self.table if self.table is not None else (
+            self.grid.table if self.grid is not None else None)
+
+
+@dataclass(frozen=True)
+class GridTraining:
+    """What a live trial on a table's grid trains: what the table recorded for it. Its
+    configuration completed as tabulation completed it (the table's fixed values, then
+    the task's defaults), and the training seed its replay reads, `seed % seeds`
+    (`suite.executors.SimulatedExecutor`; tabulation trains seed index s with seed s)."""
+
+    table: Table
+    task_space: Any  # the task's ConfigurationSpace, for the completed configuration
+    fill: dict[str, Any]
+
+    def config(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        return validate_config(self.task_space, config, fill_from=self.fill)
+
+    def seed(self, seed: int) -> int:
+        return seed % self.table.seeds
 
 
 def study_setting(spec: StudySpec) -> tuple[StudySpec, Setting]:
     if spec.table is not None:
         return _replay_setting(spec)
+    if spec.space is not None:
+        return _grid_setting(spec)
     task = load_task(spec.task, scale=spec.scale)
     spec = _resolved(spec, task)
     info = task.info
@@ -92,7 +120,30 @@ def _common_meta(spec: StudySpec, task: Task, metric: Metric,
 def _replay_setting(spec: StudySpec) -> tuple[StudySpec, Setting]:
     """Read and check the table once for the whole study; the task gives eta, min epochs
     and the default, the table everything it recorded (scale, metric, max epochs)."""
-    table, task, digest = _load_table(spec)
+    spec, table, task, fidelity, metric, default, meta = _on_table(spec, spec.table)
+    meta = {**meta, "simulated": True}
+    seconds = float(table.frame["device_seconds"].mean())
+    return spec, Setting(task, fidelity, metric, default, meta, table, seconds)
+
+
+def _grid_setting(spec: StudySpec) -> tuple[StudySpec, Setting]:
+    """A live study on a table's grid (`--space table`): everything its replay would read
+    (the grid, fidelity, metric, default, and the seconds per epoch the optimizers' grid
+    size hint takes), so its optimizers ask what the replay's ask; the task trains them,
+    on a machine, torch and threads per worker the table was recorded with."""
+    spec, table, task, fidelity, metric, default, meta = _on_table(spec, spec.space)
+    _check_provenance(spec, table)
+    grid = GridTraining(table, task.config_space(),
+                        {**task.default_config(), **table.meta.get("fixed", {})})
+    seconds = float(table.frame["device_seconds"].mean())
+    return spec, Setting(task, fidelity, metric, default, {**meta, "simulated": False},
+                         seconds_per_epoch=seconds, grid=grid)
+
+
+def _on_table(spec: StudySpec, path: str):
+    """The plan, table, task, fidelity, metric, default and run metadata of a study on
+    the table at `path`, read and checked once for the whole study."""
+    table, task, digest = _load_table(spec, path)
     spec = replace(spec, scale=table.meta.get("scale", "full"))
     spec = _resolved(spec, task)  # a replay charges promotions as the live task would
     info = task.info
@@ -101,20 +152,36 @@ def _replay_setting(spec: StudySpec) -> tuple[StudySpec, Setting]:
     metric = Metric(table.meta.get("metric", info.metric.name),
                     bool(table.meta.get("minimize", info.metric.minimize)))
     if metric.name not in table.metrics:
-        raise TableError(f"table {spec.table} does not record the objective {metric.name!r}")
+        raise TableError(f"table {path} does not record the objective {metric.name!r}")
     default = _grid_default(table, task.default_config()) if spec.include_default else None
-    meta = {**_common_meta(spec, task, metric, fidelity), "simulated": True,
+    meta = {**_common_meta(spec, task, metric, fidelity),
             "table_sha256": digest, "fixed": table.meta.get("fixed", {}),
             "default_config": default,
             "table_provenance": {k: v for k, v in table.meta.items() if k != "space"}}
-    seconds = float(table.frame["device_seconds"].mean())
-    return spec, Setting(task, fidelity, metric, default, meta, table, seconds)
+    return spec, table, task, fidelity, metric, default, meta
 
 
-def _load_table(spec: StudySpec) -> tuple[Table, Task, str]:
+def _check_provenance(spec: StudySpec, table: Table) -> None:
+    """A live run on a table's grid trains its curves again only where rounding is the
+    same: the table's CPU, ISA, torch and threads per worker (`training_provenance`)."""
+    recorded = (table.meta.get("collection") or {}).get("provenance")
+    if not isinstance(recorded, dict):
+        raise TableError(f"table {spec.space} records no training provenance (CPU, torch, "
+                         "threads per worker): record one with suite tabulate where the "
+                         "live runs will train")
+    here = training_provenance(spec.executor, spec.workers)
+    wrong = next((k for k in here if recorded.get(k) != here[k]), None)
+    if wrong is not None:
+        raise TableError(f"table {spec.space} was recorded with {wrong} {recorded.get(wrong)!r}"
+                         f"; this study trains with {here[wrong]!r} (--workers "
+                         f"{spec.workers}, --executor {spec.executor}): its curves would not "
+                         "be this study's; record the table here with as many workers")
+
+
+def _load_table(spec: StudySpec, path: str) -> tuple[Table, Task, str]:
     """The table, the task at the table's scale, and the SHA-256 of the table's file;
-    refuses a table that cannot serve this replay."""
-    path = Path(spec.table)
+    refuses a table that cannot serve this study."""
+    path = Path(path)
     table = read_table(path)
     recorded = table.meta.get("task")
     if recorded != spec.task:

@@ -100,6 +100,9 @@ class StudySpec(Resolved, Placement, Plan):
                              "trial; give --gpus-per-trial")
 
     def _check_replay(self) -> None:
+        if self.space is not None and (self.table is not None or self.executor == "simulated"):
+            raise SuiteError("--space table trains live on a table's grid; a replay (--table) "
+                             "already searches it: give one of them")
         if self.table is None:
             if self.executor == "simulated":
                 raise SuiteError("the simulated executor replays a recorded table: give --table")

@@ -128,6 +128,8 @@ def run_study(spec: StudySpec, out: Path, *, resume: bool = False,
     if spec.table is not None and not resume:
         # the plan names the table absolutely: `--resume` from any folder finds it
         spec = replace(spec, table=os.path.abspath(spec.table))
+    if spec.space is not None and not resume:  # so does a live run on a table's grid
+        spec = replace(spec, space=os.path.abspath(spec.space))
     _check_devices(spec, out, resume)
     spec, setting = study_setting(spec)
     if spec.executor == "ray":  # Ray installed, the cluster reachable: before writing
@@ -361,7 +363,7 @@ def _run_one(spec: StudySpec, setting: Setting, name: str, seed: int, directory:
                     log=log, metric=setting.metric, seed=seed, checkpoints=checkpoints,
                     promotion=spec.promotion, trial_timeout=spec.trial_timeout, state=state,
                     stop=stop, keep_checkpoints=spec.keep_checkpoints,
-                    on_failure=spec.on_failure)
+                    on_failure=spec.on_failure, grid=setting.grid)
     if on_run is not None:
         on_run(name, seed, runner)
     with log:
@@ -376,8 +378,10 @@ def _optimizer(name: str, seed: int, setting: Setting, budget):
     from suite.optimizers import make_optimizer  # optimizers import their libraries: lazily
     from suite.optimizers._spaces import seeded_copy
 
-    # A replay searches the table's grid: every configuration asked is one it recorded.
-    space = (seeded_copy(setting.table.space, seed) if setting.table is not None
+    # A replay searches the table's grid: every configuration asked is one it recorded;
+    # so does a live run with --space table, asking what the replay asks.
+    table = setting.space_table
+    space = (seeded_copy(table.space, seed) if table is not None
              else setting.task.config_space(seed=seed))
     hint = budget.full_trials(setting.fidelity.max_epochs, setting.seconds_per_epoch)
     return make_optimizer(name, space=space, fidelity=setting.fidelity, seed=seed,
@@ -397,7 +401,7 @@ def _executor(spec: StudySpec, setting: Setting, rows: list[Row]):
 
 def _check_meta(directory: Path, setting: Setting, name: str, seed: int) -> None:
     meta = read_run_meta(directory)
-    keys = ("task", "budget", "table_sha256") if setting.table is not None else (
+    keys = ("task", "budget", "table_sha256") if setting.space_table is not None else (
         "task", "budget")
     expected = {"optimizer": name, "seed": seed, **{k: setting.meta[k] for k in keys}}
     wrong = {k: getattr(meta, k) for k, v in expected.items() if getattr(meta, k) != v}

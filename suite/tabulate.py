@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from suite.config import validate_config
-from suite.env import environment
+from suite.env import environment, training_provenance
 from suite.errors import SuiteError, cannot_write
 from suite.executors import EpochDone, Job, check_fuse, training_executor
 from suite.interrupt import Stopped, on_signals
@@ -449,6 +449,7 @@ def _meta(spec, task, space, fixed, n_configs: int, done: dict,
                                            "device_seconds" if _asks_test(spec, task)
                                            else "none",
                            "fuse": spec.fuse,
+                           "provenance": training_provenance(spec.executor, spec.workers),
                            **({"fuse_max": spec.fuse_max} if spec.fuse == "auto" else {}),
                            **_solo_timing(done, timings)},
             "environment": environment()}

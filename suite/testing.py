@@ -316,6 +316,7 @@ def toy_table(path: Path, seeds: int = 2, *, test: bool = False) -> Path:
     What `suite tabulate --task toy` would record, without running the training loop: for
     tests and for benchmarking replays.
     """
+    from suite.env import training_provenance
     from suite.tables import grid_configs, write_table
 
     task = ToyTask()
@@ -342,7 +343,9 @@ def toy_table(path: Path, seeds: int = 2, *, test: bool = False) -> Path:
             "seeds": seeds, "max_epochs": max_epochs, "fixed": fixed,
             "space": space.to_serialized_dict(), "configs": len(configs),
             "recorded": len(configs) * seeds, "complete": True, "failed": 0,
-            "collection": {"source": "suite.testing.toy_table: the analytic curves"}}
+            "collection": {"source": "suite.testing.toy_table: the analytic curves",
+                           # as `suite tabulate --task toy --executor inprocess` here
+                           "provenance": training_provenance("inprocess", 1)}}
     write_table(path, rows, meta)
     return Path(path)
 

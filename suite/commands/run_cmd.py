@@ -90,6 +90,7 @@ def _plan_from_args(args: argparse.Namespace):
         check_seeds((args.seed,))
         args.seeds = str(args.seed)
     args.table = _table_arg(args)
+    args.space = _space_arg(args)
     if args.fuse_max is not None and args.fuse != "auto":
         raise SuiteError("--fuse-max sizes fused arrays: give it with --fuse auto")
     plan, where = from_flags(args)
@@ -106,7 +107,22 @@ def _table_arg(args: argparse.Namespace) -> str | None:
     if args.devices is not None:
         raise SuiteError("--devices has no meaning in a replay (--table): its workers are "
                          "simulated; give --workers N")
-    return args.table or f"results/tables/{args.task.replace(':', '-')}.parquet"
+    return args.table or _default_table(args.task)
+
+
+def _space_arg(args: argparse.Namespace) -> str | None:
+    """`--space table [PATH]`: the path of the table whose grid a live study searches."""
+    if args.space is None:
+        return None
+    kind, *path = args.space
+    if kind != "table" or len(path) > 1:
+        raise SuiteError(f"--space takes table [PATH] (a recorded table's grid), not "
+                         f"{' '.join(args.space)}")
+    return path[0] if path else _default_table(args.task or "")
+
+
+def _default_table(task: str) -> str:
+    return f"results/tables/{task.replace(':', '-')}.parquet"
 
 
 def _run_with_progress(call, console: Console):

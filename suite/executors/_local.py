@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import gc
 import multiprocessing as mp
-import os
 import signal
 import time
 from collections import deque
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 from multiprocessing import resource_tracker
 from multiprocessing.connection import wait
 
+from suite.env import worker_threads
 from suite.executors._arrays import run_array
 from suite.executors._base import (
     ArrayJob,
@@ -120,7 +120,7 @@ class LocalExecutor:
         self._make_task = make_task
         self._devices = list(devices) or ["auto"]
         self._ctx = mp.get_context("spawn")
-        self._threads = max(1, (os.cpu_count() or 1) // workers)
+        self._threads = worker_threads("local", workers)
         self._ended: deque[TrialEnded] = deque()  # ends decided here (forced cancels)
         self._occupancy = Occupancy({i: self._devices[i % len(self._devices)]
                                      for i in range(workers)})
