@@ -21,8 +21,10 @@ own package's `__init__` (`from suite.report import RunSet` inside `suite/report
 does depend on the `__init__`, and if that `__init__` imports the child the two form a
 real cycle, one that works only as long as the import order happens to suit it.
 
-Imports of modules outside `suite` and `tasks`, and `importlib.import_module` calls (a
-task named by a string), are not edges. Cycles are the strongly connected components of
+An `importlib.import_module("suite.x")` call with a literal name is an import like any
+other (hiding a cycle behind it hides nothing); one whose name is computed (a task named
+by the user, `suite.__getattr__`'s table) is not an edge, nor is an import of a module
+outside `suite` and `tasks`. Cycles are the strongly connected components of
 more than one module (Tarjan), plus a module that imports itself.
 
 Print the graph's cycles (exit status 1 when there are any):
@@ -62,8 +64,24 @@ def _base(module: str, path: Path, node: ast.ImportFrom) -> str:
     return ".".join(anchor + ([node.module] if node.module else []))
 
 
+def _literal_import_module(node: ast.AST) -> str | None:
+    """The module an `import_module("literal")` call names (`importlib.` or bare)."""
+    if not isinstance(node, ast.Call) or not node.args:
+        return None
+    func = node.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+    first = node.args[0]
+    if name == "import_module" and isinstance(first, ast.Constant) and isinstance(
+            first.value, str) and not first.value.startswith("."):
+        return first.value
+    return None
+
+
 def _targets(module: str, path: Path, node: ast.AST, known: set[str]) -> Iterable[str]:
-    if isinstance(node, ast.Import):
+    literal = _literal_import_module(node)
+    if literal is not None:
+        yield literal
+    elif isinstance(node, ast.Import):
         for alias in node.names:
             yield alias.name
     elif isinstance(node, ast.ImportFrom):
@@ -150,6 +168,9 @@ def test_the_graph_sees_every_kind_of_import(tmp_path):
         "pkg/_d.py": "from pkg import A\nfrom pkg.sub.deep import x\n",
         "pkg/sub/__init__.py": "from .. import _a\n",
         "pkg/sub/deep.py": "x = 1\n",
+        "pkg/_e.py": "import importlib\nfrom importlib import import_module\n"
+                     "def f(name):\n    importlib.import_module('pkg._b')\n"
+                     "    import_module('pkg.sub.deep')\n    importlib.import_module(name)\n",
     }
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
@@ -163,6 +184,7 @@ def test_the_graph_sees_every_kind_of_import(tmp_path):
         "pkg._d": {"pkg", "pkg.sub.deep"},  # a name from the package's __init__
         "pkg.sub": {"pkg._a"},
         "pkg.sub.deep": set(),
+        "pkg._e": {"pkg._b", "pkg.sub.deep"},  # literal import_module names; not `name`
     }
     # pkg -> pkg._a -> pkg.sub.deep has no way back, but pkg._d asks pkg for a name
     assert cycles(import_graph(tmp_path, ["pkg"])) == []
