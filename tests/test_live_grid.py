@@ -88,3 +88,30 @@ def test_the_cli_takes_space_table_path(tmp_path, table, capsys):
     assert main(["run", "--task", "toy", "--optimizer", "random", "--budget", "1x",
                  "--space", "grid", "--out", str(tmp_path / "t")]) == 2
     assert "--space takes table [PATH]" in capsys.readouterr().err
+
+
+class Killed(Exception):
+    pass
+
+
+def test_a_killed_live_run_on_the_grid_resumes_to_its_replays_decisions(tmp_path, table):
+    spec = StudySpec(task="toy", optimizers=("hyperband",), budget="4x", space=str(table),
+                     executor="inprocess")
+
+    def kill_after(rows):
+        def on_run(name, seed, runner):
+            def on_row(row, runner):
+                nonlocal rows
+                rows -= 1
+                if rows == 0:
+                    raise Killed
+            runner.on_row = on_row
+        return on_run
+
+    with pytest.raises(Killed):  # mid-run, promotions pending on checkpoints
+        run_study(spec, tmp_path / "live", on_run=kill_after(60))
+    run_study(spec, tmp_path / "live", resume=True)
+    run_study(StudySpec(task="toy", optimizers=("hyperband",), budget="4x", table=str(table)),
+              tmp_path / "replay")
+    assert decision_differences(tmp_path / "live" / "hyperband" / "seed-0",
+                                tmp_path / "replay" / "hyperband" / "seed-0") == []
