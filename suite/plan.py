@@ -32,7 +32,7 @@ from suite.errors import SuiteError
 
 __all__ = ["Plan", "Placement", "Resolved", "RunSettings", "setting", "decode", "json_types",
            "check_values", "settings_of", "flag_fields", "add_flags", "given_flags",
-           "from_flags", "parse_seeds", "check_seeds", "check_runs",
+           "from_flags", "parse_seeds", "check_seeds", "check_runs", "check_fuse_max",
            "EXECUTORS", "PROMOTION_POLICIES", "KEEP_CHECKPOINTS", "ON_FAILURE", "FUSE_MODES",
            "MAX_SEED", "MAX_RUNS", "MAX_WORKERS", "MAX_TRIAL_TIMEOUT", "MAX_FUSE"]
 
@@ -93,7 +93,7 @@ def _gpus(gpus: float | None) -> None:
                          f"of GPUs, got {gpus:g}")
 
 
-def _fuse_max(k: int) -> None:
+def check_fuse_max(k: int) -> None:
     # workers × fuse_max trials are asked for at once: a huge K would ask without end
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_FUSE:
         raise SuiteError(f"--fuse-max must be an integer in 1..{MAX_FUSE}, got {k!r}")
@@ -210,7 +210,7 @@ class Placement:
     fuse: str = setting("off", choices=FUSE_MODES,
                         help="auto: train queued trials that share a shape as one fused array "
                              "per worker (local executor; default off)")
-    fuse_max: int = setting(8, check=_fuse_max, cli={"metavar": "K"},
+    fuse_max: int = setting(8, check=check_fuse_max, cli={"metavar": "K"},
                             help="members per fused array (default 8); up to workers × K "
                                  "trials in flight")
     keep_checkpoints: str = setting(

@@ -38,7 +38,7 @@ from suite.errors import CheckpointError, SuiteError
 from suite.types import Capabilities, EpochResult, Fidelity, Metric, Task, TaskInfo
 
 __all__ = ["ToyTask", "Fault", "FAULTS", "SimulatedOutOfMemoryError", "At", "Pace", "Die",
-           "Faults", "ScriptedOptimizer", "toy_table"]
+           "Faults", "ScriptedOptimizer", "toy_table", "Killed", "kill_after"]
 
 # A fault hook: given (config, epoch) return None or one of FAULTS ("oom" raises what torch
 # raises when CUDA runs out of memory; "truncate" cuts the checkpoint just saved). It runs in
@@ -375,3 +375,20 @@ class ScriptedOptimizer:
 
     def tell(self, result) -> None:
         self.told[result.trial.trial_id] = result
+
+
+class Killed(Exception):
+    """What `kill_after` raises: a run killed mid-way, as a test stages it."""
+
+
+def kill_after(rows: int):
+    """An `on_run` hook (`run_study`) that raises `Killed` once the run has appended
+    `rows` log rows: the log holds them, nothing after, as after a kill."""
+    def on_run(name, seed, runner):
+        def on_row(row, runner):
+            nonlocal rows
+            rows -= 1
+            if rows == 0:
+                raise Killed
+        runner.on_row = on_row
+    return on_run

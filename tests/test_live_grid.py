@@ -17,7 +17,7 @@ from suite.decisions import decision_differences
 from suite.errors import SuiteError
 from suite.log import read_run_meta
 from suite.study import StudySpec, run_study
-from suite.testing import toy_table
+from suite.testing import Killed, kill_after, toy_table
 
 OPTIMIZERS = ("hyperband", "tpe")
 
@@ -90,23 +90,9 @@ def test_the_cli_takes_space_table_path(tmp_path, table, capsys):
     assert "--space takes table [PATH]" in capsys.readouterr().err
 
 
-class Killed(Exception):
-    pass
-
-
 def test_a_killed_live_run_on_the_grid_resumes_to_its_replays_decisions(tmp_path, table):
     spec = StudySpec(task="toy", optimizers=("hyperband",), budget="4x", space=str(table),
                      executor="inprocess")
-
-    def kill_after(rows):
-        def on_run(name, seed, runner):
-            def on_row(row, runner):
-                nonlocal rows
-                rows -= 1
-                if rows == 0:
-                    raise Killed
-            runner.on_row = on_row
-        return on_run
 
     with pytest.raises(Killed):  # mid-run, promotions pending on checkpoints
         run_study(spec, tmp_path / "live", on_run=kill_after(60))

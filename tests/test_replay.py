@@ -21,7 +21,7 @@ from suite.log import RunLog, read_meta, read_rows
 from suite.runner import Runner, training_seed
 from suite.study import StudySpec, run_study
 from suite.tables import grid_configs, read_table, write_table
-from suite.testing import ScriptedOptimizer, ToyTask, toy_table
+from suite.testing import Killed, ScriptedOptimizer, ToyTask, kill_after, toy_table
 from suite.types import Metric, Status, Trial
 
 
@@ -238,21 +238,6 @@ def test_a_built_in_task_is_listed_and_replayed_without_torch_or_scikit_learn(tm
     assert (tmp_path / "run" / "bohb" / "seed-0").is_dir()
 
 
-class Killed(Exception):
-    pass
-
-
-def _kill_after(rows_to_write):
-    def on_run(name, seed, runner):
-        def on_row(row, runner):
-            nonlocal rows_to_write
-            rows_to_write -= 1
-            if rows_to_write == 0:
-                raise Killed
-        runner.on_row = on_row
-    return on_run
-
-
 @pytest.mark.parametrize("optimizer, workers, budget, kill_at", [
     ("hyperband", 4, "15x", [3, 90, 250]),
     ("asha", 3, "10x", [40, 41]),
@@ -265,10 +250,10 @@ def test_a_killed_replay_resumes_to_the_uninterrupted_log(tmp_path, toy_path, op
     expected = _without_wall_time(reference.directory)
     out = tmp_path / "killed"
     with pytest.raises(Killed):
-        run_study(spec, out, on_run=_kill_after(kill_at[0]))
+        run_study(spec, out, on_run=kill_after(kill_at[0]))
     for count in kill_at[1:]:  # killed again, later, during a resumed run
         with pytest.raises(Killed):
-            run_study(spec, out, resume=True, on_run=_kill_after(count))
+            run_study(spec, out, resume=True, on_run=kill_after(count))
     directory = out / optimizer / "seed-0"
     before = (directory / "log.jsonl").read_text()
     (outcome,) = run_study(spec, out, resume=True)
@@ -281,7 +266,7 @@ def test_resume_refuses_a_changed_table(tmp_path):
     path = toy_table(tmp_path / "toy.parquet", seeds=1)
     spec = _spec(path, budget="3x")
     with pytest.raises(Killed):
-        run_study(spec, tmp_path / "s", on_run=_kill_after(20))
+        run_study(spec, tmp_path / "s", on_run=kill_after(20))
     toy_table(path, seeds=2)
     with pytest.raises(Exception, match="belongs to another table"):
         run_study(spec, tmp_path / "s", resume=True)
@@ -297,7 +282,7 @@ def test_a_replay_planned_with_a_relative_table_resumes_from_another_folder(
     spec = _spec("toy.parquet", budget="3x")
     (reference,) = run_study(spec, tmp_path / "ref")
     with pytest.raises(Killed):
-        run_study(spec, tmp_path / "s", on_run=_kill_after(20))
+        run_study(spec, tmp_path / "s", on_run=kill_after(20))
     plan = json.loads((tmp_path / "s" / "study.json").read_text())
     assert plan["table"] == os.path.join(os.getcwd(), "toy.parquet")
     monkeypatch.chdir(tmp_path / "resumed_here")
@@ -366,6 +351,6 @@ def test_a_kill_next_to_a_recommend_row_neither_loses_nor_repeats_it(tmp_path, t
     for written in (at, at + 1):  # killed after the told row, or after the recommend row
         out = tmp_path / f"killed-{written}"
         with pytest.raises(Killed):
-            run_study(spec, out, on_run=_kill_after(written))
+            run_study(spec, out, on_run=kill_after(written))
         run_study(spec, out, resume=True)
         assert _without_wall_time(out / optimizer / "seed-0") == expected

@@ -9,7 +9,7 @@ from suite.errors import SuiteError
 from suite.executors._fusing import FusingExecutor
 from suite.executors._inprocess import InProcessExecutor
 from suite.executors._local import LocalExecutor
-from suite.plan import FUSE_MODES, MAX_FUSE
+from suite.plan import FUSE_MODES, check_fuse_max
 from suite.registry import load_task
 from suite.types import Task
 
@@ -42,16 +42,11 @@ def training_executor(kind: str, task: Task, *, ref: str, scale: str | None, wor
                          share_devices=share_devices)
 
 
-
-
 def check_fuse(kind: str | None, task: Task | None, fuse: str, fuse_max: int) -> None:
     """Refuse, in one line, a fuse setting this executor or task cannot honour."""
     if fuse not in FUSE_MODES:
         raise SuiteError(f"unknown --fuse {fuse!r}; choose auto or off")
-    # workers × fuse_max trials are asked for at once: a huge K would ask without end
-    if isinstance(fuse_max, bool) or not isinstance(fuse_max, int) or not (
-            1 <= fuse_max <= MAX_FUSE):
-        raise SuiteError(f"--fuse-max must be an integer in 1..{MAX_FUSE}, got {fuse_max!r}")
+    check_fuse_max(fuse_max)
     if fuse == "off":
         return
     if kind not in (None, "local"):
