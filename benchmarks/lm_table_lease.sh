@@ -12,18 +12,21 @@
 # 60) left, and a chunk starts no new curve after CHUNK_SECONDS (default 240: a 480 s call in
 # two chunks, as benchmarks/lm_cost_model.py prices it; a curve begun runs to its end, at
 # most ~15 s on an H100). TABLE (default
-# results/tables/small_lm.parquet) is where the table is recorded. Where the carried `.whl`
+# results/tables/small_lm.parquet) is where the table is recorded; TASK (default small_lm)
+# which task records it (the CPU test uses the text classifier, whose tiny curves take
+# milliseconds where the small LM's take ~10 s: it tests the chunks, not a task). Where the carried `.whl`
 # holds ../shared/wheels-py312 (a GPU machine has no registry), they are installed first.
 #
 # On a lent GPU (data carried in `.data`, wheels in `.whl`; see docs/small-lm-table.md):
 #     SUITE_GIT_SHA=<commit> bash benchmarks/lm_table_lease.sh "$OUT" 480 --workers 4 --devices cuda:0
-# On the CPU at tiny scale (tests/test_lm_lease.py):
+# On the CPU at tiny scale (tests/test_lm_lease.py runs it with TASK=text_classifier):
 #     TABLE=/tmp/t.parquet bash benchmarks/lm_table_lease.sh /tmp/out 20 --scale tiny --executor inprocess
 set -euo pipefail
 out=${1:?usage: lm_table_lease.sh OUT_DIR SECONDS [suite tabulate arguments]}
 seconds=${2:?usage: lm_table_lease.sh OUT_DIR SECONDS [suite tabulate arguments]}
 shift 2
 table=${TABLE:-results/tables/small_lm.parquet}
+task=${TASK:-small_lm}
 chunk=${CHUNK_SECONDS:-240}
 min_chunk=${MIN_CHUNK_SECONDS:-60}
 start=$SECONDS  # the whole call, installs included
@@ -46,7 +49,7 @@ while :; do  # a complete table is never rewritten: tabulate says so and records
     ((left >= min_chunk)) || break
     limit=$((left < chunk ? left : chunk))
     echo "== chunk: start no new curve after ${limit} s ($((SECONDS - start)) s into the call)"
-    python3 -m suite.cli tabulate --task small_lm --seeds 2 --out "$table" \
+    python3 -m suite.cli tabulate --task "$task" --seeds 2 --out "$table" \
         --time-limit "$limit" "$@" || status=$?
     # back after every chunk, whatever it did: what it recorded is safe under OUT_DIR
     for f in "$table" "${table%.parquet}.rows.jsonl"; do
