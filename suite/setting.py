@@ -120,10 +120,8 @@ def _common_meta(spec: StudySpec, task: Task, metric: Metric,
 def _replay_setting(spec: StudySpec) -> tuple[StudySpec, Setting]:
     """Read and check the table once for the whole study; the task gives eta, min epochs
     and the default, the table everything it recorded (scale, metric, max epochs)."""
-    spec, table, task, fidelity, metric, default, meta = _on_table(spec, spec.table)
-    meta = {**meta, "simulated": True}
-    seconds = float(table.frame["device_seconds"].mean())
-    return spec, Setting(task, fidelity, metric, default, meta, table, seconds)
+    spec, table, setting = _on_table(spec, spec.table, simulated=True)
+    return spec, replace(setting, table=table)
 
 
 def _grid_setting(spec: StudySpec) -> tuple[StudySpec, Setting]:
@@ -131,18 +129,18 @@ def _grid_setting(spec: StudySpec) -> tuple[StudySpec, Setting]:
     (the grid, fidelity, metric, default, and the seconds per epoch the optimizers' grid
     size hint takes), so its optimizers ask what the replay's ask; the task trains them,
     on a machine, torch and threads per worker the table was recorded with."""
-    spec, table, task, fidelity, metric, default, meta = _on_table(spec, spec.space)
+    spec, table, setting = _on_table(spec, spec.space, simulated=False)
     _check_provenance(spec, table)
-    grid = GridTraining(table, task.config_space(),
-                        {**task.default_config(), **table.meta.get("fixed", {})})
-    seconds = float(table.frame["device_seconds"].mean())
-    return spec, Setting(task, fidelity, metric, default, {**meta, "simulated": False},
-                         seconds_per_epoch=seconds, grid=grid)
+    grid = GridTraining(table, setting.task.config_space(),
+                        {**setting.task.default_config(), **table.meta.get("fixed", {})})
+    return spec, replace(setting, grid=grid)
 
 
-def _on_table(spec: StudySpec, path: str):
-    """The plan, table, task, fidelity, metric, default and run metadata of a study on
-    the table at `path`, read and checked once for the whole study."""
+def _on_table(spec: StudySpec, path: str, simulated: bool
+              ) -> tuple[StudySpec, Table, Setting]:
+    """The plan, the table at `path` (read and checked once for the whole study) and what
+    every run on it shares, but for how the table serves them: a replay reads it, a live
+    run on its grid trains what it recorded."""
     table, task, digest = _load_table(spec, path)
     spec = replace(spec, scale=table.meta.get("scale", "full"))
     spec = _resolved(spec, task)  # a replay charges promotions as the live task would
@@ -157,8 +155,11 @@ def _on_table(spec: StudySpec, path: str):
     meta = {**_common_meta(spec, task, metric, fidelity),
             "table_sha256": digest, "fixed": table.meta.get("fixed", {}),
             "default_config": default,
-            "table_provenance": {k: v for k, v in table.meta.items() if k != "space"}}
-    return spec, table, task, fidelity, metric, default, meta
+            "table_provenance": {k: v for k, v in table.meta.items() if k != "space"},
+            "simulated": simulated}
+    seconds = float(table.frame["device_seconds"].mean())  # the grid-size hint's
+    return spec, table, Setting(task, fidelity, metric, default, meta,
+                                seconds_per_epoch=seconds)
 
 
 def _check_provenance(spec: StudySpec, table: Table) -> None:
