@@ -14,8 +14,9 @@
 # most ~15 s on an H100). TABLE (default
 # results/tables/small_lm.parquet) is where the table is recorded; TASK (default small_lm)
 # which task records it (the CPU test uses the text classifier, whose tiny curves take
-# milliseconds where the small LM's take ~10 s: it tests the chunks, not a task). Where the carried `.whl`
-# holds ../shared/wheels-py312 (a GPU machine has no registry), they are installed first.
+# milliseconds after a ~4 s start where the small LM's take ~10 s each: it tests the chunks,
+# not a task). Where the carried `.whl` holds ../shared/wheels-py312 (a GPU machine has no
+# registry), they are installed first.
 #
 # On a lent GPU (data carried in `.data`, wheels in `.whl`; see docs/small-lm-table.md):
 #     SUITE_GIT_SHA=<commit> bash benchmarks/lm_table_lease.sh "$OUT" 480 --workers 4 --devices cuda:0
