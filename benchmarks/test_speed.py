@@ -7,7 +7,8 @@
   one runs before the first measurement, on both cores (they cost more than the
   measurements). A round is a block of `BLOCK` ask+tells from a copy of the warmed state,
   so every round does the same work and the fastest of `ROUNDS` counts, per ask+tell (SMAC
-  cannot be copied: its rounds are two consecutive blocks, results 100 to 238). SMAC at
+  cannot be copied: one block, results 100 to 169, and a second only where the first
+  exceeds the limit, as `speed.judge` measures every excess again). SMAC at
   1,000 is `slow` (its warm-up alone takes minutes on 2 cores): CI measures SMAC at 100
   only. GP (Optuna's `GPSampler`) is `slow` at 100 (seconds an ask+tell on 2 cores) and
   left out at 1,000 (`python benchmarks/gp_ask_cost.py 1000` times it without the warm-up).
@@ -57,7 +58,10 @@ OBSERVATIONS = (100, 1000)
 # One Hyperband iteration at 1..27 epochs, eta 3 (40 + 17 + 8 + 4 trials): a block holds
 # every kind of ask (new samples, model refits, promotions) in its usual proportion.
 BLOCK = 69
-ROUNDS = 3
+# Two rounds after a warm-up one: in a CI run on a 2-core Xeon the slowest of 3 rounds was
+# within 10% of the fastest for 26 of the 33 benchmarks and within 36% for all, against a
+# tolerance of 3x that a first excess must exceed twice (speed.py).
+ROUNDS = 2
 LOG_ROWS = 100_000
 SLOW = {("smac", 1000), ("gp", 100)}
 # GP's warm-up to 1,000 results refits its Gaussian process 1,000 times (hours on 2 cores):
@@ -178,8 +182,9 @@ def test_ask_tell(speed, warmed, name, observations, tmp_path, monkeypatch):
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))  # SMAC's scenario folder
     opt = warmed.get(name, observations)
     setup = opt.snapshot()
-    # consecutive blocks (SMAC, ~0.1 s an ask+tell): two, no warm-up round, to stay cheap
-    rounds, warmup = (ROUNDS, 1) if setup else (2, 0)
+    # consecutive blocks (SMAC, ~0.1 s an ask+tell: 7 s a block): one, no warm-up round; a
+    # first excess is measured again by `judge`
+    rounds, warmup = (ROUNDS, 1) if setup else (1, 0)
     speed(f"ask+tell {name} @{observations}", "ask+tell", opt.block, rounds=rounds,
           per=BLOCK, setup=setup, warmup=warmup)
     # copies leave the warmed optimizer as it was; consecutive blocks advance it (twice as
@@ -222,8 +227,9 @@ def big_log(tmp_path_factory):
 
 def test_log_read(speed, big_log):
     folder, rows = big_log
-    frame = speed("log read (read_runs)", "row", lambda: read_runs(folder), rounds=2,
-                  per=len(rows), warmup=0)  # seconds a round: the fixture read it once
+    frame = speed("log read (read_runs)", "row", lambda: read_runs(folder), rounds=1,
+                  per=len(rows), warmup=0)  # seconds a round: the fixture read it once,
+    # and `judge` reads it again where the first round exceeds the limit
     assert frame.shape == rows.shape
 
 
@@ -251,14 +257,14 @@ def traced(big_log):
 def test_report_trial_results(speed, big_log):
     _, rows = big_log
     results = speed("report: trial_results (100k-row log)", "call",
-                    lambda: trial_results(rows), rounds=3)
+                    lambda: trial_results(rows), rounds=ROUNDS)
     assert len(results) > 0
 
 
 def test_report_incumbent_traces(speed, traced):
     rows, results, _ = traced
     trace = speed("report: incumbent_traces (100k-row log)", "call",
-                  lambda: incumbent_traces(results, rows), rounds=3)
+                  lambda: incumbent_traces(results, rows), rounds=ROUNDS)
     assert trace["end"].sum() == rows["run"].nunique()
 
 
@@ -269,7 +275,7 @@ def test_report_anytime(speed, traced):
         grid = budget_grid(trace, "full", 120)
         return anytime_summary(on_grid(trace, "full", grid, "loss"), "loss", "iqm", 1000)
     summary = speed("report: anytime IQM + bootstrap (100k-row log)", "call", anytime,
-                    rounds=3)
+                    rounds=ROUNDS)
     assert set(summary["optimizer"]) == {"random", "hyperband", "asha"}
 
 
@@ -286,5 +292,5 @@ def test_report_final_statistics(speed, traced):
         ranks = ranks_over_budget(on_grid(trace, "full", grid, "loss", carry=True))
         return final_table(finals), friedman(finals), wilcoxon_holm(finals), ranks
     table, test, pairs, ranks = speed("report: final table, ranks, Friedman, Wilcoxon "
-                                      "(100k-row log)", "call", final, rounds=3)
+                                      "(100k-row log)", "call", final, rounds=ROUNDS)
     assert len(table) == 3 and np.isfinite(test["p"]) and len(pairs) == 3 and len(ranks) > 0
