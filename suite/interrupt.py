@@ -101,7 +101,12 @@ def die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):
         return
-    if os.getppid() != parent.pid:  # the driver died before the request took effect
+    if multiprocessing.get_start_method(allow_none=True) == "forkserver":
+        # a fork server's worker: the kernel watches the server, which exits with the
+        # driver (`suite._parallel`); the driver's own pipe says whether it already has
+        if not parent.is_alive():
+            os._exit(1)
+    elif os.getppid() != parent.pid:  # the driver died before the request took effect
         os._exit(1)
 
 

@@ -79,13 +79,21 @@ def test_a_checkpoint_reported_but_not_written_breaks_the_contract_naming_it(tmp
         list(run_job(_InPlace(write=False), job, "cpu"))
 
 
+def _children(pid: int) -> list[int]:
+    return [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+            for child in (task / "children").read_text().split()]
+
+
 def _workers(driver: int) -> list[int]:
-    """The driver's spawned workers (not multiprocessing's resource tracker)."""
+    """The driver's workers (not multiprocessing's resource tracker): spawned (a local
+    executor's), or forked by the fork server it started (a parallel replay's)."""
     found = []
-    for task in Path(f"/proc/{driver}/task").iterdir():
-        for pid in (task / "children").read_text().split():
-            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                found.append(int(pid))
+    for pid in _children(driver):
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        if b"spawn_main" in cmdline:
+            found.append(pid)
+        elif b"multiprocessing.forkserver" in cmdline:
+            found += _children(pid)
     return found
 
 
