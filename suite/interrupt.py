@@ -86,11 +86,12 @@ def on_signals(stop: threading.Event) -> Iterator[SignalCatcher]:
 
 
 def die_with_parent() -> None:
-    """A spawned worker (a local executor's, a parallel replay's) must not outlive its
-    driver: a SIGKILLed driver cannot stop it, and a worker still writing (checkpoints,
-    log rows) would do so while a resumed study runs. On Linux the kernel sends this
-    process SIGKILL the moment the driver's thread that started it ends
-    (`PR_SET_PDEATHSIG`; both start their workers from a thread that outlives them);
+    """A worker (a local executor's, spawned; a parallel replay's, forked by a fork server)
+    must not outlive its driver: a SIGKILLed driver cannot stop it, and a worker still
+    writing (checkpoints, log rows) would do so while a resumed study runs. On Linux the
+    kernel sends this process SIGKILL the moment the thread that started it ends
+    (`PR_SET_PDEATHSIG`: the driver's, which outlives it, or the fork server's, which ends
+    with the driver; a replay worker also watches the driver itself, `suite._parallel`);
     elsewhere the worker notices on its own (its next message to the driver, its watcher
     thread). A no-op in a process that was not started by multiprocessing."""
     parent = multiprocessing.parent_process()
