@@ -29,8 +29,8 @@ The study's guarantees hold as in a serial study:
   server is started anew for each pool, so its workers see the environment and `sys.path`
   of that moment, as spawned ones would; it exits when the driver does (each worker closes
   its copy of the driver's end of the server's liveness pipe, which multiprocessing hands
-  every forked worker), and its workers with it. Never a fork of the driver itself: it has
-  threads.
+  every forked worker); its workers die the moment the driver does (`die_with_parent`).
+  Never a fork of the driver itself: it has threads.
 - Outcomes come back in the plan's order, whatever order the runs finish in.
 
 Ray: each run is one Ray task that builds its setting (reads the table) and writes its
@@ -126,24 +126,14 @@ def _leave_fork_server() -> int:
     """In a fork server's worker: close this process's copy of the write end of the pipe
     whose end-of-file tells the server its driver is gone (multiprocessing gives every
     worker one, so that workers could start processes of their own; while any worker held
-    it the server would outlive a SIGKILLed driver, and its workers with it), and die the
-    moment the driver does: the kernel's PR_SET_PDEATHSIG fires only once the server has
-    gone through Python's exit (0.66 s measured), too late for "nothing of a killed study
-    writes once its resume starts". Returns the server's PID: the parent to watch."""
-    from multiprocessing import connection, forkserver
+    it the server would outlive a SIGKILLed driver, and its workers with it). Returns the
+    server's PID: the parent to watch."""
+    from multiprocessing import forkserver
 
     server = forkserver._forkserver
     if server._forkserver_alive_fd is not None:
         os.close(server._forkserver_alive_fd)
         server._forkserver_alive_fd = None
-    driver = multiprocessing.parent_process()
-
-    def die_with_driver() -> None:  # its pipe to this worker ends when it does
-        connection.wait([driver.sentinel])
-        os.kill(os.getpid(), signal.SIGKILL)
-
-    if driver is not None:
-        threading.Thread(target=die_with_driver, daemon=True).start()
     return os.getppid()
 
 
